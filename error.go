@@ -1,0 +1,68 @@
+package conveyor
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes. They travel unchanged from the store to the HTTP client; the
+// api package maps each to one HTTP status and the client maps them back.
+const (
+	ENOTFOUND        = "not_found"         // no such execution or pipeline
+	ECONFLICT        = "conflict"          // the request conflicts with the current state
+	EINVALID         = "invalid"           // well-formed but semantically wrong input
+	EUNKNOWNPIPELINE = "unknown_pipeline"  // the named pipeline does not exist
+	EBADREQUEST      = "bad_request"       // malformed request
+	ETOOLARGE        = "too_large"         // request body over the limit
+	EUNSUPPORTED     = "unsupported_media" // request body is not application/json
+	EUNAVAILABLE     = "unavailable"       // the server cannot serve now (shutting down, database down)
+	EINTERNAL        = "internal"          // a bug or an unexpected failure
+
+	// Codes an execution can fail with.
+	ETIMEOUT     = "timeout"     // a step or the whole execution ran out of time
+	EINTERRUPTED = "interrupted" // the node running it died and no retries were left
+	ESTEPFAILED  = "step_failed" // a step returned an error
+)
+
+// Error is an error with a machine-readable code and a human message. It is
+// both the API's error body and an execution's recorded failure.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Error implements the error interface.
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EINTERNAL
+// for any other non-nil error and "" for nil.
+func ErrorCode(err error) string {
+	var e *Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &e):
+		return e.Code
+	default:
+		return EINTERNAL
+	}
+}
+
+// ErrorMessage returns the message of the first *Error in err's chain, or a
+// generic message for any other error so internals never leak to clients.
+func ErrorMessage(err error) string {
+	var e *Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &e):
+		return e.Message
+	default:
+		return "internal error"
+	}
+}

@@ -1,0 +1,119 @@
+package conveyor
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Status is where an execution is in its lifecycle:
+// pending -> running -> completed | failed | cancelled. A running execution
+// goes back to pending only to start a new attempt (a retry).
+type Status string
+
+// The statuses.
+const (
+	StatusPending   Status = "pending"
+	StatusRunning   Status = "running"
+	StatusCompleted Status = "completed"
+	StatusFailed    Status = "failed"
+	StatusCancelled Status = "cancelled"
+)
+
+// Final reports whether s is a final status, one there is no way out of.
+func (s Status) Final() bool {
+	return s == StatusCompleted || s == StatusFailed || s == StatusCancelled
+}
+
+// Valid reports whether s is one of the five statuses.
+func (s Status) Valid() bool {
+	return s == StatusPending || s == StatusRunning || s.Final()
+}
+
+// Execution is one run of a pipeline with a JSON input.
+type Execution struct {
+	ID         string          `json:"id"`
+	Pipeline   string          `json:"pipeline"`
+	Status     Status          `json:"status"`
+	Input      json.RawMessage `json:"input"`
+	Progress   *Progress       `json:"progress"`
+	Result     json.RawMessage `json:"result"`
+	Error      *Error          `json:"error"`
+	Attempt    int             `json:"attempt"`
+	CreatedAt  time.Time       `json:"created_at"`
+	StartedAt  *time.Time      `json:"started_at"`
+	FinishedAt *time.Time      `json:"finished_at"`
+
+	// LastSeq is the seq of the newest event of this execution.
+	LastSeq int64 `json:"last_seq"`
+	// CancelRequested is set when a cancel arrived while it was running.
+	CancelRequested bool `json:"cancel_requested,omitempty"`
+}
+
+// Progress is how far an execution has come. CurrentStep is 1-based (0
+// before the first step starts). TotalSteps and Percentage are nil when the
+// total is unknown (open-ended handlers). Percentage is 0-100, never goes
+// backwards within one attempt and is 100 exactly when completed.
+type Progress struct {
+	CurrentStep     int                `json:"current_step"`
+	TotalSteps      *int               `json:"total_steps"`
+	Percentage      *float64           `json:"percentage"`
+	CurrentStepName string             `json:"current_step_name"`
+	Message         string             `json:"message,omitempty"`
+	Metrics         map[string]float64 `json:"metrics,omitempty"`
+	ETASeconds      *float64           `json:"eta_seconds,omitempty"`
+}
+
+// EventType says what an Event records. Clients ignore types they do not
+// know, so new ones may be added.
+type EventType string
+
+// The event types. StatusEvent is never stored: it is the first message of
+// every stream, a snapshot of the execution when the stream opened.
+const (
+	EventStatus    EventType = "status"
+	EventStarted   EventType = "started"
+	EventProgress  EventType = "progress"
+	EventRetrying  EventType = "retrying" // the attempt failed and a new one is pending
+	EventCompleted EventType = "completed"
+	EventFailed    EventType = "failed"
+	EventCancelled EventType = "cancelled"
+	EventError     EventType = "error" // stream-level error, e.g. unknown execution; never stored
+)
+
+// Final reports whether t ends an execution.
+func (t EventType) Final() bool {
+	return t == EventCompleted || t == EventFailed || t == EventCancelled
+}
+
+// Event is one entry of an execution's append-only event log. Seq starts
+// at 1 and rises by one per event of the execution. The same value is the
+// stored record and the message streamed to clients.
+type Event struct {
+	Type        EventType       `json:"type"`
+	ExecutionID string          `json:"execution_id"`
+	Seq         int64           `json:"seq"`
+	Time        time.Time       `json:"timestamp"`
+	Attempt     int             `json:"attempt,omitempty"`
+	Status      Status          `json:"status,omitempty"`
+	Progress    *Progress       `json:"progress,omitempty"`
+	Error       *Error          `json:"error,omitempty"`
+	Result      json.RawMessage `json:"result,omitempty"`
+}
+
+// StatusOf is the status an execution has right after event t, or "" when
+// t does not change the status.
+func StatusOf(t EventType) Status {
+	switch t {
+	case EventStarted:
+		return StatusRunning
+	case EventRetrying:
+		return StatusPending
+	case EventCompleted:
+		return StatusCompleted
+	case EventFailed:
+		return StatusFailed
+	case EventCancelled:
+		return StatusCancelled
+	}
+	return ""
+}

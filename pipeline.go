@@ -1,0 +1,88 @@
+package conveyor
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// HandlerFunc runs work for an execution. It reports progress through x and
+// must return promptly once ctx is done (cancel, timeout or shutdown).
+type HandlerFunc func(ctx context.Context, x *Exec) error
+
+// Pipeline is a named, ordered list of steps, or a single Go handler that
+// reports its own steps (Handler set, Steps empty).
+type Pipeline struct {
+	Name        string
+	Description string
+	Retries     int           // extra attempts after a failure or a crash
+	Timeout     time.Duration // whole execution; 0 = none
+	Steps       []Step
+	Handler     HandlerFunc
+}
+
+// Step is one step of a declarative pipeline.
+type Step struct {
+	Name    string
+	Kind    string        // "exec", "http", "sleep", ...
+	Timeout time.Duration // 0 = none
+	Spec    any           // the step's settings, shown by GET /pipelines/{name}
+	Run     HandlerFunc
+}
+
+// UnknownSteps as Update.Steps says the total number of steps is unknown.
+const UnknownSteps = -1
+
+// Update is a progress report from running work. Step, Steps and StepName
+// are for handlers, which own their steps; the engine sets them itself for
+// declarative pipelines and ignores them there. Done/Total is progress
+// inside the current step (Total 0: none given).
+type Update struct {
+	Step     int    // 1-based step now running; 0 keeps the current one
+	Steps    int    // total steps; 0 keeps the current total, UnknownSteps clears it
+	StepName string // "" keeps the current name
+	Done     float64
+	Total    float64
+	Message  string
+	Metrics  map[string]float64
+}
+
+// Exec is what running work sees of its execution. The engine builds it;
+// the Func fields are how reports reach the engine.
+type Exec struct {
+	ID       string
+	Pipeline string
+	Attempt  int
+	Input    json.RawMessage
+	Step     string // name of the running step; "" in a handler
+
+	ProgressFunc func(Update)
+	LogFunc      func(line string)
+	ResultFunc   func(json.RawMessage)
+}
+
+// Progress reports progress. It never blocks on subscribers.
+func (x *Exec) Progress(u Update) {
+	if x.ProgressFunc != nil {
+		x.ProgressFunc(u)
+	}
+}
+
+// Log appends a line to the execution's log.
+func (x *Exec) Log(line string) {
+	if x.LogFunc != nil {
+		x.LogFunc(line)
+	}
+}
+
+// SetResult records v, marshalled to JSON, as the execution's result.
+func (x *Exec) SetResult(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if x.ResultFunc != nil {
+		x.ResultFunc(b)
+	}
+	return nil
+}

@@ -1,0 +1,104 @@
+package conveyor
+
+import (
+	"context"
+	"time"
+)
+
+// Store is durable storage for executions and their event logs. Every
+// backend passes the same conformance suite, store/storetest. Methods
+// return *Error with ENOTFOUND, ECONFLICT or EINVALID for the caller's
+// mistakes; anything else is a backend failure.
+type Store interface {
+	// CreateExecution durably inserts e, which must be pending with attempt 0,
+	// no events and an ID and CreatedAt set by the caller. ECONFLICT if the
+	// ID exists.
+	CreateExecution(ctx context.Context, e *Execution) error
+
+	// GetExecution returns the execution with the given id, ENOTFOUND if none.
+	GetExecution(ctx context.Context, id string) (*Execution, error)
+
+	// ListExecutions returns executions newest first, filtered by f.
+	// EINVALID for a malformed cursor.
+	ListExecutions(ctx context.Context, f ListFilter) (*ExecutionPage, error)
+
+	// ClaimPending moves up to limit of the oldest pending executions to
+	// running: attempt+1, started_at = now, and a started event appended. It
+	// returns each claimed execution (as it is after the claim) with that
+	// event.
+	ClaimPending(ctx context.Context, limit int, now time.Time) ([]Claim, error)
+
+	// Append writes events of running attempts in one transaction and
+	// applies each to its execution: LastSeq = Seq; Progress when set; for
+	// final events also the status, FinishedAt, Error, Result; for retrying,
+	// status pending, the error recorded and progress cleared. A write whose
+	// attempt is not the execution's current running attempt is dropped
+	// (fencing): a stale writer never overwrites newer state.
+	Append(ctx context.Context, writes []Event) error
+
+	// Events returns up to limit events of an execution with seq > after,
+	// in seq order.
+	Events(ctx context.Context, id string, after int64, limit int) ([]Event, error)
+
+	// Cancel cancels a pending execution at once, appending and returning
+	// its cancelled event; for a running one it sets CancelRequested and
+	// returns a nil event (the runner writes the final event). ECONFLICT if
+	// already final, ENOTFOUND if unknown.
+	Cancel(ctx context.Context, id string, now time.Time) (*Execution, *Event, error)
+
+	// RecoverInterrupted handles every execution left running by a dead
+	// node: with retries left (attempt <= retries(pipeline)) it goes back to
+	// pending with a retrying event, otherwise it fails with EINTERRUPTED.
+	// It returns the events appended.
+	RecoverInterrupted(ctx context.Context, now time.Time, retries func(pipeline string) int) ([]Event, error)
+
+	// AppendLogs appends log lines; each execution keeps its newest
+	// MaxLogLines lines.
+	AppendLogs(ctx context.Context, lines []LogLine) error
+
+	// Logs returns the kept log lines of an execution, oldest first.
+	Logs(ctx context.Context, id string) ([]LogLine, error)
+
+	// Ping reports whether the store is reachable.
+	Ping(ctx context.Context) error
+
+	Close() error
+}
+
+// MaxLogLines is how many log lines an execution keeps, newest first.
+const MaxLogLines = 1000
+
+// LogLine is one line of output of an execution's step.
+type LogLine struct {
+	ExecutionID string    `json:"-"`
+	Time        time.Time `json:"timestamp"`
+	Step        string    `json:"step"`
+	Stream      string    `json:"stream"` // "stdout" or "stderr"
+	Line        string    `json:"line"`
+}
+
+// Claim is an execution just claimed for running, with its started event.
+type Claim struct {
+	Execution *Execution
+	Started   Event
+}
+
+// ListFilter selects executions. Zero fields select all.
+type ListFilter struct {
+	Status   Status
+	Pipeline string
+	Limit    int    // 1..MaxListLimit; 0 means DefaultListLimit
+	Cursor   string // NextCursor of the previous page
+}
+
+// List limits.
+const (
+	DefaultListLimit = 50
+	MaxListLimit     = 500
+)
+
+// ExecutionPage is one page of ListExecutions.
+type ExecutionPage struct {
+	Executions []*Execution `json:"executions"`
+	NextCursor *string      `json:"next_cursor"`
+}
