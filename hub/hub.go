@@ -1,0 +1,164 @@
+// Package hub fans events out to in-process subscribers without ever making
+// the publisher wait.
+//
+// Each subscriber has its own queue. Status events (started, completed, …)
+// are always appended; a progress event replaces a progress event still
+// waiting at the tail of the queue (the latest wins). Order is preserved and
+// the queue of one execution's subscriber stays as short as the number of
+// status changes, so a reader that never reads costs memory of a few
+// events and the publisher a lock and an append.
+package hub
+
+import (
+	"sync"
+
+	"github.com/conveyor-run/conveyor"
+)
+
+// Hub routes published events to the subscribers of their execution.
+type Hub struct {
+	mu     sync.RWMutex
+	topics map[string]*topic
+}
+
+// topic is one execution's subscribers and its newest published event,
+// which lets a new subscriber see progress that is not yet stored.
+type topic struct {
+	mu   sync.Mutex
+	subs []*Subscription
+	last conveyor.Event
+}
+
+// New returns an empty hub.
+func New() *Hub {
+	return &Hub{topics: make(map[string]*topic)}
+}
+
+// Subscription receives the events of one execution published after it
+// was made. Read it with Ready and Take; Close it when done.
+type Subscription struct {
+	hub   *Hub
+	id    string
+	ready chan struct{}
+
+	mu    sync.Mutex
+	queue []conveyor.Event
+}
+
+// Subscribe starts delivering the events of execution id. It also returns
+// the newest event already published for id (zero Seq if none is known).
+// Subscribe before reading a snapshot from the store so that nothing falls
+// between the two.
+func (h *Hub) Subscribe(id string) (*Subscription, conveyor.Event) {
+	s := &Subscription{hub: h, id: id, ready: make(chan struct{}, 1)}
+	h.mu.Lock()
+	t := h.topics[id]
+	if t == nil {
+		t = &topic{}
+		h.topics[id] = t
+	}
+	t.mu.Lock()
+	t.subs = append(t.subs, s)
+	last := t.last
+	t.mu.Unlock()
+	h.mu.Unlock()
+	return s, last
+}
+
+// Publish delivers ev to every subscriber of its execution. It never
+// blocks on a subscriber. ev must not be modified afterwards.
+func (h *Hub) Publish(ev conveyor.Event) {
+	h.mu.RLock()
+	t := h.topics[ev.ExecutionID]
+	h.mu.RUnlock()
+	if t == nil {
+		if ev.Type.Final() {
+			return // nobody listens and nothing can follow
+		}
+		h.mu.Lock()
+		if t = h.topics[ev.ExecutionID]; t == nil {
+			t = &topic{}
+			h.topics[ev.ExecutionID] = t
+		}
+		h.mu.Unlock()
+	}
+	t.mu.Lock()
+	if ev.Seq > t.last.Seq {
+		t.last = ev
+	}
+	for _, s := range t.subs {
+		s.push(ev)
+	}
+	forget := ev.Type.Final() && len(t.subs) == 0
+	t.mu.Unlock()
+	if forget {
+		h.drop(ev.ExecutionID, t)
+	}
+}
+
+// drop removes t if it is still the topic of id and has no subscribers.
+func (h *Hub) drop(id string, t *topic) {
+	h.mu.Lock()
+	t.mu.Lock()
+	if h.topics[id] == t && len(t.subs) == 0 {
+		delete(h.topics, id)
+	}
+	t.mu.Unlock()
+	h.mu.Unlock()
+}
+
+// Topics returns how many executions the hub holds state for.
+func (h *Hub) Topics() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.topics)
+}
+
+func (s *Subscription) push(ev conveyor.Event) {
+	s.mu.Lock()
+	if n := len(s.queue); ev.Type == conveyor.EventProgress && n > 0 && s.queue[n-1].Type == conveyor.EventProgress {
+		s.queue[n-1] = ev
+	} else {
+		s.queue = append(s.queue, ev)
+	}
+	s.mu.Unlock()
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
+
+// Ready is signalled when events may be waiting for Take.
+func (s *Subscription) Ready() <-chan struct{} { return s.ready }
+
+// Take appends the waiting events to buf, oldest first, and returns it.
+func (s *Subscription) Take(buf []conveyor.Event) []conveyor.Event {
+	s.mu.Lock()
+	buf = append(buf, s.queue...)
+	clear(s.queue) // drop references to delivered progress
+	s.queue = s.queue[:0]
+	s.mu.Unlock()
+	return buf
+}
+
+// Close stops delivery. It is safe to call more than once.
+func (s *Subscription) Close() {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t := h.topics[s.id]
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i, x := range t.subs {
+		if x == s {
+			t.subs = append(t.subs[:i], t.subs[i+1:]...)
+			break
+		}
+	}
+	if len(t.subs) == 0 && (t.last.Seq == 0 || t.last.Type.Final()) {
+		delete(h.topics, s.id)
+	}
+}

@@ -1,0 +1,129 @@
+package hub
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/conveyor-run/conveyor"
+)
+
+func ev(id string, seq int64, typ conveyor.EventType) conveyor.Event {
+	return conveyor.Event{ExecutionID: id, Seq: seq, Type: typ}
+}
+
+func seqs(evs []conveyor.Event) []int64 {
+	out := make([]int64, len(evs))
+	for i, e := range evs {
+		out[i] = e.Seq
+	}
+	return out
+}
+
+func TestConflatesProgressKeepsStatusAndOrder(t *testing.T) {
+	t.Parallel()
+	h := New()
+	s, _ := h.Subscribe("a")
+	defer s.Close()
+
+	h.Publish(ev("a", 1, conveyor.EventStarted))
+	h.Publish(ev("a", 2, conveyor.EventProgress))
+	h.Publish(ev("a", 3, conveyor.EventProgress))
+	h.Publish(ev("a", 4, conveyor.EventProgress))
+	h.Publish(ev("a", 5, conveyor.EventRetrying))
+	h.Publish(ev("a", 6, conveyor.EventProgress))
+	h.Publish(ev("b", 1, conveyor.EventStarted)) // another execution
+	h.Publish(ev("a", 7, conveyor.EventCompleted))
+
+	select {
+	case <-s.Ready():
+	default:
+		t.Fatal("Ready not signalled")
+	}
+	got := fmt.Sprint(seqs(s.Take(nil)))
+	if want := "[1 4 5 6 7]"; got != want {
+		t.Fatalf("got seqs %s, want %s", got, want)
+	}
+	if rest := s.Take(nil); len(rest) != 0 {
+		t.Fatalf("second Take returned %v", seqs(rest))
+	}
+}
+
+func TestSubscribeReturnsNewestPublished(t *testing.T) {
+	t.Parallel()
+	h := New()
+	if _, last := h.Subscribe("x"); last.Seq != 0 {
+		t.Fatalf("fresh topic last seq = %d", last.Seq)
+	}
+	h.Publish(ev("a", 1, conveyor.EventStarted))
+	h.Publish(ev("a", 2, conveyor.EventProgress))
+	s, last := h.Subscribe("a")
+	defer s.Close()
+	if last.Seq != 2 || last.Type != conveyor.EventProgress {
+		t.Fatalf("last = %+v, want progress seq 2", last)
+	}
+	if got := s.Take(nil); len(got) != 0 {
+		t.Fatalf("events before subscribing were delivered: %v", seqs(got))
+	}
+}
+
+func TestTopicsAreReleased(t *testing.T) {
+	t.Parallel()
+	h := New()
+	h.Publish(ev("a", 1, conveyor.EventStarted))
+	h.Publish(ev("a", 2, conveyor.EventCompleted))
+	if n := h.Topics(); n != 0 {
+		t.Fatalf("after final event with no subscribers: %d topics", n)
+	}
+
+	s, _ := h.Subscribe("b")
+	h.Publish(ev("b", 1, conveyor.EventStarted))
+	h.Publish(ev("b", 2, conveyor.EventFailed))
+	if n := h.Topics(); n != 1 {
+		t.Fatalf("topic with a subscriber: %d topics, want 1", n)
+	}
+	s.Close()
+	s.Close()
+	if n := h.Topics(); n != 0 {
+		t.Fatalf("after the last subscriber left a finished topic: %d topics", n)
+	}
+
+	s, _ = h.Subscribe("never-published")
+	s.Close()
+	if n := h.Topics(); n != 0 {
+		t.Fatalf("empty topic kept: %d topics", n)
+	}
+}
+
+func TestSlowSubscriberDoesNotGrow(t *testing.T) {
+	t.Parallel()
+	h := New()
+	s, _ := h.Subscribe("a")
+	defer s.Close()
+	for i := int64(1); i <= 10000; i++ {
+		h.Publish(ev("a", i, conveyor.EventProgress))
+	}
+	got := s.Take(nil)
+	if len(got) != 1 || got[0].Seq != 10000 {
+		t.Fatalf("got %v, want only the latest progress", seqs(got))
+	}
+}
+
+// BenchmarkPublish measures one progress publish to n subscribers that
+// never read: the cost the engine pays per update, whoever listens.
+func BenchmarkPublish(b *testing.B) {
+	for _, n := range []int{1, 100, 10000} {
+		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
+			h := New()
+			for range n {
+				s, _ := h.Subscribe("a")
+				defer s.Close()
+			}
+			p := &conveyor.Progress{CurrentStep: 1}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				h.Publish(conveyor.Event{ExecutionID: "a", Seq: int64(i + 1), Type: conveyor.EventProgress, Progress: p})
+			}
+		})
+	}
+}
