@@ -1,0 +1,280 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/conveyor-run/conveyor"
+)
+
+// Config configures an Engine.
+type Config struct {
+	Store     conveyor.Store
+	Pipelines map[string]*conveyor.Pipeline
+	// PublishFunc delivers events to live subscribers. It must not block.
+	PublishFunc func(conveyor.Event)
+	// Concurrency is how many executions run at once; default 8.
+	Concurrency int
+	// PollInterval is how often the claim loop looks for pending work when
+	// nothing woke it; default 1s.
+	PollInterval time.Duration
+	Logger       *slog.Logger
+	NowFunc      func() time.Time
+}
+
+func (c *Config) validate() error {
+	if c.Store == nil {
+		return errors.New("engine: Store is required")
+	}
+	if c.Concurrency < 0 {
+		return fmt.Errorf("engine: concurrency %d is negative", c.Concurrency)
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 8
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = time.Second
+	}
+	if c.PublishFunc == nil {
+		c.PublishFunc = func(conveyor.Event) {}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.NowFunc == nil {
+		c.NowFunc = time.Now
+	}
+	if c.Pipelines == nil {
+		c.Pipelines = map[string]*conveyor.Pipeline{}
+	}
+	return nil
+}
+
+// Causes that end a run's context, told apart when the run ends.
+var (
+	errCancelled = errors.New("cancelled")
+	errShutdown  = errors.New("node shutting down")
+)
+
+// Engine claims pending executions and runs them.
+type Engine struct {
+	cfg    Config
+	writer *writer
+	wake   chan struct{}
+
+	runCtx     context.Context
+	cancelRuns context.CancelCauseFunc
+	stopClaims context.CancelFunc
+	claimsDone chan struct{}
+	runsWG     sync.WaitGroup
+
+	// mu guards runs. The claim loop holds it from claiming to registering,
+	// so Cancel finds every execution that is running here.
+	mu   sync.Mutex
+	runs map[string]*run
+}
+
+// New returns an engine; Start makes it run work.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Engine{cfg: cfg, wake: make(chan struct{}, 1), runs: make(map[string]*run)}, nil
+}
+
+// Start recovers executions a crash left running, then starts claiming.
+// Call it once; Stop ends what it started.
+func (e *Engine) Start(ctx context.Context) error {
+	evs, err := e.cfg.Store.RecoverInterrupted(ctx, e.now(), func(name string) int {
+		if p := e.cfg.Pipelines[name]; p != nil {
+			return p.Retries
+		}
+		return 0
+	})
+	if err != nil {
+		return fmt.Errorf("recover interrupted executions: %w", err)
+	}
+	for _, ev := range evs {
+		e.cfg.Logger.Warn("recovered interrupted execution", "execution", ev.ExecutionID, "event", ev.Type, "attempt", ev.Attempt)
+		e.cfg.PublishFunc(ev)
+	}
+
+	e.writer = newWriter(e.cfg.Store, e.cfg.Logger)
+	e.runCtx, e.cancelRuns = context.WithCancelCause(context.WithoutCancel(ctx))
+	claimCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	e.stopClaims, e.claimsDone = stop, make(chan struct{})
+	go e.claimLoop(claimCtx)
+	return nil
+}
+
+// Stop stops claiming, waits for running executions until ctx is done,
+// then cancels them (they are retried or fail as interrupted) and waits
+// for their final writes.
+func (e *Engine) Stop(ctx context.Context) {
+	e.stopClaims()
+	<-e.claimsDone
+	idle := make(chan struct{})
+	go func() { e.runsWG.Wait(); close(idle) }()
+	select {
+	case <-idle:
+	case <-ctx.Done():
+		e.cfg.Logger.Warn("shutdown timeout: cancelling running executions", "running", e.Running())
+		e.cancelRuns(errShutdown)
+		<-idle
+	}
+	e.cancelRuns(errShutdown)
+	e.writer.close()
+}
+
+// Running returns how many executions run on this engine now.
+func (e *Engine) Running() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.runs)
+}
+
+// Pipeline returns the pipeline with the given name.
+func (e *Engine) Pipeline(name string) (*conveyor.Pipeline, bool) {
+	p, ok := e.cfg.Pipelines[name]
+	return p, ok
+}
+
+// Pipelines returns every pipeline, sorted by name.
+func (e *Engine) Pipelines() []*conveyor.Pipeline {
+	ps := make([]*conveyor.Pipeline, 0, len(e.cfg.Pipelines))
+	for _, p := range e.cfg.Pipelines {
+		ps = append(ps, p)
+	}
+	slices.SortFunc(ps, func(a, b *conveyor.Pipeline) int { return strings.Compare(a.Name, b.Name) })
+	return ps
+}
+
+// Submit durably records a pending execution of the named pipeline and
+// wakes the claim loop. input must be a JSON object, or empty for {}.
+func (e *Engine) Submit(ctx context.Context, pipeline string, input json.RawMessage) (*conveyor.Execution, error) {
+	if _, ok := e.cfg.Pipelines[pipeline]; !ok {
+		return nil, conveyor.Errorf(conveyor.EUNKNOWNPIPELINE, "pipeline %q does not exist", pipeline)
+	}
+	input, err := normalizeInput(input)
+	if err != nil {
+		return nil, err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("new execution id: %w", err)
+	}
+	ex := &conveyor.Execution{
+		ID:        id.String(),
+		Pipeline:  pipeline,
+		Status:    conveyor.StatusPending,
+		Input:     input,
+		CreatedAt: e.now(),
+	}
+	if err := e.cfg.Store.CreateExecution(ctx, ex); err != nil {
+		return nil, err
+	}
+	e.nudge()
+	return ex, nil
+}
+
+func normalizeInput(input json.RawMessage) (json.RawMessage, error) {
+	var obj map[string]json.RawMessage
+	if len(input) == 0 || string(input) == "null" {
+		return json.RawMessage("{}"), nil
+	}
+	if err := json.Unmarshal(input, &obj); err != nil {
+		return nil, conveyor.Errorf(conveyor.EINVALID, "input must be a JSON object")
+	}
+	return input, nil
+}
+
+// Cancel cancels an execution: a pending one at once, a running one by
+// cancelling its context (an exec step's process group gets SIGTERM, then
+// SIGKILL), which makes the run write its cancelled event.
+func (e *Engine) Cancel(ctx context.Context, id string) (*conveyor.Execution, error) {
+	ex, ev, err := e.cfg.Store.Cancel(ctx, id, e.now())
+	if err != nil {
+		return nil, err
+	}
+	if ev != nil {
+		e.cfg.PublishFunc(*ev)
+		return ex, nil
+	}
+	e.mu.Lock()
+	r := e.runs[id]
+	e.mu.Unlock()
+	if r != nil {
+		r.cancel(errCancelled)
+	}
+	return ex, nil
+}
+
+func (e *Engine) now() time.Time { return e.cfg.NowFunc().UTC() }
+
+// nudge wakes the claim loop without blocking.
+func (e *Engine) nudge() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Engine) claimLoop(ctx context.Context) {
+	defer close(e.claimsDone)
+	tick := time.NewTicker(e.cfg.PollInterval)
+	defer tick.Stop()
+	for {
+		if full := e.claim(ctx); full {
+			continue // there may be more pending work and room for it
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+// claim claims as many executions as there is room for and starts them. It
+// reports whether it got all it asked for.
+func (e *Engine) claim(ctx context.Context) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	free := e.cfg.Concurrency - len(e.runs)
+	if free <= 0 || ctx.Err() != nil {
+		return false
+	}
+	claims, err := e.cfg.Store.ClaimPending(ctx, free, e.now())
+	if err != nil {
+		if ctx.Err() == nil {
+			e.cfg.Logger.Error("claim pending executions", "err", err)
+		}
+		return false
+	}
+	for _, c := range claims {
+		r := e.newRun(c)
+		e.runs[c.Execution.ID] = r
+		e.runsWG.Add(1)
+		go r.run()
+	}
+	return len(claims) == free
+}
+
+// finished unregisters a run and makes room for more work.
+func (e *Engine) finished(r *run) {
+	e.mu.Lock()
+	delete(e.runs, r.ex.ID)
+	e.mu.Unlock()
+	e.runsWG.Done()
+	e.nudge()
+}

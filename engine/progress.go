@@ -1,0 +1,114 @@
+package engine
+
+import (
+	"maps"
+	"math"
+	"time"
+
+	"github.com/conveyor-run/conveyor"
+)
+
+// progressState is a run's progress as it reports it. The percentage it
+// derives never goes backwards within an attempt and reaches 100 only when
+// the execution completes.
+type progressState struct {
+	step    int
+	total   int     // < 0: unknown
+	name    string
+	frac    float64 // 0..1 inside the current step
+	pct     float64 // highest percentage derived so far
+	message string
+	metrics map[string]float64
+	started time.Time
+}
+
+// maxRunningPercentage keeps a running execution below 100, which is
+// reserved for completed.
+const maxRunningPercentage = 99.9
+
+// beginStep moves a declarative pipeline to step n of total.
+func (s *progressState) beginStep(n, total int, name string) {
+	s.step, s.total, s.name = n, total, name
+	s.frac, s.message = 0, ""
+	s.derive()
+}
+
+// apply merges an update. ownSteps is true for handlers, which say which
+// step they are on; a declarative step only reports inside itself.
+func (s *progressState) apply(u conveyor.Update, ownSteps bool) {
+	if ownSteps {
+		if u.Step > 0 && u.Step != s.step {
+			s.step, s.frac = u.Step, 0
+		}
+		switch {
+		case u.Steps == conveyor.UnknownSteps:
+			s.total = -1
+		case u.Steps > 0:
+			s.total = u.Steps
+		}
+		if u.StepName != "" {
+			s.name = u.StepName
+		}
+	}
+	if u.Total > 0 && !math.IsNaN(u.Done) {
+		s.frac = min(max(u.Done/u.Total, 0), 1)
+	}
+	if u.Message != "" {
+		s.message = u.Message
+	}
+	if len(u.Metrics) > 0 {
+		if s.metrics == nil {
+			s.metrics = make(map[string]float64, len(u.Metrics))
+		}
+		maps.Copy(s.metrics, u.Metrics)
+	}
+	s.derive()
+}
+
+func (s *progressState) derive() {
+	if s.total <= 0 {
+		return
+	}
+	p := (float64(max(s.step-1, 0)) + s.frac) / float64(s.total) * 100
+	p = math.Round(min(p, maxRunningPercentage)*100) / 100
+	s.pct = max(s.pct, p)
+}
+
+// snapshot returns the progress as clients see it.
+func (s *progressState) snapshot(now time.Time) *conveyor.Progress {
+	p := &conveyor.Progress{
+		CurrentStep:     s.step,
+		CurrentStepName: s.name,
+		Message:         s.message,
+		Metrics:         maps.Clone(s.metrics),
+	}
+	if s.total > 0 {
+		total, pct := s.total, s.pct
+		p.TotalSteps, p.Percentage = &total, &pct
+		if pct > 0 {
+			elapsed := now.Sub(s.started).Seconds()
+			eta := math.Round(elapsed*(100-pct)/pct*10) / 10
+			p.ETASeconds = &eta
+		}
+	}
+	return p
+}
+
+// completed returns the progress of a completed execution: the last step,
+// 100 percent. A handler that never gave a total has run all the steps it
+// reported.
+func (s *progressState) completed() *conveyor.Progress {
+	total := s.total
+	if total <= 0 {
+		total = s.step
+	}
+	pct := 100.0
+	return &conveyor.Progress{
+		CurrentStep:     max(s.step, total),
+		TotalSteps:      &total,
+		Percentage:      &pct,
+		CurrentStepName: s.name,
+		Message:         s.message,
+		Metrics:         maps.Clone(s.metrics),
+	}
+}

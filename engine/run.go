@@ -1,0 +1,266 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/conveyor-run/conveyor"
+)
+
+// run is one attempt of one execution on this node.
+type run struct {
+	e      *Engine
+	ex     *conveyor.Execution
+	p      *conveyor.Pipeline // nil if the pipeline no longer exists
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	kick   chan struct{} // wakes the emitter: progress is waiting
+
+	// emitMu orders events: it is held while an event gets its seq, is
+	// published and is queued for the store.
+	emitMu sync.Mutex
+	seq    int64
+	ended  bool // the final event was emitted; nothing may follow
+
+	mu     sync.Mutex // guards the fields below, written by Exec reports
+	state  progressState
+	dirty  bool // state changed since the last progress event
+	result json.RawMessage
+}
+
+func (e *Engine) newRun(c conveyor.Claim) *run {
+	ctx, cancel := context.WithCancelCause(e.runCtx)
+	r := &run{
+		e:      e,
+		ex:     c.Execution,
+		p:      e.cfg.Pipelines[c.Execution.Pipeline],
+		ctx:    ctx,
+		cancel: cancel,
+		kick:   make(chan struct{}, 1),
+		seq:    c.Started.Seq,
+	}
+	r.state.total = -1
+	r.state.started = c.Started.Time
+	if r.p != nil && r.p.Handler == nil {
+		r.state.total = len(r.p.Steps)
+	}
+	e.cfg.PublishFunc(c.Started)
+	if c.Execution.CancelRequested {
+		cancel(errCancelled)
+	}
+	return r
+}
+
+func (r *run) run() {
+	defer r.e.finished(r)
+	defer r.cancel(nil)
+
+	emitterDone := make(chan struct{})
+	go r.emitProgressLoop(emitterDone)
+
+	err := r.execute()
+	r.finish(err)
+	close(emitterDone)
+}
+
+// execute runs the pipeline and returns why it stopped early, if it did.
+func (r *run) execute() (err error) {
+	if r.p == nil {
+		return conveyor.Errorf(conveyor.EUNKNOWNPIPELINE, "pipeline %q does not exist on this node", r.ex.Pipeline)
+	}
+	ctx := r.ctx
+	if r.p.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, r.p.Timeout,
+			conveyor.Errorf(conveyor.ETIMEOUT, "execution timed out after %s", r.p.Timeout))
+		defer cancel()
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			r.e.cfg.Logger.Error("handler panicked", "execution", r.ex.ID, "panic", v, "stack", string(debug.Stack()))
+			err = conveyor.Errorf(conveyor.ESTEPFAILED, "panic: %v", v)
+		}
+	}()
+
+	if r.p.Handler != nil {
+		return stepError(ctx, r.p.Handler(ctx, r.newExec("", 0)))
+	}
+	for i, step := range r.p.Steps {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		r.mu.Lock()
+		r.state.beginStep(i+1, len(r.p.Steps), step.Name)
+		r.dirty = true
+		r.mu.Unlock()
+		r.flushProgress()
+
+		sctx, cancel := ctx, context.CancelFunc(func() {})
+		if step.Timeout > 0 {
+			sctx, cancel = context.WithTimeoutCause(ctx, step.Timeout,
+				conveyor.Errorf(conveyor.ETIMEOUT, "step %q timed out after %s", step.Name, step.Timeout))
+		}
+		err := stepError(sctx, step.Run(sctx, r.newExec(step.Name, i+1)))
+		cancel()
+		if err != nil {
+			var ce *conveyor.Error
+			if errors.As(err, &ce) && ce.Code == conveyor.ESTEPFAILED {
+				return conveyor.Errorf(ce.Code, "step %q: %s", step.Name, ce.Message)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// stepError prefers why ctx ended (cancel, timeout, shutdown) over the
+// error that ending it caused in the step.
+func stepError(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return err
+}
+
+// newExec builds what a step or handler sees. step is the 1-based index of
+// a declarative step (its reports count only while it runs), 0 for a
+// handler, which owns its steps.
+func (r *run) newExec(stepName string, step int) *conveyor.Exec {
+	return &conveyor.Exec{
+		ID:       r.ex.ID,
+		Pipeline: r.ex.Pipeline,
+		Attempt:  r.ex.Attempt,
+		Input:    r.ex.Input,
+		Step:     stepName,
+		ProgressFunc: func(u conveyor.Update) {
+			r.report(u, step)
+		},
+		LogFunc: func(line string) {
+			r.e.writer.writeLog(conveyor.LogLine{ExecutionID: r.ex.ID, Time: r.e.now(), Step: stepName, Line: line})
+		},
+		ResultFunc: func(b json.RawMessage) {
+			r.mu.Lock()
+			r.result = b
+			r.mu.Unlock()
+		},
+	}
+}
+
+// report is Exec.Progress: update the state and wake the emitter. It
+// never waits for the store or subscribers.
+func (r *run) report(u conveyor.Update, step int) {
+	r.mu.Lock()
+	if step == 0 || step == r.state.step {
+		r.state.apply(u, step == 0)
+		r.dirty = true
+	}
+	r.mu.Unlock()
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (r *run) emitProgressLoop(done <-chan struct{}) {
+	for {
+		select {
+		case <-done:
+			return
+		case <-r.kick:
+			r.flushProgress()
+		}
+	}
+}
+
+// flushProgress emits the newest progress as one event if it changed.
+func (r *run) flushProgress() {
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
+	r.emitProgressLocked()
+}
+
+func (r *run) emitProgressLocked() {
+	if r.ended {
+		return
+	}
+	r.mu.Lock()
+	if !r.dirty {
+		r.mu.Unlock()
+		return
+	}
+	r.dirty = false
+	now := r.e.now()
+	p := r.state.snapshot(now)
+	r.mu.Unlock()
+
+	r.seq++
+	ev := conveyor.Event{Type: conveyor.EventProgress, ExecutionID: r.ex.ID, Seq: r.seq, Time: now, Attempt: r.ex.Attempt, Progress: p}
+	r.e.cfg.PublishFunc(ev)
+	r.e.writer.write(ev)
+}
+
+// finish turns how the run ended into its final event: committed first,
+// then published.
+func (r *run) finish(err error) {
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
+	r.emitProgressLocked()
+
+	now := r.e.now()
+	ev := conveyor.Event{ExecutionID: r.ex.ID, Time: now, Attempt: r.ex.Attempt}
+	r.mu.Lock()
+	if err == nil {
+		ev.Type, ev.Progress, ev.Result = conveyor.EventCompleted, r.state.completed(), r.result
+	} else {
+		ev.Progress = r.state.snapshot(now)
+		ev.Progress.ETASeconds = nil
+	}
+	r.mu.Unlock()
+
+	if err != nil {
+		var ce *conveyor.Error
+		switch {
+		case errors.Is(err, errCancelled):
+			ev.Type = conveyor.EventCancelled
+		case errors.Is(err, errShutdown):
+			ev.Error = conveyor.Errorf(conveyor.EINTERRUPTED, "the node shut down before the execution finished")
+		case errors.As(err, &ce):
+			ev.Error = ce
+		default:
+			ev.Error = conveyor.Errorf(conveyor.ESTEPFAILED, "%s", err)
+		}
+		if ev.Type == "" {
+			ev.Type = conveyor.EventFailed
+			if r.p != nil && r.ex.Attempt <= r.p.Retries {
+				ev.Type, ev.Progress = conveyor.EventRetrying, nil
+			}
+		}
+	}
+
+	r.seq++
+	ev.Seq = r.seq
+	r.ended = true
+	if werr := r.e.writer.writeDurable(ev); werr != nil {
+		// The store still says running; the next start recovers it.
+		r.e.cfg.Logger.Error("write final event", "execution", r.ex.ID, "event", ev.Type, "err", werr)
+		return
+	}
+	r.e.cfg.PublishFunc(ev)
+	r.e.cfg.Logger.Info("execution "+string(ev.Type), "execution", r.ex.ID, "pipeline", r.ex.Pipeline,
+		"attempt", r.ex.Attempt, "duration", now.Sub(r.state.started).Round(time.Millisecond), "error", errText(ev.Error))
+}
+
+func errText(e *conveyor.Error) string {
+	if e == nil {
+		return ""
+	}
+	return fmt.Sprint(e)
+}
