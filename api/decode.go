@@ -1,0 +1,47 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+
+	"github.com/conveyor-run/conveyor"
+)
+
+// MaxBodyBytes is the largest request body accepted.
+const MaxBodyBytes = 1 << 20
+
+// decodeBody reads a JSON body into v: 415 unless it is application/json,
+// 413 past MaxBodyBytes, 400 for malformed JSON, unknown fields or trailing
+// data. An empty body is allowed when allowEmpty, leaving v untouched.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return conveyor.Errorf(conveyor.ETOOLARGE, "request body is larger than %d bytes", MaxBodyBytes)
+		}
+		return conveyor.Errorf(conveyor.EBADREQUEST, "read request body: %v", err)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		if allowEmpty {
+			return nil
+		}
+		return conveyor.Errorf(conveyor.EBADREQUEST, "request body is empty; send a JSON object")
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return conveyor.Errorf(conveyor.EUNSUPPORTED, "Content-Type must be application/json")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return conveyor.Errorf(conveyor.EBADREQUEST, "malformed JSON body: %v", err)
+	}
+	if dec.Decode(new(json.RawMessage)) != io.EOF {
+		return conveyor.Errorf(conveyor.EBADREQUEST, "malformed JSON body: data after the JSON value")
+	}
+	return nil
+}

@@ -1,0 +1,55 @@
+package api
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+
+	"github.com/conveyor-run/conveyor"
+)
+
+// statusOf is the one table from error codes to HTTP statuses; the Go
+// client maps them back.
+var statusOf = map[string]int{
+	conveyor.EBADREQUEST:      http.StatusBadRequest,
+	conveyor.ENOTFOUND:        http.StatusNotFound,
+	conveyor.ECONFLICT:        http.StatusConflict,
+	conveyor.ETOOLARGE:        http.StatusRequestEntityTooLarge,
+	conveyor.EUNSUPPORTED:     http.StatusUnsupportedMediaType,
+	conveyor.EINVALID:         http.StatusUnprocessableEntity,
+	conveyor.EUNKNOWNPIPELINE: http.StatusUnprocessableEntity,
+	conveyor.EUNAVAILABLE:     http.StatusServiceUnavailable,
+	conveyor.EINTERNAL:        http.StatusInternalServerError,
+	"method_not_allowed":      http.StatusMethodNotAllowed,
+}
+
+// errorBody is the JSON shape of every error response.
+type errorBody struct {
+	Error *conveyor.Error `json:"error"`
+}
+
+// writeError answers with err's code and message. Errors that are not a
+// *conveyor.Error are logged and answered as internal, so no internals leak.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code := conveyor.ErrorCode(err)
+	status, ok := statusOf[code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	if status == http.StatusInternalServerError {
+		s.logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, status, errorBody{Error: &conveyor.Error{Code: code, Message: conveyor.ErrorMessage(err)}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		slog.Error("encode response", "err", err)
+		http.Error(w, `{"error":{"code":"internal","message":"internal error"}}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}

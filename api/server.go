@@ -1,0 +1,245 @@
+// Package api serves Conveyor over HTTP: REST for executions and pipelines,
+// and a WebSocket stream of each execution's events.
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/conveyor-run/conveyor"
+	"github.com/conveyor-run/conveyor/engine"
+	"github.com/conveyor-run/conveyor/hub"
+)
+
+// Config configures a Server.
+type Config struct {
+	Store  conveyor.Store
+	Engine *engine.Engine
+	Hub    *hub.Hub
+	// AllowedOrigins are host patterns (path.Match syntax) of browser pages
+	// on other origins allowed to open WebSocket streams. Same-origin
+	// pages are always allowed.
+	AllowedOrigins []string
+	// PingInterval is how often streams are pinged; default 30s.
+	PingInterval time.Duration
+	Logger       *slog.Logger
+}
+
+// Server is the HTTP handler of the API.
+type Server struct {
+	cfg    Config
+	logger *slog.Logger
+	mux    *http.ServeMux
+}
+
+// New returns the API handler.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = 30 * time.Second
+	}
+	s := &Server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux()}
+	s.mux.HandleFunc("POST /executions", s.createExecution)
+	s.mux.HandleFunc("GET /executions", s.listExecutions)
+	s.mux.HandleFunc("GET /executions/{id}", s.getExecution)
+	s.mux.HandleFunc("GET /executions/{id}/progress", s.getProgress)
+	s.mux.HandleFunc("GET /executions/{id}/progress/ws", s.streamWebSocket)
+	s.mux.HandleFunc("GET /executions/{id}/events", s.listEvents)
+	s.mux.HandleFunc("GET /executions/{id}/logs", s.getLogs)
+	s.mux.HandleFunc("POST /executions/{id}/cancel", s.cancelExecution)
+	s.mux.HandleFunc("GET /pipelines", s.listPipelines)
+	s.mux.HandleFunc("GET /pipelines/{name}", s.getPipeline)
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	return s
+}
+
+// ServeHTTP routes a request, answering unknown paths and methods with the
+// same JSON errors as everything else.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.logger.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v)
+			s.writeError(w, r, errors.New("panic"))
+		}
+	}()
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		s.writeError(w, r, s.unrouted(r))
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// unrouted tells a wrong method on a known path from an unknown path.
+func (s *Server) unrouted(r *http.Request) error {
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		if m == r.Method {
+			continue
+		}
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "" {
+			return &conveyor.Error{Code: "method_not_allowed", Message: r.Method + " is not allowed on " + r.URL.Path}
+		}
+	}
+	return conveyor.Errorf(conveyor.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path)
+}
+
+// createRequest is the body of POST /executions.
+type createRequest struct {
+	Pipeline string          `json:"pipeline"`
+	Input    json.RawMessage `json:"input"`
+}
+
+func (s *Server) createExecution(w http.ResponseWriter, r *http.Request) {
+	var req createRequest
+	if err := decodeBody(w, r, &req, false); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.Pipeline == "" {
+		s.writeError(w, r, conveyor.Errorf(conveyor.EINVALID, "pipeline is required"))
+		return
+	}
+	ex, err := s.cfg.Engine.Submit(r.Context(), req.Pipeline, req.Input)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/executions/"+ex.ID)
+	writeJSON(w, http.StatusAccepted, ex)
+}
+
+func (s *Server) listExecutions(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := conveyor.ListFilter{
+		Status:   conveyor.Status(q.Get("status")),
+		Pipeline: q.Get("pipeline"),
+		Cursor:   q.Get("cursor"),
+	}
+	if f.Status != "" && !f.Status.Valid() {
+		s.writeError(w, r, conveyor.Errorf(conveyor.EBADREQUEST, "status %q is not one of pending, running, completed, failed, cancelled", f.Status))
+		return
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > conveyor.MaxListLimit {
+			s.writeError(w, r, conveyor.Errorf(conveyor.EBADREQUEST, "limit must be an integer from 1 to %d", conveyor.MaxListLimit))
+			return
+		}
+		f.Limit = n
+	}
+	page, err := s.cfg.Store.ListExecutions(r.Context(), f)
+	if conveyor.ErrorCode(err) == conveyor.EINVALID {
+		err = conveyor.Errorf(conveyor.EBADREQUEST, "%s", conveyor.ErrorMessage(err))
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+func (s *Server) getExecution(w http.ResponseWriter, r *http.Request) {
+	ex, err := s.cfg.Store.GetExecution(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ex)
+}
+
+func (s *Server) getProgress(w http.ResponseWriter, r *http.Request) {
+	ex, err := s.cfg.Store.GetExecution(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if ex.Progress == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	writeJSON(w, http.StatusOK, ex.Progress)
+}
+
+func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	after, err := parseAfter(r.URL.Query().Get("after"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if _, err := s.cfg.Store.GetExecution(r.Context(), id); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	evs, err := s.cfg.Store.Events(r.Context(), id, after, conveyor.MaxListLimit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": nonNil(evs)})
+}
+
+func parseAfter(v string) (int64, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, conveyor.Errorf(conveyor.EBADREQUEST, "after must be a non-negative integer seq")
+	}
+	return n, nil
+}
+
+func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, err := s.cfg.Store.GetExecution(r.Context(), id); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	lines, err := s.cfg.Store.Logs(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"lines": nonNil(lines)})
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func (s *Server) cancelExecution(w http.ResponseWriter, r *http.Request) {
+	var body struct{}
+	if err := decodeBody(w, r, &body, true); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ex, err := s.cfg.Engine.Cancel(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, ex)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	if err := s.cfg.Store.Ping(r.Context()); err != nil {
+		s.logger.Warn("health check failed", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unhealthy", "error": "store unreachable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "running": s.cfg.Engine.Running()})
+}
