@@ -86,3 +86,41 @@ func (x *Exec) SetResult(v any) error {
 	}
 	return nil
 }
+
+// PipelineInfo is how the API shows a pipeline. Durations are Go duration
+// strings ("5m0s"), omitted when not set.
+type PipelineInfo struct {
+	Name        string     `json:"name"`
+	Description string     `json:"description,omitempty"`
+	Kind        string     `json:"kind"` // "steps" or "handler"
+	Retries     int        `json:"retries"`
+	Timeout     string     `json:"timeout,omitempty"`
+	Steps       []StepInfo `json:"steps"`
+}
+
+// StepInfo is how the API shows a step.
+type StepInfo struct {
+	Name    string `json:"name"`
+	Kind    string `json:"kind"`
+	Timeout string `json:"timeout,omitempty"`
+	Spec    any    `json:"spec,omitempty"`
+}
+
+// Info describes p for the API.
+func (p *Pipeline) Info() PipelineInfo {
+	v := PipelineInfo{Name: p.Name, Description: p.Description, Kind: "steps", Retries: p.Retries, Steps: []StepInfo{}}
+	if p.Handler != nil {
+		v.Kind = "handler"
+	}
+	if p.Timeout > 0 {
+		v.Timeout = p.Timeout.String()
+	}
+	for _, st := range p.Steps {
+		sv := StepInfo{Name: st.Name, Kind: st.Kind, Spec: st.Spec}
+		if st.Timeout > 0 {
+			sv.Timeout = st.Timeout.String()
+		}
+		v.Steps = append(v.Steps, sv)
+	}
+	return v
+}

@@ -1,0 +1,179 @@
+// Package client is the Go SDK for a Conveyor server: submit executions,
+// read their status and progress, cancel them, and stream their events over
+// WebSocket. The conveyor CLI and the tests use it.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/conveyor-run/conveyor"
+)
+
+// Client talks to one Conveyor server.
+type Client struct {
+	baseURL string
+	http    *http.Client
+}
+
+// New returns a client for the server at baseURL, e.g.
+// "http://127.0.0.1:8080". httpClient may be nil for http.DefaultClient.
+func New(baseURL string, httpClient *http.Client) *Client {
+	if httpClient == nil {
+		httpClient = http.DefaultClient
+	}
+	return &Client{baseURL: strings.TrimRight(baseURL, "/"), http: httpClient}
+}
+
+// Submit starts an execution of pipeline with input (any JSON-marshalable
+// object; nil for {}). It returns once the server has stored it.
+func (c *Client) Submit(ctx context.Context, pipeline string, input any) (*conveyor.Execution, error) {
+	body := map[string]any{"pipeline": pipeline}
+	if input != nil {
+		body["input"] = input
+	}
+	var ex conveyor.Execution
+	return &ex, c.do(ctx, http.MethodPost, "/executions", body, &ex)
+}
+
+// Get returns an execution. A missing one is a *conveyor.Error with code
+// conveyor.ENOTFOUND.
+func (c *Client) Get(ctx context.Context, id string) (*conveyor.Execution, error) {
+	var ex conveyor.Execution
+	return &ex, c.do(ctx, http.MethodGet, "/executions/"+url.PathEscape(id), nil, &ex)
+}
+
+// Progress returns an execution's progress, or nil while it has none yet
+// (the server answers 204).
+func (c *Client) Progress(ctx context.Context, id string) (*conveyor.Progress, error) {
+	var p *conveyor.Progress
+	return p, c.do(ctx, http.MethodGet, "/executions/"+url.PathEscape(id)+"/progress", nil, &p)
+}
+
+// Cancel asks the server to cancel an execution. A finished one is a
+// *conveyor.Error with code conveyor.ECONFLICT.
+func (c *Client) Cancel(ctx context.Context, id string) (*conveyor.Execution, error) {
+	var ex conveyor.Execution
+	return &ex, c.do(ctx, http.MethodPost, "/executions/"+url.PathEscape(id)+"/cancel", struct{}{}, &ex)
+}
+
+// List returns one page of executions, newest first.
+func (c *Client) List(ctx context.Context, f conveyor.ListFilter) (*conveyor.ExecutionPage, error) {
+	q := url.Values{}
+	if f.Status != "" {
+		q.Set("status", string(f.Status))
+	}
+	if f.Pipeline != "" {
+		q.Set("pipeline", f.Pipeline)
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	if f.Cursor != "" {
+		q.Set("cursor", f.Cursor)
+	}
+	var page conveyor.ExecutionPage
+	return &page, c.do(ctx, http.MethodGet, "/executions?"+q.Encode(), nil, &page)
+}
+
+// Events returns stored events of an execution with seq > after.
+func (c *Client) Events(ctx context.Context, id string, after int64) ([]conveyor.Event, error) {
+	var body struct {
+		Events []conveyor.Event `json:"events"`
+	}
+	err := c.do(ctx, http.MethodGet, "/executions/"+url.PathEscape(id)+"/events?after="+strconv.FormatInt(after, 10), nil, &body)
+	return body.Events, err
+}
+
+// Logs returns the kept output lines of an execution, oldest first.
+func (c *Client) Logs(ctx context.Context, id string) ([]conveyor.LogLine, error) {
+	var body struct {
+		Lines []conveyor.LogLine `json:"lines"`
+	}
+	err := c.do(ctx, http.MethodGet, "/executions/"+url.PathEscape(id)+"/logs", nil, &body)
+	return body.Lines, err
+}
+
+// Pipelines lists the server's pipelines.
+func (c *Client) Pipelines(ctx context.Context) ([]conveyor.PipelineInfo, error) {
+	var body struct {
+		Pipelines []conveyor.PipelineInfo `json:"pipelines"`
+	}
+	err := c.do(ctx, http.MethodGet, "/pipelines", nil, &body)
+	return body.Pipelines, err
+}
+
+// Pipeline describes one pipeline.
+func (c *Client) Pipeline(ctx context.Context, name string) (*conveyor.PipelineInfo, error) {
+	var p conveyor.PipelineInfo
+	return &p, c.do(ctx, http.MethodGet, "/pipelines/"+url.PathEscape(name), nil, &p)
+}
+
+// do sends a JSON request and decodes a JSON answer into out (left alone on
+// 204). Error answers become *conveyor.Error.
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return decodeError(resp)
+	}
+	if resp.StatusCode == http.StatusNoContent || out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode %s %s answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// codeOf maps HTTP statuses back to error codes for answers without a
+// JSON error body (a proxy's, say).
+var codeOf = map[int]string{
+	http.StatusBadRequest:            conveyor.EBADREQUEST,
+	http.StatusNotFound:              conveyor.ENOTFOUND,
+	http.StatusConflict:              conveyor.ECONFLICT,
+	http.StatusRequestEntityTooLarge: conveyor.ETOOLARGE,
+	http.StatusUnsupportedMediaType:  conveyor.EUNSUPPORTED,
+	http.StatusUnprocessableEntity:   conveyor.EINVALID,
+	http.StatusServiceUnavailable:    conveyor.EUNAVAILABLE,
+}
+
+func decodeError(resp *http.Response) error {
+	var body struct {
+		Error *conveyor.Error `json:"error"`
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if json.Unmarshal(b, &body) == nil && body.Error != nil && body.Error.Code != "" {
+		return body.Error
+	}
+	code, ok := codeOf[resp.StatusCode]
+	if !ok {
+		code = conveyor.EINTERNAL
+	}
+	return conveyor.Errorf(code, "%s: %s", resp.Status, strings.TrimSpace(string(b)))
+}

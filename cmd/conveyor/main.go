@@ -1,0 +1,24 @@
+// Command conveyor runs pipelines in the background and serves their
+// progress over REST and WebSocket.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	root := &cobra.Command{
+		Use:           "conveyor",
+		Short:         "Run pipelines in the background and watch their progress live",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(serveCmd())
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "conveyor:", err)
+		os.Exit(1)
+	}
+}

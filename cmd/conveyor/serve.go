@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/conveyor-run/conveyor/server"
+)
+
+func serveCmd() *cobra.Command {
+	var (
+		cfg       server.Config
+		origins   string
+		logFormat string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a Conveyor node: the API, the engine and the embedded database",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := envDefaults(cmd.Flags()); err != nil {
+				return err
+			}
+			if !cmd.Flags().Changed("pipelines") && os.Getenv("CONVEYOR_PIPELINES") == "" {
+				if _, err := os.Stat(cfg.PipelinesDir); err != nil {
+					cfg.PipelinesDir = "" // the default folder is optional
+				}
+			}
+			if origins != "" {
+				cfg.AllowedOrigins = strings.Split(origins, ",")
+			}
+			logger, err := newLogger(logFormat)
+			if err != nil {
+				return err
+			}
+			cfg.Logger = logger
+
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			srv, err := server.Open(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			return srv.Run(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "listen address [CONVEYOR_ADDR]")
+	f.StringVar(&cfg.DataDir, "data", "./conveyor-data", "folder of the embedded database [CONVEYOR_DATA]")
+	f.StringVar(&cfg.PipelinesDir, "pipelines", "./pipelines", "folder of pipeline YAML files [CONVEYOR_PIPELINES]")
+	f.IntVar(&cfg.Concurrency, "concurrency", 8, "executions run at once on this node [CONVEYOR_CONCURRENCY]")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long running executions may finish on SIGINT/SIGTERM before they are cancelled [CONVEYOR_SHUTDOWN_TIMEOUT]")
+	f.StringVar(&origins, "allowed-origins", "", "comma-separated host patterns of other origins allowed to open WebSocket streams [CONVEYOR_ALLOWED_ORIGINS]")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json [CONVEYOR_LOG_FORMAT]")
+	return cmd
+}
+
+// envDefaults sets every flag not given on the command line from its
+// CONVEYOR_* environment variable, if set.
+func envDefaults(fs *pflag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if err != nil || f.Changed {
+			return
+		}
+		name := "CONVEYOR_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok {
+			if serr := fs.Set(f.Name, v); serr != nil {
+				err = fmt.Errorf("%s=%q: %v", name, v, serr)
+			}
+		}
+	})
+	if err == nil {
+		if n, _ := strconv.Atoi(fs.Lookup("concurrency").Value.String()); n < 1 {
+			err = fmt.Errorf("--concurrency must be at least 1, got %d", n)
+		}
+	}
+	return err
+}
+
+func newLogger(format string) (*slog.Logger, error) {
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, nil)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, got %q", format)
+}

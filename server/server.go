@@ -1,0 +1,227 @@
+// Package server assembles a Conveyor node: the store, the pipelines, the
+// engine, the hub and the HTTP API. The conveyor binary's serve command is
+// a thin layer over it, and Go programs use it to embed Conveyor and run
+// their own handlers (see examples/embed).
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/conveyor-run/conveyor"
+	"github.com/conveyor-run/conveyor/api"
+	"github.com/conveyor-run/conveyor/engine"
+	"github.com/conveyor-run/conveyor/hub"
+	"github.com/conveyor-run/conveyor/pipeline"
+	"github.com/conveyor-run/conveyor/store/sqlite"
+)
+
+// Config configures a node.
+type Config struct {
+	Addr    string // listen address; default 127.0.0.1:8080; port 0 picks one
+	DataDir string // folder of the embedded database; default ./conveyor-data
+	// PipelinesDir is a folder of pipeline YAML files; "" loads none.
+	PipelinesDir string
+	// Pipelines are pipelines defined in Go (usually a Handler), beside the
+	// YAML ones.
+	Pipelines []*conveyor.Pipeline
+	// Concurrency is how many executions run at once; default 8.
+	Concurrency int
+	// ShutdownTimeout is how long running executions may finish after
+	// shutdown begins before they are cancelled; default 30s.
+	ShutdownTimeout time.Duration
+	AllowedOrigins  []string
+	Logger          *slog.Logger
+}
+
+func (c *Config) validate() error {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8080"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "./conveyor-data"
+	}
+	if c.Concurrency < 0 {
+		return fmt.Errorf("concurrency must be at least 1, got %d", c.Concurrency)
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 8
+	}
+	if c.ShutdownTimeout < 0 {
+		return fmt.Errorf("shutdown timeout must not be negative, got %s", c.ShutdownTimeout)
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Server is a running node. Open starts it; Run serves until its context
+// ends and then shuts down.
+type Server struct {
+	cfg    Config
+	lock   *os.File
+	store  *sqlite.DB
+	engine *engine.Engine
+	http   *http.Server
+	ln     net.Listener
+}
+
+// Open locks the data folder, opens the store, loads the pipelines,
+// recovers executions a crash left running, starts the engine and listens.
+func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg}
+	defer func() {
+		if err != nil {
+			s.closeStorage()
+		}
+	}()
+
+	pipelines, err := loadPipelines(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if s.lock, err = lockDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if s.store, err = sqlite.Open(ctx, cfg.DataDir); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+
+	h := hub.New()
+	s.engine, err = engine.New(engine.Config{
+		Store:       s.store,
+		Pipelines:   pipelines,
+		PublishFunc: h.Publish,
+		Concurrency: cfg.Concurrency,
+		Logger:      cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if err := s.engine.Start(ctx); err != nil {
+		s.ln.Close()
+		return nil, err
+	}
+	s.http = &http.Server{
+		Handler: api.New(api.Config{
+			Store: s.store, Engine: s.engine, Hub: h,
+			AllowedOrigins: cfg.AllowedOrigins, Logger: cfg.Logger,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	cfg.Logger.Info("conveyor listening", "addr", s.Addr(), "data", cfg.DataDir, "pipelines", len(pipelines), "concurrency", cfg.Concurrency)
+	return s, nil
+}
+
+// Addr is the address the node listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Run serves HTTP until ctx ends, then stops claiming work, lets running
+// executions finish for up to ShutdownTimeout, cancels the rest and closes
+// the store. Streams stay open while executions finish so watchers see
+// their final messages.
+func (s *Server) Run(ctx context.Context) error {
+	served := make(chan error, 1)
+	go func() { served <- s.http.Serve(s.ln) }()
+
+	select {
+	case err := <-served:
+		s.shutdownEngine()
+		s.closeStorage()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.cfg.Logger.Info("shutting down", "running", s.engine.Running(), "timeout", s.cfg.ShutdownTimeout)
+	s.shutdownEngine()
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	err := s.http.Shutdown(shutdownCtx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = s.http.Close()
+	}
+	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	s.closeStorage()
+	return err
+}
+
+func (s *Server) shutdownEngine() {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	s.engine.Stop(ctx)
+}
+
+func (s *Server) closeStorage() {
+	if s.store != nil {
+		if err := s.store.Close(); err != nil {
+			s.cfg.Logger.Error("close store", "err", err)
+		}
+		s.store = nil
+	}
+	if s.lock != nil {
+		s.lock.Close() // releases the flock
+		s.lock = nil
+	}
+}
+
+func loadPipelines(cfg Config) (map[string]*conveyor.Pipeline, error) {
+	pipelines := map[string]*conveyor.Pipeline{}
+	if cfg.PipelinesDir != "" {
+		var err error
+		if pipelines, err = pipeline.LoadDir(cfg.PipelinesDir); err != nil {
+			return nil, fmt.Errorf("load pipelines: %w", err)
+		}
+	}
+	for _, p := range cfg.Pipelines {
+		switch {
+		case p.Name == "":
+			return nil, errors.New("a Go pipeline has no name")
+		case pipelines[p.Name] != nil:
+			return nil, fmt.Errorf("pipeline %q is defined twice", p.Name)
+		case p.Handler == nil && len(p.Steps) == 0:
+			return nil, fmt.Errorf("pipeline %q has neither a handler nor steps", p.Name)
+		}
+		pipelines[p.Name] = p
+	}
+	return pipelines, nil
+}
+
+// lockDataDir takes an exclusive lock on the data folder so that two nodes
+// never share one embedded database.
+func lockDataDir(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create data folder: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("data folder %s is in use by another conveyor serve process", dir)
+		}
+		return nil, fmt.Errorf("lock data folder: %w", err)
+	}
+	return f, nil
+}
