@@ -1,0 +1,184 @@
+package api_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/conveyor-run/conveyor"
+	"github.com/conveyor-run/conveyor/api"
+	"github.com/conveyor-run/conveyor/client"
+	"github.com/conveyor-run/conveyor/engine"
+	"github.com/conveyor-run/conveyor/hub"
+	"github.com/conveyor-run/conveyor/store/sqlite"
+)
+
+// harness is a real node on a loopback port: SQLite in a temp folder, the
+// engine, the hub and the API, with pipelines made of Go steps the test
+// controls.
+type harness struct {
+	t      *testing.T
+	url    string
+	client *client.Client
+	store  conveyor.Store
+	engine *engine.Engine
+}
+
+func setup(t *testing.T, concurrency int, pipelines ...*conveyor.Pipeline) *harness {
+	t.Helper()
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*conveyor.Pipeline{}
+	for _, p := range pipelines {
+		byName[p.Name] = p
+	}
+	h := hub.New()
+	eng, err := engine.New(engine.Config{Store: store, Pipelines: byName, PublishFunc: h.Publish, Concurrency: concurrency})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.New(api.Config{Store: store, Engine: eng, Hub: h}))
+	t.Cleanup(func() {
+		stopCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		eng.Stop(stopCtx)
+		srv.CloseClientConnections()
+		srv.Close()
+		store.Close()
+	})
+	return &harness{t: t, url: srv.URL, client: client.New(srv.URL, srv.Client()), store: store, engine: eng}
+}
+
+func (h *harness) submit(pipeline string, input any) *conveyor.Execution {
+	h.t.Helper()
+	ex, err := h.client.Submit(context.Background(), pipeline, input)
+	if err != nil {
+		h.t.Fatalf("submit %s: %v", pipeline, err)
+	}
+	return ex
+}
+
+// waitStatus polls until the execution has the status, failing after a
+// deadline.
+func (h *harness) waitStatus(id string, want conveyor.Status) *conveyor.Execution {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ex, err := h.client.Get(context.Background(), id)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if ex.Status == want {
+			return ex
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("execution %s is %s, want %s", id, ex.Status, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// gate is a step that blocks until the test opens it, reporting whatever
+// updates the test sends meanwhile.
+type gate struct {
+	started chan string // receives the execution id when the step starts
+	updates chan conveyor.Update
+	release chan error // the step returns what is sent here
+}
+
+func newGate() *gate {
+	return &gate{started: make(chan string, 100), updates: make(chan conveyor.Update), release: make(chan error)}
+}
+
+func (g *gate) run(ctx context.Context, x *conveyor.Exec) error {
+	g.started <- x.ID
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case u := <-g.updates:
+			x.Progress(u)
+		case err := <-g.release:
+			return err
+		}
+	}
+}
+
+func noop(context.Context, *conveyor.Exec) error { return nil }
+
+// twoSteps is a pipeline whose second step is the gate.
+func twoSteps(name string, g *gate) *conveyor.Pipeline {
+	return &conveyor.Pipeline{Name: name, Steps: []conveyor.Step{
+		{Name: "prepare", Kind: "go", Run: noop},
+		{Name: "work", Kind: "go", Run: g.run},
+	}}
+}
+
+func recv[T any](t *testing.T, c <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-c:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatal("timed out waiting")
+		panic("unreachable")
+	}
+}
+
+func send[T any](t *testing.T, c chan<- T, v T) {
+	t.Helper()
+	select {
+	case c <- v:
+	case <-time.After(10 * time.Second):
+		t.Fatal("timed out sending")
+	}
+}
+
+func code(err error) string { return conveyor.ErrorCode(err) }
+
+// nextEvent reads the next stream event, failing the test on error.
+func nextEvent(t *testing.T, s *client.Stream) conveyor.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ev, err := s.Next(ctx)
+	if err != nil {
+		t.Fatalf("stream: %v", err)
+	}
+	return ev
+}
+
+// nextOfType skips progress events until one of the given type arrives.
+func nextOfType(t *testing.T, s *client.Stream, typ conveyor.EventType) conveyor.Event {
+	t.Helper()
+	for {
+		ev := nextEvent(t, s)
+		if ev.Type == typ {
+			return ev
+		}
+		if ev.Type != conveyor.EventProgress {
+			t.Fatalf("got %s event, want %s", ev.Type, typ)
+		}
+	}
+}
+
+func expectEOF(t *testing.T, s *client.Stream) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := s.Next(ctx); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the final message: %v, want a normal close", err)
+	}
+}
+
+var _ = sync.Mutex{}

@@ -1,0 +1,225 @@
+package main_test
+
+// End-to-end tests of the conveyor binary: real processes, real signals.
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/conveyor-run/conveyor"
+	"github.com/conveyor-run/conveyor/client"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "conveyor-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "conveyor")
+	build := exec.Command("go", "build", "-race", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build conveyor:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// node is a conveyor serve process.
+type node struct {
+	cmd    *exec.Cmd
+	url    string
+	client *client.Client
+	stderr *strings.Builder
+	exited chan error
+}
+
+var listening = regexp.MustCompile(`msg="conveyor listening" addr=(\S+)`)
+
+// startNode runs conveyor serve on a free loopback port and waits until it
+// listens.
+func startNode(t *testing.T, data, pipelines string, args ...string) *node {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0", "--data", data, "--pipelines", pipelines}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	n := &node{cmd: cmd, stderr: &strings.Builder{}, exited: make(chan error, 1)}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			n.stderr.WriteString(sc.Text() + "\n")
+			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[1]
+			}
+		}
+		n.exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-n.exited
+		n.exited <- nil
+	})
+	select {
+	case a := <-addr:
+		n.url = "http://" + a
+		n.client = client.New(n.url, nil)
+		return n
+	case err := <-n.exited:
+		n.exited <- err
+		t.Fatalf("conveyor serve exited before listening: %v\n%s", err, n.stderr)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("conveyor serve did not listen:\n%s", n.stderr)
+	}
+	return nil
+}
+
+func writePipeline(t *testing.T, dir, name, yaml string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name+".yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func status(t *testing.T, c *client.Client, id string) *conveyor.Execution {
+	t.Helper()
+	ex, err := c.Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ex
+}
+
+// TestCrashRecovery kills a node with SIGKILL while executions run, starts
+// a new one on the same data and checks that every running execution was
+// either retried as a new attempt or failed as interrupted.
+func TestCrashRecovery(t *testing.T) {
+	data, pipes := t.TempDir(), t.TempDir()
+	writePipeline(t, pipes, "stuck", `
+steps:
+  - name: wait
+    exec:
+      command: ["sh", "-c", "echo '::progress 1/2 waiting'; exec sleep 60"]
+`)
+	writePipeline(t, pipes, "second-chance", `
+retries: 1
+steps:
+  - name: wait-unless-retried
+    exec:
+      command: ["sh", "-c", "echo '::progress 1/2 waiting'; if [ \"$CONVEYOR_ATTEMPT\" = 1 ]; then exec sleep 60; fi"]
+`)
+	ctx := context.Background()
+	n := startNode(t, data, pipes)
+	stuck, err := n.client.Submit(ctx, "stuck", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retried, err := n.client.Submit(ctx, "second-chance", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{stuck.ID, retried.ID} {
+		waitFor(t, id+" to report progress", func() bool {
+			p, err := n.client.Progress(ctx, id)
+			return err == nil && p != nil && p.Message == "waiting"
+		})
+	}
+
+	n.cmd.Process.Signal(syscall.SIGKILL)
+	<-n.exited
+	n.exited <- nil
+
+	n2 := startNode(t, data, pipes)
+	got := status(t, n2.client, stuck.ID)
+	if got.Status != conveyor.StatusFailed || got.Error == nil || got.Error.Code != conveyor.EINTERRUPTED {
+		t.Fatalf("execution without retries after the crash: %s %+v, want failed interrupted", got.Status, got.Error)
+	}
+	waitFor(t, "the retried execution to complete", func() bool {
+		return status(t, n2.client, retried.ID).Status == conveyor.StatusCompleted
+	})
+	if got := status(t, n2.client, retried.ID); got.Attempt != 2 {
+		t.Fatalf("retried execution completed on attempt %d, want 2", got.Attempt)
+	}
+}
+
+func TestSecondNodeOnSameDataExits(t *testing.T) {
+	data, pipes := t.TempDir(), t.TempDir()
+	startNode(t, data, pipes)
+	out, err := exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--data", data, "--pipelines", pipes).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "in use by another conveyor serve process") {
+		t.Fatalf("second serve on the same data: err %v, output %s", err, out)
+	}
+}
+
+func TestBadPipelineStopsServe(t *testing.T) {
+	pipes := t.TempDir()
+	writePipeline(t, pipes, "broken", "steps:\n  - name: a\n    sleep: soon\n")
+	out, err := exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--pipelines", pipes).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "broken.yaml:3") {
+		t.Fatalf("serve with a broken pipeline: err %v, output %s", err, out)
+	}
+}
+
+// TestGracefulShutdown sends SIGTERM while an execution runs: the node
+// stops, lets it finish, and exits 0.
+func TestGracefulShutdown(t *testing.T) {
+	data, pipes := t.TempDir(), t.TempDir()
+	writePipeline(t, pipes, "short", `
+steps:
+  - name: wait-for-signal
+    exec:
+      command: ["sh", "-c", "echo '::progress 50% started'; sleep 0.5"]
+`)
+	n := startNode(t, data, pipes)
+	ctx := context.Background()
+	ex, err := n.client.Submit(ctx, "short", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the execution to start", func() bool {
+		p, err := n.client.Progress(ctx, ex.ID)
+		return err == nil && p != nil && p.Message == "started"
+	})
+	n.cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-n.exited; err != nil {
+		t.Fatalf("serve exited with %v after SIGTERM\n%s", err, n.stderr)
+	}
+	n.exited <- nil
+
+	n2 := startNode(t, data, pipes)
+	if got := status(t, n2.client, ex.ID); got.Status != conveyor.StatusCompleted {
+		t.Fatalf("execution running at SIGTERM ended %s (%+v), want completed", got.Status, got.Error)
+	}
+}
+
+var _ = io.EOF

@@ -1,0 +1,96 @@
+package engine
+
+import (
+	"testing"
+	"time"
+
+	"github.com/conveyor-run/conveyor"
+)
+
+func pct(p *conveyor.Progress) float64 {
+	if p.Percentage == nil {
+		return -1
+	}
+	return *p.Percentage
+}
+
+func TestPercentageNeverGoesBackwardsAndStopsBelow100(t *testing.T) {
+	t.Parallel()
+	start := time.Unix(1000, 0)
+	s := progressState{total: -1, started: start}
+	s.beginStep(1, 2, "a")
+	steps := []struct {
+		u    conveyor.Update
+		want float64
+	}{
+		{conveyor.Update{Done: 1, Total: 2}, 25},
+		{conveyor.Update{Done: 1, Total: 4}, 25}, // lower fraction: hold
+		{conveyor.Update{Done: 2, Total: 2}, 50},
+		{conveyor.Update{Done: 5, Total: 2}, 50}, // over 1: clamped
+	}
+	for i, st := range steps {
+		s.apply(st.u, false)
+		if got := pct(s.snapshot(start)); got != st.want {
+			t.Fatalf("update %d: percentage %v, want %v", i, got, st.want)
+		}
+	}
+	s.beginStep(2, 2, "b")
+	s.apply(conveyor.Update{Done: 1, Total: 1}, false)
+	if got := pct(s.snapshot(start)); got != maxRunningPercentage {
+		t.Fatalf("last step done while running: %v, want %v", got, maxRunningPercentage)
+	}
+	done := s.completed()
+	if *done.Percentage != 100 || done.CurrentStep != 2 || *done.TotalSteps != 2 {
+		t.Fatalf("completed = %+v", done)
+	}
+}
+
+func TestHandlerStepsAndUnknownTotal(t *testing.T) {
+	t.Parallel()
+	s := progressState{total: -1}
+	s.apply(conveyor.Update{Step: 3, StepName: "search", Message: "m", Metrics: map[string]float64{"tokens": 10}}, true)
+	p := s.snapshot(time.Time{})
+	if p.TotalSteps != nil || p.Percentage != nil || p.CurrentStep != 3 || p.CurrentStepName != "search" || p.ETASeconds != nil {
+		t.Fatalf("unknown total: %+v", p)
+	}
+	s.apply(conveyor.Update{Steps: 4, Metrics: map[string]float64{"cost": 2}}, true)
+	p = s.snapshot(time.Time{})
+	if *p.TotalSteps != 4 || *p.Percentage != 50 || p.Metrics["tokens"] != 10 || p.Metrics["cost"] != 2 || p.Message != "m" {
+		t.Fatalf("after total: %+v", p)
+	}
+	s.apply(conveyor.Update{Steps: conveyor.UnknownSteps}, true)
+	if p := s.snapshot(time.Time{}); p.TotalSteps != nil || p.Percentage != nil {
+		t.Fatalf("total cleared: %+v", p)
+	}
+	if done := s.completed(); *done.TotalSteps != 3 || *done.Percentage != 100 {
+		t.Fatalf("completed with unknown total: %+v", done)
+	}
+	// A declarative step's report may not move the step.
+	s.apply(conveyor.Update{Step: 9, StepName: "x"}, false)
+	if s.step != 3 || s.name != "search" {
+		t.Fatalf("a step moved the pipeline to %d %q", s.step, s.name)
+	}
+}
+
+func TestETA(t *testing.T) {
+	t.Parallel()
+	start := time.Unix(1000, 0)
+	s := progressState{started: start}
+	s.beginStep(1, 4, "a")
+	s.apply(conveyor.Update{Done: 1, Total: 1}, false) // 25% after 10s
+	p := s.snapshot(start.Add(10 * time.Second))
+	if p.ETASeconds == nil || *p.ETASeconds != 30 {
+		t.Fatalf("eta = %v, want 30", p.ETASeconds)
+	}
+}
+
+func BenchmarkReport(b *testing.B) {
+	r := &run{kick: make(chan struct{}, 1)}
+	r.state.beginStep(1, 3, "a")
+	u := conveyor.Update{Done: 1, Total: 100, Message: "working"}
+	b.ReportAllocs()
+	for i := range b.N {
+		u.Done = float64(i % 100)
+		r.report(u, 1)
+	}
+}
