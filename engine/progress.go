@@ -13,7 +13,7 @@ import (
 // the execution completes.
 type progressState struct {
 	step    int
-	total   int     // < 0: unknown
+	total   int // < 0: unknown
 	name    string
 	frac    float64 // 0..1 inside the current step
 	pct     float64 // highest percentage derived so far
