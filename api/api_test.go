@@ -5,7 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http/httptest"
-	"sync"
+
 	"testing"
 	"time"
 
@@ -21,14 +21,14 @@ import (
 // engine, the hub and the API, with pipelines made of Go steps the test
 // controls.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	url    string
 	client *client.Client
 	store  conveyor.Store
 	engine *engine.Engine
 }
 
-func setup(t *testing.T, concurrency int, pipelines ...*conveyor.Pipeline) *harness {
+func setup(t testing.TB, concurrency int, pipelines ...*conveyor.Pipeline) *harness {
 	t.Helper()
 	ctx := context.Background()
 	store, err := sqlite.Open(ctx, t.TempDir())
@@ -124,7 +124,7 @@ func twoSteps(name string, g *gate) *conveyor.Pipeline {
 	}}
 }
 
-func recv[T any](t *testing.T, c <-chan T) T {
+func recv[T any](t testing.TB, c <-chan T) T {
 	t.Helper()
 	select {
 	case v := <-c:
@@ -135,7 +135,7 @@ func recv[T any](t *testing.T, c <-chan T) T {
 	}
 }
 
-func send[T any](t *testing.T, c chan<- T, v T) {
+func send[T any](t testing.TB, c chan<- T, v T) {
 	t.Helper()
 	select {
 	case c <- v:
@@ -147,7 +147,7 @@ func send[T any](t *testing.T, c chan<- T, v T) {
 func code(err error) string { return conveyor.ErrorCode(err) }
 
 // nextEvent reads the next stream event, failing the test on error.
-func nextEvent(t *testing.T, s *client.Stream) conveyor.Event {
+func nextEvent(t testing.TB, s *client.Stream) conveyor.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -159,7 +159,7 @@ func nextEvent(t *testing.T, s *client.Stream) conveyor.Event {
 }
 
 // nextOfType skips progress events until one of the given type arrives.
-func nextOfType(t *testing.T, s *client.Stream, typ conveyor.EventType) conveyor.Event {
+func nextOfType(t testing.TB, s *client.Stream, typ conveyor.EventType) conveyor.Event {
 	t.Helper()
 	for {
 		ev := nextEvent(t, s)
@@ -172,7 +172,7 @@ func nextOfType(t *testing.T, s *client.Stream, typ conveyor.EventType) conveyor
 	}
 }
 
-func expectEOF(t *testing.T, s *client.Stream) {
+func expectEOF(t testing.TB, s *client.Stream) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -181,4 +181,4 @@ func expectEOF(t *testing.T, s *client.Stream) {
 	}
 }
 
-var _ = sync.Mutex{}
+

@@ -1,0 +1,194 @@
+package api_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/conveyor-run/conveyor"
+	"github.com/conveyor-run/conveyor/client"
+)
+
+// Progress latency benchmarks: from x.Progress in a Go handler to the
+// message decoded by a WebSocket client on loopback, on one clock. Rerun:
+//
+//	go test ./api -run '^$' -bench ProgressLatency -benchtime 5000x
+//
+// Results and the machine they ran on are in docs/benchmarks.md.
+
+// reportLatencies adds p50/p90/p99/max in milliseconds to the benchmark.
+func reportLatencies(b *testing.B, lat []time.Duration) {
+	b.Helper()
+	if len(lat) == 0 {
+		b.Fatal("no latencies recorded")
+	}
+	slices.Sort(lat)
+	q := func(f float64) float64 {
+		return float64(lat[int(f*float64(len(lat)-1))]) / float64(time.Millisecond)
+	}
+	b.ReportMetric(q(0.50), "p50-ms")
+	b.ReportMetric(q(0.90), "p90-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
+	b.ReportMetric(q(1), "max-ms")
+}
+
+// holdExec is a handler that hands its Exec to the benchmark and runs
+// until released, so the benchmark reports progress itself.
+func holdExec(execs chan<- *conveyor.Exec, release <-chan struct{}) conveyor.HandlerFunc {
+	return func(ctx context.Context, x *conveyor.Exec) error {
+		x.Progress(conveyor.Update{Step: 1, Steps: 1, StepName: "bench"})
+		execs <- x
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// watchRunning opens a stream and reads up to the status message.
+func watchRunning(b *testing.B, c *client.Client, id string) *client.Stream {
+	b.Helper()
+	s, err := c.Watch(context.Background(), id)
+	if err != nil {
+		b.Fatal(err)
+	}
+	nextOfType(b, s, conveyor.EventStatus)
+	return s
+}
+
+// BenchmarkProgressLatencyOneSubscriber: one execution, one subscriber;
+// each op is one x.Progress and its arrival at the client.
+func BenchmarkProgressLatencyOneSubscriber(b *testing.B) {
+	execs, release := make(chan *conveyor.Exec, 1), make(chan struct{})
+	h := setup(b, 1, &conveyor.Pipeline{Name: "hold", Handler: holdExec(execs, release)})
+	ex := h.submit("hold", nil)
+	x := recv(b, execs)
+	s := watchRunning(b, h.client, ex.ID)
+	defer s.Close()
+
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		msg := strconv.Itoa(i)
+		start := time.Now()
+		x.Progress(conveyor.Update{Done: float64(i % 100), Total: 100, Message: msg})
+		for {
+			ev := nextEvent(b, s)
+			if ev.Type == conveyor.EventProgress && ev.Progress.Message == msg {
+				break
+			}
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	reportLatencies(b, lat)
+	close(release)
+}
+
+// BenchmarkProgressLatency1000Executions: 1,000 executions running at once,
+// each reporting 10 times a second, each watched by its own WebSocket
+// client. Each op is one round: every execution reports once, spread over
+// 100 ms. The send time travels in the progress metrics.
+func BenchmarkProgressLatency1000Executions(b *testing.B) {
+	const executions, interval = 1000, 100 * time.Millisecond
+	execs, release := make(chan *conveyor.Exec, executions), make(chan struct{})
+	h := setup(b, executions, &conveyor.Pipeline{Name: "hold", Handler: holdExec(execs, release)})
+	streams := make(map[string]*client.Stream, executions)
+	var xs []*conveyor.Exec
+	for range executions {
+		ex := h.submit("hold", nil)
+		streams[ex.ID] = nil
+	}
+	for range executions {
+		x := recv(b, execs)
+		xs = append(xs, x)
+		streams[x.ID] = watchRunning(b, h.client, x.ID)
+	}
+	base := time.Now()
+
+	var (
+		mu       sync.Mutex
+		lat      []time.Duration
+		received int
+		readers  sync.WaitGroup
+	)
+	for _, s := range streams {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			defer s.Close()
+			var mine []time.Duration
+			for {
+				ev, err := s.Next(context.Background())
+				if err != nil {
+					if !errors.Is(err, io.EOF) {
+						b.Error(err)
+					}
+					break
+				}
+				if ev.Type == conveyor.EventProgress {
+					if sent, ok := ev.Progress.Metrics["sent_ns"]; ok {
+						mine = append(mine, time.Since(base)-time.Duration(sent))
+					}
+				}
+			}
+			mu.Lock()
+			lat, received = append(lat, mine...), received+len(mine)
+			mu.Unlock()
+		}()
+	}
+
+	b.ResetTimer()
+	var senders sync.WaitGroup
+	for i, x := range xs {
+		senders.Add(1)
+		go func() {
+			defer senders.Done()
+			// Spread the executions evenly over the interval.
+			time.Sleep(time.Duration(i) * interval / executions)
+			tick := time.NewTicker(interval)
+			defer tick.Stop()
+			for n := range b.N {
+				x.Progress(conveyor.Update{Done: float64(n%100 + 1), Total: 101,
+					Metrics: map[string]float64{"sent_ns": float64(time.Since(base))}})
+				<-tick.C
+			}
+		}()
+	}
+	senders.Wait()
+	b.StopTimer()
+	close(release)
+	readers.Wait()
+	sent := b.N * executions
+	b.ReportMetric(float64(received)/float64(sent)*100, "%received")
+	reportLatencies(b, lat)
+}
+
+// BenchmarkProgressCallWith1000SlowSubscribers: the cost of x.Progress for
+// the caller while 1,000 subscribers of that execution never read.
+func BenchmarkProgressCallWith1000SlowSubscribers(b *testing.B) {
+	execs, release := make(chan *conveyor.Exec, 1), make(chan struct{})
+	h := setup(b, 1, &conveyor.Pipeline{Name: "hold", Handler: holdExec(execs, release)})
+	ex := h.submit("hold", nil)
+	x := recv(b, execs)
+	for range 1000 {
+		s := watchRunning(b, h.client, ex.ID)
+		defer s.Close()
+	}
+	u := conveyor.Update{Total: 100, Message: "working"}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		u.Done = float64(i % 100)
+		x.Progress(u)
+	}
+	b.StopTimer()
+	close(release)
+}

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/conveyor-run/conveyor"
+	"github.com/conveyor-run/conveyor/client"
+)
+
+// clientCmds are the commands that talk to a running server.
+func clientCmds() []*cobra.Command {
+	server := os.Getenv("CONVEYOR_SERVER")
+	if server == "" {
+		server = "http://127.0.0.1:8080"
+	}
+	newClient := func() *client.Client { return client.New(server, nil) }
+	addServerFlag := func(cmd *cobra.Command) *cobra.Command {
+		cmd.Flags().StringVar(&server, "server", server, "server URL [CONVEYOR_SERVER]")
+		return cmd
+	}
+
+	var input string
+	var detach bool
+	run := &cobra.Command{
+		Use:   "run PIPELINE",
+		Short: "Start an execution and watch it to the end (exit 1 unless it completes)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var in json.RawMessage
+			if input != "" {
+				if !json.Valid([]byte(input)) {
+					return fmt.Errorf("--input is not valid JSON: %s", input)
+				}
+				in = json.RawMessage(input)
+			}
+			c := newClient()
+			ex, err := c.Submit(cmd.Context(), args[0], in)
+			if err != nil {
+				return err
+			}
+			if detach {
+				fmt.Println(ex.ID)
+				return nil
+			}
+			return watch(cmd.Context(), c, []string{ex.ID})
+		},
+	}
+	run.Flags().StringVar(&input, "input", "", "input as a JSON object")
+	run.Flags().BoolVarP(&detach, "detach", "d", false, "print the execution id and return at once")
+
+	watchCmd := &cobra.Command{
+		Use:   "watch ID...",
+		Short: "Watch executions live until they end (exit 1 unless all complete)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return watch(cmd.Context(), newClient(), args)
+		},
+	}
+
+	get := &cobra.Command{
+		Use:   "get ID",
+		Short: "Print an execution as JSON",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ex, err := newClient().Get(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return printJSON(ex)
+		},
+	}
+
+	var filter conveyor.ListFilter
+	var status string
+	ls := &cobra.Command{
+		Use:   "ls",
+		Short: "List executions, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			filter.Status = conveyor.Status(status)
+			page, err := newClient().List(cmd.Context(), filter)
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "ID\tPIPELINE\tSTATUS\tPROGRESS\tCREATED")
+			for _, ex := range page.Executions {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", ex.ID, ex.Pipeline, ex.Status, percent(ex.Progress), ex.CreatedAt.Local().Format(time.DateTime))
+			}
+			if page.NextCursor != nil {
+				fmt.Fprintf(w, "more: --cursor %s\n", *page.NextCursor)
+			}
+			return w.Flush()
+		},
+	}
+	ls.Flags().StringVar(&status, "status", "", "only executions with this status")
+	ls.Flags().StringVar(&filter.Pipeline, "pipeline", "", "only executions of this pipeline")
+	ls.Flags().IntVar(&filter.Limit, "limit", 20, "how many")
+	ls.Flags().StringVar(&filter.Cursor, "cursor", "", "continue a previous listing")
+
+	cancel := &cobra.Command{
+		Use:   "cancel ID",
+		Short: "Cancel an execution",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ex, err := newClient().Cancel(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Printf("%s: cancel requested (status %s)\n", ex.ID, ex.Status)
+			return nil
+		},
+	}
+
+	pipelines := &cobra.Command{
+		Use:   "pipelines [NAME]",
+		Short: "List the server's pipelines, or show one",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := newClient()
+			if len(args) == 1 {
+				p, err := c.Pipeline(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return printJSON(p)
+			}
+			ps, err := c.Pipelines(cmd.Context())
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "NAME\tKIND\tSTEPS\tDESCRIPTION")
+			for _, p := range ps {
+				fmt.Fprintf(w, "%s\t%s\t%d\t%s\n", p.Name, p.Kind, len(p.Steps), p.Description)
+			}
+			return w.Flush()
+		},
+	}
+
+	cmds := []*cobra.Command{run, watchCmd, get, ls, cancel, pipelines}
+	for _, c := range cmds {
+		addServerFlag(c)
+	}
+	return cmds
+}
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func percent(p *conveyor.Progress) string {
+	if p == nil || p.Percentage == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", *p.Percentage)
+}
+
+// errNotCompleted makes the process exit 1 when a watched execution did
+// not complete.
+type errNotCompleted []string
+
+func (e errNotCompleted) Error() string {
+	return strings.Join(e, "; ")
+}
+
+// watch streams the executions until all have ended: live bars on a
+// terminal, one line per event otherwise.
+func watch(ctx context.Context, c *client.Client, ids []string) error {
+	var view watchView = &lineView{out: os.Stdout}
+	if isTerminal(os.Stderr) {
+		view = newBarView(os.Stderr, ids)
+	}
+	results := make(chan error, len(ids))
+	for _, id := range ids {
+		go func() { results <- watchOne(ctx, c, id, view) }()
+	}
+	var failed errNotCompleted
+	for range ids {
+		if err := <-results; err != nil {
+			failed = append(failed, err.Error())
+		}
+	}
+	view.wait()
+	if failed != nil {
+		return failed
+	}
+	return nil
+}
+
+func watchOne(ctx context.Context, c *client.Client, id string, view watchView) error {
+	s, err := c.Watch(ctx, id)
+	if err != nil {
+		view.end(id, nil)
+		return fmt.Errorf("%s: %w", id, err)
+	}
+	defer s.Close()
+	var last conveyor.Event
+	for {
+		ev, err := s.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			view.end(id, nil)
+			return fmt.Errorf("%s: %w", id, err)
+		}
+		last = ev
+		view.show(ev)
+	}
+	view.end(id, &last)
+	switch last.Type {
+	case conveyor.EventCompleted:
+		return nil
+	case conveyor.EventFailed:
+		return fmt.Errorf("%s failed: %s", id, last.Error)
+	default:
+		return fmt.Errorf("%s %s", id, last.Type)
+	}
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
