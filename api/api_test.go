@@ -180,5 +180,3 @@ func expectEOF(t testing.TB, s *client.Stream) {
 		t.Fatalf("after the final message: %v, want a normal close", err)
 	}
 }
-
-

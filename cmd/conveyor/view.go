@@ -44,7 +44,7 @@ func (v *lineView) show(ev conveyor.Event) {
 }
 
 func (v *lineView) end(string, *conveyor.Event) {}
-func (v *lineView) wait()                        {}
+func (v *lineView) wait()                       {}
 
 // barView draws a live progress bar per execution.
 type barView struct {
