@@ -32,6 +32,9 @@ func (s *Server) streamWebSocket(w http.ResponseWriter, r *http.Request) {
 	defer sub.Close()
 
 	first, final, err := s.openingMessages(ctx, id, last)
+	if err == nil {
+		s.cfg.Hub.Seen(id, first.Seq)
+	}
 	if err != nil {
 		msg := conveyor.Event{Type: conveyor.EventError, ExecutionID: id, Time: time.Now().UTC(),
 			Error: &conveyor.Error{Code: conveyor.ErrorCode(err), Message: conveyor.ErrorMessage(err)}}

@@ -27,6 +27,7 @@ type topic struct {
 	mu   sync.Mutex
 	subs []*Subscription
 	last conveyor.Event
+	seen int64 // highest seq a subscriber already has from a snapshot
 }
 
 // New returns an empty hub.
@@ -105,6 +106,48 @@ func (h *Hub) drop(id string, t *topic) {
 	}
 	t.mu.Unlock()
 	h.mu.Unlock()
+}
+
+// Seen records that subscribers of id hold the execution's state up to
+// seq from a snapshot, so a relay need not fetch older events.
+func (h *Hub) Seen(id string, seq int64) {
+	h.mu.RLock()
+	t := h.topics[id]
+	h.mu.RUnlock()
+	if t != nil {
+		t.mu.Lock()
+		t.seen = max(t.seen, seq)
+		t.mu.Unlock()
+	}
+}
+
+// Watched reports whether execution id has subscribers and, if so, the
+// highest seq this node has published or its subscribers have seen.
+func (h *Hub) Watched(id string) (seq int64, ok bool) {
+	h.mu.RLock()
+	t := h.topics[id]
+	h.mu.RUnlock()
+	if t == nil {
+		return 0, false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return max(t.last.Seq, t.seen), len(t.subs) > 0
+}
+
+// WatchedIDs returns the executions that have subscribers.
+func (h *Hub) WatchedIDs() []string {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	var ids []string
+	for id, t := range h.topics {
+		t.mu.Lock()
+		if len(t.subs) > 0 {
+			ids = append(ids, id)
+		}
+		t.mu.Unlock()
+	}
+	return ids
 }
 
 // Topics returns how many executions the hub holds state for.

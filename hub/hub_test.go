@@ -127,3 +127,27 @@ func BenchmarkPublish(b *testing.B) {
 		})
 	}
 }
+
+func TestWatched(t *testing.T) {
+	t.Parallel()
+	h := New()
+	if _, ok := h.Watched("a"); ok {
+		t.Fatal("unknown execution is watched")
+	}
+	s, _ := h.Subscribe("a")
+	h.Seen("a", 7)
+	if seq, ok := h.Watched("a"); !ok || seq != 7 {
+		t.Fatalf("Watched = %d %v, want 7 true", seq, ok)
+	}
+	h.Publish(ev("a", 9, conveyor.EventProgress))
+	if seq, _ := h.Watched("a"); seq != 9 {
+		t.Fatalf("after publish: %d, want 9", seq)
+	}
+	if ids := h.WatchedIDs(); len(ids) != 1 || ids[0] != "a" {
+		t.Fatalf("WatchedIDs = %v", ids)
+	}
+	s.Close()
+	if _, ok := h.Watched("a"); ok {
+		t.Fatal("watched after the last subscriber left")
+	}
+}
