@@ -43,6 +43,8 @@ type Execution struct {
 	StartedAt  *time.Time      `json:"started_at"`
 	FinishedAt *time.Time      `json:"finished_at"`
 
+	// Node is the id of the node that runs or last ran it.
+	Node string `json:"node,omitempty"`
 	// LastSeq is the seq of the newest event of this execution.
 	LastSeq int64 `json:"last_seq"`
 	// CancelRequested is set when a cancel arrived while it was running.

@@ -65,6 +65,12 @@ type Store interface {
 	Close() error
 }
 
+// Renewal is what RenewLeases found.
+type Renewal struct {
+	Lost            []string // no longer running under this node's lease
+	CancelRequested []string // a cancel arrived, perhaps on another node
+}
+
 // MaxLogLines is how many log lines an execution keeps, newest first.
 const MaxLogLines = 1000
 
