@@ -108,3 +108,21 @@ type ExecutionPage struct {
 	Executions []*Execution `json:"executions"`
 	NextCursor *string      `json:"next_cursor"`
 }
+
+// SharedStore is a Store that several nodes use at once (PostgreSQL). Its
+// claims take leases that the running node renews; an execution whose
+// lease expired is rescued by any node. It also tells each node what the
+// others did (Notifier).
+type SharedStore interface {
+	Store
+	Notifier
+
+	// RenewLeases extends the leases of this node's running executions
+	// with the given ids. Ids no longer running under this node's lease
+	// are reported Lost; those with a cancel requested, CancelRequested.
+	RenewLeases(ctx context.Context, ids []string, now time.Time) (Renewal, error)
+
+	// RescueExpired does what RecoverInterrupted does, but only for
+	// executions whose lease expired before now, whichever node had them.
+	RescueExpired(ctx context.Context, now time.Time, retries func(pipeline string) int) ([]Event, error)
+}

@@ -27,6 +27,11 @@ type Config struct {
 	// PollInterval is how often the claim loop looks for pending work when
 	// nothing woke it; default 1s.
 	PollInterval time.Duration
+	// Lease is how long a claim holds on a shared store without renewal
+	// (renewed every third of it); default 30s. RescueInterval is how often
+	// expired leases are looked for; default 5s.
+	Lease          time.Duration
+	RescueInterval time.Duration
 	Logger       *slog.Logger
 	NowFunc      func() time.Time
 }
@@ -43,6 +48,12 @@ func (c *Config) validate() error {
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = time.Second
+	}
+	if c.Lease <= 0 {
+		c.Lease = 30 * time.Second
+	}
+	if c.RescueInterval <= 0 {
+		c.RescueInterval = 5 * time.Second
 	}
 	if c.PublishFunc == nil {
 		c.PublishFunc = func(conveyor.Event) {}
@@ -75,6 +86,7 @@ type Engine struct {
 	cancelRuns context.CancelCauseFunc
 	stopClaims context.CancelFunc
 	claimsDone chan struct{}
+	leaseDone  chan struct{}
 	runsWG     sync.WaitGroup
 
 	// mu guards runs. The claim loop holds it from claiming to registering,
@@ -91,29 +103,41 @@ func New(cfg Config) (*Engine, error) {
 	return &Engine{cfg: cfg, wake: make(chan struct{}, 1), runs: make(map[string]*run)}, nil
 }
 
-// Start recovers executions a crash left running, then starts claiming.
+// Start makes the engine claim and run work. On a store of its own it
+// first recovers every execution a crash left running; on a shared store it
+// renews its leases and rescues executions whose node stopped renewing.
 // Call it once; Stop ends what it started.
 func (e *Engine) Start(ctx context.Context) error {
-	evs, err := e.cfg.Store.RecoverInterrupted(ctx, e.now(), func(name string) int {
-		if p := e.cfg.Pipelines[name]; p != nil {
-			return p.Retries
+	shared, isShared := e.cfg.Store.(conveyor.SharedStore)
+	if !isShared {
+		evs, err := e.cfg.Store.RecoverInterrupted(ctx, e.now(), e.retriesOf)
+		if err != nil {
+			return fmt.Errorf("recover interrupted executions: %w", err)
 		}
-		return 0
-	})
-	if err != nil {
-		return fmt.Errorf("recover interrupted executions: %w", err)
-	}
-	for _, ev := range evs {
-		e.cfg.Logger.Warn("recovered interrupted execution", "execution", ev.ExecutionID, "event", ev.Type, "attempt", ev.Attempt)
-		e.cfg.PublishFunc(ev)
+		for _, ev := range evs {
+			e.cfg.Logger.Warn("recovered interrupted execution", "execution", ev.ExecutionID, "event", ev.Type, "attempt", ev.Attempt)
+			e.cfg.PublishFunc(ev)
+		}
 	}
 
 	e.writer = newWriter(e.cfg.Store, e.cfg.Logger)
 	e.runCtx, e.cancelRuns = context.WithCancelCause(context.WithoutCancel(ctx))
 	claimCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	e.stopClaims, e.claimsDone = stop, make(chan struct{})
+	e.stopClaims, e.claimsDone, e.leaseDone = stop, make(chan struct{}), make(chan struct{})
 	go e.claimLoop(claimCtx)
+	if isShared {
+		go e.leaseLoop(e.runCtx, shared)
+	} else {
+		close(e.leaseDone)
+	}
 	return nil
+}
+
+func (e *Engine) retriesOf(pipeline string) int {
+	if p := e.cfg.Pipelines[pipeline]; p != nil {
+		return p.Retries
+	}
+	return 0
 }
 
 // Stop stops claiming, waits for running executions until ctx is done,
@@ -131,7 +155,8 @@ func (e *Engine) Stop(ctx context.Context) {
 		e.cancelRuns(errShutdown)
 		<-idle
 	}
-	e.cancelRuns(errShutdown)
+	e.cancelRuns(errShutdown) // also ends the lease loop
+	<-e.leaseDone
 	e.writer.close()
 }
 
@@ -209,12 +234,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) (*conveyor.Execution, er
 		e.cfg.PublishFunc(*ev)
 		return ex, nil
 	}
-	e.mu.Lock()
-	r := e.runs[id]
-	e.mu.Unlock()
-	if r != nil {
-		r.cancel(errCancelled)
-	}
+	e.cancelRun(id, errCancelled)
 	return ex, nil
 }
 

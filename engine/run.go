@@ -225,6 +225,10 @@ func (r *run) finish(err error) {
 	}
 	r.mu.Unlock()
 
+	if errors.Is(err, errLeaseLost) {
+		r.ended = true
+		return
+	}
 	if err != nil {
 		var ce *conveyor.Error
 		switch {
