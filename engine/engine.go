@@ -32,8 +32,8 @@ type Config struct {
 	// expired leases are looked for; default 5s.
 	Lease          time.Duration
 	RescueInterval time.Duration
-	Logger       *slog.Logger
-	NowFunc      func() time.Time
+	Logger         *slog.Logger
+	NowFunc        func() time.Time
 }
 
 func (c *Config) validate() error {
