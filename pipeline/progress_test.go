@@ -1,0 +1,171 @@
+package pipeline_test
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/conveyor-run/conveyor"
+	"github.com/conveyor-run/conveyor/pipeline"
+)
+
+func TestParseProgressLine(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		line   string
+		ok     bool
+		bad    bool // ok, but malformed
+		want   conveyor.Update
+		metric float64 // want Metrics["rows"]
+	}{
+		{line: "hello", ok: false},
+		{line: "", ok: false},
+		{line: " ::progress 1/2", ok: false},
+		{line: "::progressive 1/2", ok: false},
+		{line: "::PROGRESS 1/2", ok: false},
+		{line: "::progress 3/10", ok: true, want: conveyor.Update{Done: 3, Total: 10}},
+		{line: "::progress 3/10 copying files", ok: true, want: conveyor.Update{Done: 3, Total: 10, Message: "copying files"}},
+		{line: "::progress\t3/10\tcopying  files  ", ok: true, want: conveyor.Update{Done: 3, Total: 10, Message: "copying  files"}},
+		{line: "::progress 0/1", ok: true, want: conveyor.Update{Done: 0, Total: 1}},
+		{line: "::progress 2.5/7.5", ok: true, want: conveyor.Update{Done: 2.5, Total: 7.5}},
+		{line: "::progress 11/10 over", ok: true, want: conveyor.Update{Done: 10, Total: 10, Message: "over"}},
+		{line: "::progress 42%", ok: true, want: conveyor.Update{Done: 42, Total: 100}},
+		{line: "::progress 42.5% resizing", ok: true, want: conveyor.Update{Done: 42.5, Total: 100, Message: "resizing"}},
+		{line: "::progress 100%", ok: true, want: conveyor.Update{Done: 100, Total: 100}},
+		{line: "::progress 150%", ok: true, want: conveyor.Update{Done: 100, Total: 100}},
+		{line: `::progress {"current":3,"total":10,"message":"m","metrics":{"rows":1200}}`, ok: true, want: conveyor.Update{Done: 3, Total: 10, Message: "m"}, metric: 1200},
+		{line: `::progress {"current":30,"total":10}`, ok: true, want: conveyor.Update{Done: 10, Total: 10}},
+		{line: `::progress {"message":"only a message"}`, ok: true, want: conveyor.Update{Message: "only a message"}},
+		{line: `::progress {"metrics":{"rows":5},"future":true}`, ok: true, metric: 5},
+		{line: "::progress", ok: true, bad: true},
+		{line: "::progress   ", ok: true, bad: true},
+		{line: "::progress soon", ok: true, bad: true},
+		{line: "::progress 3/0", ok: true, bad: true},
+		{line: "::progress -1/10", ok: true, bad: true},
+		{line: "::progress 1/-10", ok: true, bad: true},
+		{line: "::progress NaN/10", ok: true, bad: true},
+		{line: "::progress 1/Inf", ok: true, bad: true},
+		{line: "::progress 1e3/1e4", ok: true, bad: true},
+		{line: "::progress 0x10/0x20", ok: true, bad: true},
+		{line: "::progress 1_0/20", ok: true, bad: true},
+		{line: "::progress 1..2/3", ok: true, bad: true},
+		{line: "::progress ./3", ok: true, bad: true},
+		{line: "::progress /3", ok: true, bad: true},
+		{line: "::progress 3/", ok: true, bad: true},
+		{line: "::progress 1/2/3", ok: true, bad: true},
+		{line: "::progress %", ok: true, bad: true},
+		{line: "::progress -5%", ok: true, bad: true},
+		{line: "::progress 1" + strings.Repeat("0", 400) + "/1", ok: true, bad: true},
+		{line: "::progress {", ok: true, bad: true},
+		{line: "::progress {}", ok: true, bad: true},
+		{line: `::progress {"current":1}`, ok: true, bad: true},
+		{line: `::progress {"current":-1,"total":2}`, ok: true, bad: true},
+		{line: `::progress {"current":1,"total":0}`, ok: true, bad: true},
+		{line: `::progress {"current":"1","total":2}`, ok: true, bad: true},
+		{line: `::progress {"current":1,"total":2} trailing`, ok: true, bad: true},
+		{line: `::progress {"metrics":{"":1}}`, ok: true, bad: true},
+		{line: `::progress {"metrics":{"rows":"many"}}`, ok: true, bad: true},
+		{line: `::progress {"current":1,"total":1e999}`, ok: true, bad: true},
+		{line: `::progress {"metrics":{` + manyMetrics(33) + `}}`, ok: true, bad: true},
+	}
+	for _, tt := range tests {
+		u, ok, err := pipeline.ParseProgressLine(tt.line)
+		if ok != tt.ok || (err != nil) != tt.bad {
+			t.Errorf("%q: ok = %v, err = %v; want ok = %v, malformed = %v", tt.line, ok, err, tt.ok, tt.bad)
+			continue
+		}
+		if tt.bad || !ok {
+			continue
+		}
+		if u.Done != tt.want.Done || u.Total != tt.want.Total || u.Message != tt.want.Message || u.Metrics["rows"] != tt.metric {
+			t.Errorf("%q: got %+v, want %+v (rows %v)", tt.line, u, tt.want, tt.metric)
+		}
+		if u.Step != 0 || u.Steps != 0 || u.StepName != "" {
+			t.Errorf("%q: sets handler fields: %+v", tt.line, u)
+		}
+	}
+}
+
+func manyMetrics(n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`"m`)
+		b.WriteString(strings.Repeat("x", i))
+		b.WriteString(`":1`)
+	}
+	return b.String()
+}
+
+func TestParseProgressLineLongMessage(t *testing.T) {
+	t.Parallel()
+	msg := strings.Repeat("é", pipeline.MaxProgressMessage) // 2 bytes each
+	u, ok, err := pipeline.ParseProgressLine("::progress 1/2 " + msg)
+	if !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if len(u.Message) > pipeline.MaxProgressMessage || !utf8.ValidString(u.Message) || !strings.HasPrefix(msg, u.Message) {
+		t.Errorf("message of %d bytes, valid UTF-8: %v", len(u.Message), utf8.ValidString(u.Message))
+	}
+}
+
+func FuzzParseProgressLine(f *testing.F) {
+	for _, s := range []string{
+		"::progress 3/10 copying", "::progress 42.5%", "::progress 11/10",
+		`::progress {"current":3,"total":10,"message":"m","metrics":{"rows":1200}}`,
+		`::progress {"message":"x"}`, "::progress 1e3/2", "::progress -1/2", "::progress", "hello",
+		"::progress 0.5/0.", "::progress 1/" + strings.Repeat("9", 320),
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		u, ok, err := pipeline.ParseProgressLine(line)
+		if !strings.HasPrefix(line, pipeline.ProgressPrefix) && ok {
+			t.Fatalf("ok for a line without the prefix")
+		}
+		if !ok && err != nil {
+			t.Fatalf("error for a line that is not progress: %v", err)
+		}
+		if !ok || err != nil {
+			return
+		}
+		for _, v := range []float64{u.Done, u.Total} {
+			if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+				t.Fatalf("%+v: not a finite, non-negative number", u)
+			}
+		}
+		if u.Done > u.Total || (u.Total == 0 && u.Done != 0) {
+			t.Fatalf("%+v: done over total", u)
+		}
+		if u.Total == 0 && u.Message == "" && len(u.Metrics) == 0 {
+			t.Fatalf("%+v: an update that says nothing", u)
+		}
+		if len(u.Message) > pipeline.MaxProgressMessage || len(u.Metrics) > pipeline.MaxProgressMetrics {
+			t.Fatalf("%+v: over the limits", u)
+		}
+		if utf8.ValidString(line) && !utf8.ValidString(u.Message) {
+			t.Fatalf("%+v: message cut inside a character", u)
+		}
+	})
+}
+
+func BenchmarkParseProgressLine(b *testing.B) {
+	for _, bm := range []struct{ name, line string }{
+		{"fraction", "::progress 314/1000 resizing photos/2024/IMG_0001.jpg"},
+		{"percent", "::progress 42.5%"},
+		{"json", `::progress {"current":3,"total":10,"message":"rows","metrics":{"rows":1200}}`},
+		{"not-progress", "INFO resized photos/2024/IMG_0001.jpg in 12ms"},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := pipeline.ParseProgressLine(bm.line); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
