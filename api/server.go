@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -119,7 +120,11 @@ func (s *Server) createExecution(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listExecutions(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		s.writeError(w, r, conveyor.Errorf(conveyor.EBADREQUEST, "malformed query string: %v", err))
+		return
+	}
 	f := conveyor.ListFilter{
 		Status:   conveyor.Status(q.Get("status")),
 		Pipeline: q.Get("pipeline"),
