@@ -3,15 +3,20 @@ package api_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/conveyor-run/conveyor"
 	"github.com/conveyor-run/conveyor/client"
+	"github.com/conveyor-run/conveyor/pipeline"
 )
 
 // Progress latency benchmarks: from x.Progress in a Go handler to the
@@ -191,4 +196,46 @@ func BenchmarkProgressCallWith1000SlowSubscribers(b *testing.B) {
 	}
 	b.StopTimer()
 	close(release)
+}
+
+// BenchmarkProgressLatencyExecLine: from a `::progress` line written by an
+// exec step's process to the WebSocket client. The benchmark writes a line
+// into a FIFO that `sed -u` copies to its stdout as `::progress …`; each op
+// is one line and its arrival.
+func BenchmarkProgressLatencyExecLine(b *testing.B) {
+	dir := b.TempDir()
+	fifo := filepath.Join(dir, "lines")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	step := &pipeline.ExecSpec{Command: []string{"sed", "-u", "s/^/::progress /", fifo}}
+	h := setup(b, 1, &conveyor.Pipeline{Name: "relay-lines", Steps: []conveyor.Step{{Name: "sed", Kind: "exec", Run: step.Run}}})
+	ex := h.submit("relay-lines", nil)
+	w, err := os.OpenFile(fifo, os.O_WRONLY, 0) // blocks until sed opens it
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := watchRunning(b, h.client, ex.ID)
+	defer s.Close()
+
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		msg := "line-" + strconv.Itoa(i)
+		start := time.Now()
+		if _, err := fmt.Fprintf(w, "%d/%d %s\n", i%100, 100, msg); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			ev := nextEvent(b, s)
+			if ev.Type == conveyor.EventProgress && ev.Progress.Message == msg {
+				break
+			}
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	reportLatencies(b, lat)
+	w.Close() // sed ends, the execution completes
+	nextOfType(b, s, conveyor.EventCompleted)
 }
