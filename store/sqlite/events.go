@@ -1,0 +1,143 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+
+	"github.com/conveyor-run/conveyor"
+)
+
+// Append implements conveyor.Store. The whole batch is one transaction:
+// this is where the engine's group commit lands, so the cost of a commit
+// is shared by every event queued while the previous one ran. Each write
+// updates its execution only if it is the current attempt of a running
+// execution and its seq is after LastSeq, and is stored only if it did.
+func (db *DB) Append(ctx context.Context, writes []conveyor.Event) error {
+	if len(writes) == 0 {
+		return nil
+	}
+	// Validate and encode everything before taking the write lock.
+	type encoded struct {
+		data     string
+		progress any
+	}
+	enc := make([]encoded, len(writes))
+	for i := range writes {
+		ev := &writes[i]
+		switch {
+		case ev.ExecutionID == "":
+			return conveyor.Errorf(conveyor.EINVALID, "event has no execution id")
+		case ev.Type == "" || ev.Type == conveyor.EventStatus || ev.Type == conveyor.EventError:
+			return conveyor.Errorf(conveyor.EINVALID, "event type %q is not stored", ev.Type)
+		case ev.Seq <= 0:
+			return conveyor.Errorf(conveyor.EINVALID, "event seq %d is not positive", ev.Seq)
+		case !storable(ev.Time):
+			return conveyor.Errorf(conveyor.EINVALID, "event %s #%d of %s has no valid time", ev.Type, ev.Seq, ev.ExecutionID)
+		}
+		data, err := marshalEvent(ev)
+		if err != nil {
+			return err
+		}
+		progress, err := progressJSON(ev.Progress)
+		if err != nil {
+			return err
+		}
+		enc[i] = encoded{data, progress}
+	}
+
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("append events: %w", err)
+	}
+	defer tx.Rollback()
+	var (
+		progress = tx.StmtContext(ctx, db.st.appendProgress)
+		final    = tx.StmtContext(ctx, db.st.appendFinal)
+		retrying = tx.StmtContext(ctx, db.st.appendRetrying)
+		insert   = tx.StmtContext(ctx, db.st.insertEvent)
+	)
+	for i := range writes {
+		ev := &writes[i]
+		var res sql.Result
+		switch {
+		case ev.Type == conveyor.EventRetrying:
+			errCode, errMsg := errorColumns(ev.Error)
+			res, err = retrying.ExecContext(ctx, ev.Seq, errCode, errMsg, ev.ExecutionID, ev.Attempt)
+		case ev.Type.Final():
+			errCode, errMsg := errorColumns(ev.Error)
+			res, err = final.ExecContext(ctx, ev.Seq, string(conveyor.StatusOf(ev.Type)), ev.Time.UnixNano(),
+				enc[i].progress, errCode, errMsg, jsonColumn(ev.Result), ev.ExecutionID, ev.Attempt)
+		default:
+			res, err = progress.ExecContext(ctx, ev.Seq, enc[i].progress, ev.ExecutionID, ev.Attempt)
+		}
+		if err != nil {
+			return fmt.Errorf("append %s event: %w", ev.Type, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("append %s event: %w", ev.Type, err)
+		} else if n == 0 {
+			continue // fenced off
+		}
+		if _, err := insert.ExecContext(ctx, ev.ExecutionID, ev.Seq, string(ev.Type), enc[i].data); err != nil {
+			return fmt.Errorf("append %s event: %w", ev.Type, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("append events: %w", err)
+	}
+	return nil
+}
+
+// Events implements conveyor.Store.
+func (db *DB) Events(ctx context.Context, id string, after int64, limit int) ([]conveyor.Event, error) {
+	if limit <= 0 {
+		return nil, conveyor.Errorf(conveyor.EINVALID, "limit %d is not positive", limit)
+	}
+	rows, err := db.st.events.QueryContext(ctx, id, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	defer rows.Close()
+	var evs []conveyor.Event
+	for rows.Next() {
+		var data []byte
+		if err := rows.Scan(&data); err != nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		var ev conveyor.Event
+		if err := json.Unmarshal(data, &ev); err != nil {
+			return nil, fmt.Errorf("read events of %s: decode: %w", id, err)
+		}
+		ev.Time = ev.Time.UTC()
+		evs = append(evs, ev)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return evs, nil
+}
+
+// insertEvent stores ev with the insert statement of a transaction.
+func insertEvent(ctx context.Context, insert *sql.Stmt, ev *conveyor.Event) error {
+	data, err := marshalEvent(ev)
+	if err != nil {
+		return err
+	}
+	if _, err := insert.ExecContext(ctx, ev.ExecutionID, ev.Seq, string(ev.Type), data); err != nil {
+		return fmt.Errorf("insert %s event: %w", ev.Type, err)
+	}
+	return nil
+}
+
+// marshalEvent encodes ev as stored, its time in UTC.
+func marshalEvent(ev *conveyor.Event) (string, error) {
+	e := *ev
+	e.Time = e.Time.UTC()
+	b, err := json.Marshal(&e)
+	if err != nil {
+		return "", conveyor.Errorf(conveyor.EINVALID, "event %s #%d of %s cannot be stored: %v", ev.Type, ev.Seq, ev.ExecutionID, err)
+	}
+	return string(b), nil
+}

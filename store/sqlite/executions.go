@@ -1,0 +1,396 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/conveyor-run/conveyor"
+)
+
+// CreateExecution implements conveyor.Store.
+func (db *DB) CreateExecution(ctx context.Context, e *conveyor.Execution) error {
+	switch {
+	case e.ID == "":
+		return conveyor.Errorf(conveyor.EINVALID, "execution has no id")
+	case e.Status != conveyor.StatusPending:
+		return conveyor.Errorf(conveyor.EINVALID, "new execution must be pending, not %q", e.Status)
+	case e.Attempt != 0 || e.LastSeq != 0:
+		return conveyor.Errorf(conveyor.EINVALID, "new execution must have attempt 0 and no events")
+	case !storable(e.CreatedAt):
+		return conveyor.Errorf(conveyor.EINVALID, "execution has no valid creation time")
+	case len(e.Input) > 0 && !json.Valid(e.Input):
+		return conveyor.Errorf(conveyor.EINVALID, "execution input is not valid JSON")
+	case len(e.Result) > 0 && !json.Valid(e.Result):
+		return conveyor.Errorf(conveyor.EINVALID, "execution result is not valid JSON")
+	}
+	progress, err := progressJSON(e.Progress)
+	if err != nil {
+		return err
+	}
+	errCode, errMsg := errorColumns(e.Error)
+	res, err := db.st.insertExecution.ExecContext(ctx, e.ID, e.Pipeline, string(e.Status), jsonColumn(e.Input),
+		progress, jsonColumn(e.Result), errCode, errMsg, e.Attempt, e.CreatedAt.UnixNano(),
+		timeColumn(e.StartedAt), timeColumn(e.FinishedAt), e.LastSeq, e.CancelRequested)
+	if err != nil {
+		return fmt.Errorf("create execution: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("create execution: %w", err)
+	} else if n == 0 {
+		return conveyor.Errorf(conveyor.ECONFLICT, "execution %q already exists", e.ID)
+	}
+	return nil
+}
+
+// GetExecution implements conveyor.Store.
+func (db *DB) GetExecution(ctx context.Context, id string) (*conveyor.Execution, error) {
+	ex, _, err := scanExecution(db.st.getExecution.QueryRowContext(ctx, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound(id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get execution: %w", err)
+	}
+	return ex, nil
+}
+
+func notFound(id string) error {
+	return conveyor.Errorf(conveyor.ENOTFOUND, "execution %q not found", id)
+}
+
+// ListExecutions implements conveyor.Store. Executions go newest first by
+// submission order; the cursor is the number of the last one returned.
+func (db *DB) ListExecutions(ctx context.Context, f conveyor.ListFilter) (*conveyor.ExecutionPage, error) {
+	limit := f.Limit
+	if limit == 0 {
+		limit = conveyor.DefaultListLimit
+	}
+	if limit < 0 || limit > conveyor.MaxListLimit {
+		return nil, conveyor.Errorf(conveyor.EINVALID, "limit must be from 1 to %d", conveyor.MaxListLimit)
+	}
+	var where []string
+	var args []any
+	if f.Status != "" {
+		if !f.Status.Valid() {
+			return nil, conveyor.Errorf(conveyor.EINVALID, "unknown status %q", f.Status)
+		}
+		where, args = append(where, "status = ?"), append(args, string(f.Status))
+	}
+	if f.Pipeline != "" {
+		where, args = append(where, "pipeline = ?"), append(args, f.Pipeline)
+	}
+	if f.Cursor != "" {
+		num, err := parseCursor(f.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		where, args = append(where, "num < ?"), append(args, num)
+	}
+	query := sqlListExecutions
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY num DESC LIMIT ?"
+	args = append(args, limit+1) // one more tells whether there is a next page
+
+	rows, err := db.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list executions: %w", err)
+	}
+	defer rows.Close()
+	page := &conveyor.ExecutionPage{Executions: make([]*conveyor.Execution, 0, min(limit, 64))}
+	var last int64
+	for rows.Next() {
+		if len(page.Executions) == limit {
+			cursor := strconv.FormatInt(last, 10)
+			page.NextCursor = &cursor
+			break
+		}
+		ex, num, err := scanExecution(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list executions: %w", err)
+		}
+		page.Executions, last = append(page.Executions, ex), num
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list executions: %w", err)
+	}
+	return page, nil
+}
+
+// parseCursor reads a cursor written by ListExecutions: the decimal number
+// of an execution, nothing else.
+func parseCursor(s string) (int64, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 || strconv.FormatInt(n, 10) != s {
+		return 0, conveyor.Errorf(conveyor.EINVALID, "malformed cursor %q", s)
+	}
+	return n, nil
+}
+
+// ClaimPending implements conveyor.Store.
+func (db *DB) ClaimPending(ctx context.Context, limit int, now time.Time) ([]conveyor.Claim, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	now = now.UTC()
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("claim executions: %w", err)
+	}
+	defer tx.Rollback()
+
+	rows, err := tx.StmtContext(ctx, db.st.claimPending).QueryContext(ctx, now.UnixNano(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim executions: %w", err)
+	}
+	type claimed struct {
+		ex  *conveyor.Execution
+		num int64
+	}
+	var cs []claimed
+	for rows.Next() {
+		ex, num, err := scanExecution(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("claim executions: %w", err)
+		}
+		cs = append(cs, claimed{ex, num})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claim executions: %w", err)
+	}
+	if len(cs) == 0 {
+		return nil, nil
+	}
+	// RETURNING gives no order; claims go oldest first.
+	slices.SortFunc(cs, func(a, b claimed) int { return cmp.Compare(a.num, b.num) })
+
+	insert := tx.StmtContext(ctx, db.st.insertEvent)
+	claims := make([]conveyor.Claim, len(cs))
+	for i, c := range cs {
+		ev := conveyor.Event{
+			Type:        conveyor.EventStarted,
+			ExecutionID: c.ex.ID,
+			Seq:         c.ex.LastSeq,
+			Time:        now,
+			Attempt:     c.ex.Attempt,
+			Status:      conveyor.StatusRunning,
+		}
+		if err := insertEvent(ctx, insert, &ev); err != nil {
+			return nil, fmt.Errorf("claim executions: %w", err)
+		}
+		claims[i] = conveyor.Claim{Execution: c.ex, Started: ev}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("claim executions: %w", err)
+	}
+	return claims, nil
+}
+
+// Cancel implements conveyor.Store.
+func (db *DB) Cancel(ctx context.Context, id string, now time.Time) (*conveyor.Execution, *conveyor.Event, error) {
+	now = now.UTC()
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cancel execution: %w", err)
+	}
+	defer tx.Rollback()
+	ex, _, err := scanExecution(tx.QueryRowContext(ctx, sqlGetExecution, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, notFound(id)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("cancel execution: %w", err)
+	}
+
+	var ev *conveyor.Event
+	switch ex.Status {
+	case conveyor.StatusRunning:
+		// The runner sees the request and writes the final event.
+		if _, err := tx.ExecContext(ctx, sqlRequestCancel, id); err != nil {
+			return nil, nil, fmt.Errorf("cancel execution: %w", err)
+		}
+		ex.CancelRequested = true
+	case conveyor.StatusPending:
+		ev = &conveyor.Event{
+			Type:        conveyor.EventCancelled,
+			ExecutionID: id,
+			Seq:         ex.LastSeq + 1,
+			Time:        now,
+			Attempt:     ex.Attempt,
+			Status:      conveyor.StatusCancelled,
+		}
+		if err := finish(ctx, tx, db.st.insertEvent, ex, ev); err != nil {
+			return nil, nil, fmt.Errorf("cancel execution: %w", err)
+		}
+	default:
+		return nil, nil, conveyor.Errorf(conveyor.ECONFLICT, "execution %q is already %s", id, ex.Status)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, nil, fmt.Errorf("cancel execution: %w", err)
+	}
+	return ex, ev, nil
+}
+
+// RecoverInterrupted implements conveyor.Store. A nil retries means no
+// pipeline has retries.
+func (db *DB) RecoverInterrupted(ctx context.Context, now time.Time, retries func(pipeline string) int) ([]conveyor.Event, error) {
+	now = now.UTC()
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("recover executions: %w", err)
+	}
+	defer tx.Rollback()
+
+	rows, err := tx.QueryContext(ctx, sqlRunning)
+	if err != nil {
+		return nil, fmt.Errorf("recover executions: %w", err)
+	}
+	var running []*conveyor.Execution
+	for rows.Next() {
+		ex, _, err := scanExecution(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("recover executions: %w", err)
+		}
+		running = append(running, ex)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("recover executions: %w", err)
+	}
+
+	var evs []conveyor.Event
+	for _, ex := range running {
+		ev := conveyor.Event{ExecutionID: ex.ID, Seq: ex.LastSeq + 1, Time: now, Attempt: ex.Attempt}
+		if retries != nil && ex.Attempt <= retries(ex.Pipeline) {
+			ev.Type, ev.Status = conveyor.EventRetrying, conveyor.StatusPending
+			ev.Error = conveyor.Errorf(conveyor.EINTERRUPTED, "the node running attempt %d stopped before it finished; retrying", ex.Attempt)
+			errCode, errMsg := errorColumns(ev.Error)
+			if _, err := tx.ExecContext(ctx, sqlRequeue, ev.Seq, errCode, errMsg, ex.ID); err != nil {
+				return nil, fmt.Errorf("recover execution %s: %w", ex.ID, err)
+			}
+			if err := insertEvent(ctx, tx.StmtContext(ctx, db.st.insertEvent), &ev); err != nil {
+				return nil, fmt.Errorf("recover execution %s: %w", ex.ID, err)
+			}
+		} else {
+			ev.Type, ev.Status, ev.Progress = conveyor.EventFailed, conveyor.StatusFailed, ex.Progress
+			ev.Error = conveyor.Errorf(conveyor.EINTERRUPTED, "the node running attempt %d stopped before it finished and no retries were left", ex.Attempt)
+			if err := finish(ctx, tx, db.st.insertEvent, ex, &ev); err != nil {
+				return nil, fmt.Errorf("recover execution %s: %w", ex.ID, err)
+			}
+		}
+		evs = append(evs, ev)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("recover executions: %w", err)
+	}
+	return evs, nil
+}
+
+// finish gives ex the final status of ev and appends ev, in tx; ex is
+// updated to match.
+func finish(ctx context.Context, tx *sql.Tx, insert *sql.Stmt, ex *conveyor.Execution, ev *conveyor.Event) error {
+	errCode, errMsg := errorColumns(ev.Error)
+	if _, err := tx.ExecContext(ctx, sqlFinish, string(ev.Status), ev.Time.UnixNano(), ev.Seq, errCode, errMsg, ex.ID); err != nil {
+		return err
+	}
+	if err := insertEvent(ctx, tx.StmtContext(ctx, insert), ev); err != nil {
+		return err
+	}
+	ex.Status, ex.FinishedAt, ex.LastSeq, ex.Error, ex.Result = ev.Status, &ev.Time, ev.Seq, ev.Error, nil
+	return nil
+}
+
+// Column encodings: times are Unix nanoseconds, JSON is text, and absent
+// values are NULL.
+
+type scanner interface{ Scan(dest ...any) error }
+
+// scanExecution reads executionColumns.
+func scanExecution(sc scanner) (*conveyor.Execution, int64, error) {
+	var (
+		ex                      conveyor.Execution
+		num, created            int64
+		status                  string
+		input, progress, result []byte
+		errCode, errMsg         sql.NullString
+		started, finished       sql.NullInt64
+	)
+	err := sc.Scan(&num, &ex.ID, &ex.Pipeline, &status, &input, &progress, &result, &errCode, &errMsg,
+		&ex.Attempt, &created, &started, &finished, &ex.LastSeq, &ex.CancelRequested)
+	if err != nil {
+		return nil, 0, err
+	}
+	ex.Status = conveyor.Status(status)
+	ex.Input, ex.Result = input, result
+	if progress != nil {
+		ex.Progress = new(conveyor.Progress)
+		if err := json.Unmarshal(progress, ex.Progress); err != nil {
+			return nil, 0, fmt.Errorf("execution %s: decode progress: %w", ex.ID, err)
+		}
+	}
+	if errCode.Valid {
+		ex.Error = &conveyor.Error{Code: errCode.String, Message: errMsg.String}
+	}
+	ex.CreatedAt = fromUnixNano(created)
+	if started.Valid {
+		t := fromUnixNano(started.Int64)
+		ex.StartedAt = &t
+	}
+	if finished.Valid {
+		t := fromUnixNano(finished.Int64)
+		ex.FinishedAt = &t
+	}
+	return &ex, num, nil
+}
+
+func fromUnixNano(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+// storable reports whether t is set and fits Unix nanoseconds in an int64
+// (the years 1678 to 2262).
+func storable(t time.Time) bool {
+	return !t.IsZero() && t.Year() > 1678 && t.Year() < 2262
+}
+
+func timeColumn(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return t.UnixNano()
+}
+
+func jsonColumn(b json.RawMessage) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return string(b)
+}
+
+func progressJSON(p *conveyor.Progress) (any, error) {
+	if p == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, conveyor.Errorf(conveyor.EINVALID, "progress cannot be stored: %v", err)
+	}
+	return string(b), nil
+}
+
+func errorColumns(e *conveyor.Error) (code, message any) {
+	if e == nil {
+		return nil, nil
+	}
+	return e.Code, e.Message
+}

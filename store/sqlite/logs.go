@@ -1,0 +1,67 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/conveyor-run/conveyor"
+)
+
+// AppendLogs implements conveyor.Store. Lines of unknown executions are
+// dropped. After the inserts, each execution in the batch is trimmed to
+// its newest conveyor.MaxLogLines lines, in the same transaction.
+func (db *DB) AppendLogs(ctx context.Context, lines []conveyor.LogLine) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("append logs: %w", err)
+	}
+	defer tx.Rollback()
+	insert := tx.StmtContext(ctx, db.st.insertLog)
+	var ids []string // executions in the batch, in order
+	seen := map[string]bool{}
+	for _, l := range lines {
+		if _, err := insert.ExecContext(ctx, l.ExecutionID, l.Time.UnixNano(), l.Step, l.Stream, l.Line); err != nil {
+			return fmt.Errorf("append logs: %w", err)
+		}
+		if !seen[l.ExecutionID] {
+			seen[l.ExecutionID] = true
+			ids = append(ids, l.ExecutionID)
+		}
+	}
+	trim := tx.StmtContext(ctx, db.st.trimLogs)
+	for _, id := range ids {
+		if _, err := trim.ExecContext(ctx, id, conveyor.MaxLogLines); err != nil {
+			return fmt.Errorf("trim logs: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("append logs: %w", err)
+	}
+	return nil
+}
+
+// Logs implements conveyor.Store.
+func (db *DB) Logs(ctx context.Context, id string) ([]conveyor.LogLine, error) {
+	rows, err := db.r.QueryContext(ctx, sqlLogs, id)
+	if err != nil {
+		return nil, fmt.Errorf("read logs: %w", err)
+	}
+	defer rows.Close()
+	var lines []conveyor.LogLine
+	for rows.Next() {
+		l := conveyor.LogLine{ExecutionID: id}
+		var t int64
+		if err := rows.Scan(&t, &l.Step, &l.Stream, &l.Line); err != nil {
+			return nil, fmt.Errorf("read logs: %w", err)
+		}
+		l.Time = fromUnixNano(t)
+		lines = append(lines, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read logs: %w", err)
+	}
+	return lines, nil
+}

@@ -1,0 +1,129 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// All of the backend's SQL, except the schema (migrations/) and the
+// list query built from these parts in listExecutions.
+
+// executionColumns are what scanExecution reads, in its order.
+const executionColumns = `num, id, pipeline, status, input, progress, result, error_code, error_message,
+	attempt, created_at, started_at, finished_at, last_seq, cancel_requested`
+
+const (
+	sqlInsertExecution = `INSERT INTO executions
+		(id, pipeline, status, input, progress, result, error_code, error_message,
+		 attempt, created_at, started_at, finished_at, last_seq, cancel_requested)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO NOTHING`
+
+	sqlGetExecution = `SELECT ` + executionColumns + ` FROM executions WHERE id = ?`
+
+	sqlListExecutions = `SELECT ` + executionColumns + ` FROM executions`
+
+	// The subquery walks executions_status_num: pending, oldest first.
+	sqlClaimPending = `UPDATE executions
+		SET status = 'running', attempt = attempt + 1, started_at = ?1, last_seq = last_seq + 1
+		WHERE num IN (SELECT num FROM executions WHERE status = 'pending' ORDER BY num LIMIT ?2)
+		RETURNING ` + executionColumns
+
+	sqlRunning = `SELECT ` + executionColumns + ` FROM executions WHERE status = 'running' ORDER BY num`
+
+	// The fenced writes of Append. Each applies only to the current
+	// attempt of a running execution, and only to a seq after the last one
+	// (a replayed write is dropped rather than failing the batch on the
+	// events primary key); a write that matches no row is dropped.
+	sqlAppendProgress = `UPDATE executions SET last_seq = ?1, progress = coalesce(?2, progress)` + fenceProgress
+	fenceProgress     = ` WHERE id = ?3 AND attempt = ?4 AND status = 'running' AND last_seq < ?1`
+
+	sqlAppendFinal = `UPDATE executions SET last_seq = ?1, status = ?2, finished_at = ?3,
+		progress = coalesce(?4, progress), error_code = ?5, error_message = ?6, result = ?7` + fenceFinal
+	fenceFinal = ` WHERE id = ?8 AND attempt = ?9 AND status = 'running' AND last_seq < ?1`
+
+	sqlAppendRetrying = `UPDATE executions SET last_seq = ?1, status = 'pending', progress = NULL,
+		error_code = ?2, error_message = ?3` + fenceRetrying
+	fenceRetrying = ` WHERE id = ?4 AND attempt = ?5 AND status = 'running' AND last_seq < ?1`
+
+	sqlInsertEvent = `INSERT INTO events (execution_id, seq, type, data) VALUES (?, ?, ?, ?)`
+
+	sqlEvents = `SELECT data FROM events WHERE execution_id = ? AND seq > ? ORDER BY seq LIMIT ?`
+
+	// Cancel and RecoverInterrupted set the status unfenced: they run in
+	// the transaction that read the row.
+	sqlRequestCancel = `UPDATE executions SET cancel_requested = 1 WHERE id = ?`
+
+	sqlFinish = `UPDATE executions SET status = ?1, finished_at = ?2, last_seq = ?3,
+		error_code = ?4, error_message = ?5, result = NULL WHERE id = ?6`
+
+	sqlRequeue = `UPDATE executions SET status = 'pending', last_seq = ?1, progress = NULL,
+		error_code = ?2, error_message = ?3 WHERE id = ?4`
+
+	// Lines of unknown executions are dropped, like writes of Append.
+	sqlInsertLog = `INSERT INTO logs (execution_id, time, step, stream, line)
+		SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM executions WHERE id = ?1)`
+
+	// Deletes all but the newest ?2 lines; the subquery is NULL, and
+	// nothing goes, while there are no more than that.
+	sqlTrimLogs = `DELETE FROM logs WHERE execution_id = ?1 AND id <=
+		(SELECT id FROM logs WHERE execution_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)`
+
+	sqlLogs = `SELECT time, step, stream, line FROM logs WHERE execution_id = ? ORDER BY id`
+)
+
+// statements are prepared once. Those on the writer are reused by every
+// transaction (Tx.StmtContext finds them prepared on its one connection).
+type statements struct {
+	list []*sql.Stmt // everything prepared, for close
+
+	insertExecution *sql.Stmt
+	claimPending    *sql.Stmt
+	appendProgress  *sql.Stmt
+	appendFinal     *sql.Stmt
+	appendRetrying  *sql.Stmt
+	insertEvent     *sql.Stmt
+	insertLog       *sql.Stmt
+	trimLogs        *sql.Stmt
+
+	getExecution *sql.Stmt // readers
+	events       *sql.Stmt // readers
+}
+
+func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
+	for _, s := range []struct {
+		db    *sql.DB
+		dst   **sql.Stmt
+		query string
+	}{
+		{w, &st.insertExecution, sqlInsertExecution},
+		{w, &st.claimPending, sqlClaimPending},
+		{w, &st.appendProgress, sqlAppendProgress},
+		{w, &st.appendFinal, sqlAppendFinal},
+		{w, &st.appendRetrying, sqlAppendRetrying},
+		{w, &st.insertEvent, sqlInsertEvent},
+		{w, &st.insertLog, sqlInsertLog},
+		{w, &st.trimLogs, sqlTrimLogs},
+		{r, &st.getExecution, sqlGetExecution},
+		{r, &st.events, sqlEvents},
+	} {
+		stmt, err := s.db.PrepareContext(ctx, s.query)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", s.query, err)
+		}
+		*s.dst = stmt
+		st.list = append(st.list, stmt)
+	}
+	return nil
+}
+
+func (st *statements) close() error {
+	var errs []error
+	for _, s := range st.list {
+		errs = append(errs, s.Close())
+	}
+	st.list = nil
+	return errors.Join(errs...)
+}

@@ -1,0 +1,154 @@
+package sqlite
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/conveyor-run/conveyor"
+	"github.com/conveyor-run/conveyor/store/storetest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// open opens a store in a new temporary folder, closed when t ends.
+func open(t testing.TB) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return db
+}
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) conveyor.Store { return open(t) })
+}
+
+func TestSettings(t *testing.T) {
+	db := open(t)
+	ctx := t.Context()
+	for _, c := range []struct {
+		name   string
+		query  string
+		want   string
+		reader bool
+	}{
+		{"writer journal_mode", "PRAGMA journal_mode", "wal", false},
+		{"writer synchronous", "PRAGMA synchronous", "1", false}, // NORMAL
+		{"writer foreign_keys", "PRAGMA foreign_keys", "1", false},
+		{"writer busy_timeout", "PRAGMA busy_timeout", "5000", false},
+		{"reader journal_mode", "PRAGMA journal_mode", "wal", true},
+		{"reader query_only", "PRAGMA query_only", "1", true},
+		{"reader busy_timeout", "PRAGMA busy_timeout", "5000", true},
+	} {
+		conn := db.w
+		if c.reader {
+			conn = db.r
+		}
+		var got string
+		if err := conn.QueryRowContext(ctx, c.query).Scan(&got); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got != c.want {
+			t.Errorf("%s = %s, want %s", c.name, got, c.want)
+		}
+	}
+	if _, err := db.r.ExecContext(ctx, `DELETE FROM executions`); err == nil {
+		t.Error("a reader could write")
+	}
+}
+
+func TestReopen(t *testing.T) {
+	ctx := t.Context()
+	dir := filepath.Join(t.TempDir(), "nested", "data")
+	db, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := &conveyor.Execution{ID: "a", Pipeline: "p", Status: conveyor.StatusPending, CreatedAt: time.Now()}
+	if err := db.CreateExecution(ctx, ex); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, FileName)); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err = Open(ctx, dir)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer db.Close()
+	if _, err := db.GetExecution(ctx, "a"); err != nil {
+		t.Errorf("after reopening: %v", err)
+	}
+	var n int
+	if err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("%d migrations recorded, want 1", n)
+	}
+}
+
+func TestNewerSchema(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	db, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.w.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (999, '0999_future.sql', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if db, err := Open(ctx, dir); err == nil || !strings.Contains(err.Error(), "newer") {
+		if db != nil {
+			db.Close()
+		}
+		t.Fatalf("Open of a newer schema: %v, want an error", err)
+	}
+}
+
+func TestPathNeedingEscapes(t *testing.T) {
+	// SQLite reads the file name as a URI: these must not be taken as its
+	// query, fragment or escapes.
+	dir := filepath.Join(t.TempDir(), "a dir?x=1#frag%20")
+	db, err := Open(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := os.Stat(filepath.Join(dir, FileName)); err != nil {
+		t.Errorf("database not where asked: %v", err)
+	}
+	if db.Path() != filepath.Join(dir, FileName) {
+		t.Errorf("Path() = %s", db.Path())
+	}
+}
+
+func TestCursorIsNumber(t *testing.T) {
+	for _, s := range []string{"0", "-1", "+1", "01", "1.0", "9223372036854775808", " 1"} {
+		if _, err := parseCursor(s); conveyor.ErrorCode(err) != conveyor.EINVALID {
+			t.Errorf("parseCursor(%q) = %v, want invalid", s, err)
+		}
+	}
+	if n, err := parseCursor("42"); err != nil || n != 42 {
+		t.Errorf("parseCursor(42) = %d, %v", n, err)
+	}
+}

@@ -1,0 +1,60 @@
+// Package storetest is the conformance suite every conveyor.Store backend
+// passes, in the style of River's riverdrivertest.
+//
+// # Use
+//
+// A backend's test calls Run with a function that returns a new, empty
+// store:
+//
+//	func TestStore(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) conveyor.Store {
+//			db, err := sqlite.Open(context.Background(), t.TempDir())
+//			if err != nil {
+//				t.Fatal(err)
+//			}
+//			t.Cleanup(func() { db.Close() })
+//			return db
+//		})
+//	}
+//
+// Subtests run in parallel and each calls newStore once, so every store
+// must be isolated from the others (its own file, or its own schema on a
+// shared PostgreSQL server).
+//
+// # What it pins
+//
+// Every behaviour documented on conveyor.Store, plus the choices the
+// interface leaves open, so that backends cannot drift apart:
+//
+//   - CreateExecution rejects what the interface says it must not get (no
+//     ID, not pending, attempt not 0, events, no CreatedAt, input that is
+//     not JSON) with EINVALID and writes nothing. Execution.Node is not
+//     compared: only shared stores set it.
+//   - Unknown ids of any shape (not only well-formed UUIDs) are ENOTFOUND
+//     for GetExecution and Cancel, and an empty result for Events and Logs.
+//   - Times come back in UTC; the suite only uses whole microseconds, the
+//     coarsest precision a backend may have.
+//   - JSON (input, result) is compared by meaning, not bytes, since a
+//     backend may store it normalised (PostgreSQL jsonb).
+//   - ListExecutions returns a non-nil slice, EINVALID for a limit outside
+//     0..MaxListLimit or an unknown status, and no empty trailing page;
+//     executions created after a page was read do not shift the next one.
+//   - ClaimPending returns its claims oldest first; limit 0 claims none.
+//   - Append validates the whole batch first (EINVALID and nothing written
+//     for a write without execution id, type, positive seq or time, with a
+//     result that is not JSON, or of the stream-only types status and
+//     error), and drops, besides writes of a stale attempt or a
+//     non-running execution, writes whose seq is not after LastSeq (a
+//     replay) and writes for unknown executions, so one bad write cannot
+//     sink a group commit. A final event sets Error and Result from the
+//     event (so completing after a retry clears the earlier attempt's
+//     error) and keeps the last progress when it carries none.
+//   - Events the store makes itself (started, cancelled, retrying and
+//     failed on recovery) carry Status, the status they lead to, and the
+//     execution's current Attempt.
+//   - RecoverInterrupted keeps the progress of an execution it fails.
+//   - AppendLogs drops lines of unknown executions; Logs sets ExecutionID
+//     and returns lines in the order they were appended.
+//   - A retry keeps CancelRequested, so the next claim sees it and the
+//     runner cancels at once.
+package storetest

@@ -1,0 +1,258 @@
+package storetest
+
+import (
+	"encoding/json"
+	"slices"
+	"time"
+
+	"github.com/conveyor-run/conveyor"
+)
+
+var createCases = []testCase{
+	{"RoundTrip", func(f *fixture) {
+		ex := f.newExecution("alpha")
+		ex.Input = json.RawMessage(`{"name": "r\u00e9sum\u00e9 ✓", "n": [1, 2.5, -3e3, {"deep": null}], "ok": true, "nested": {"a": {"b": []}}}`)
+		// A creation time outside UTC comes back as the same instant in UTC.
+		ex.CreatedAt = time.Date(2025, 6, 1, 14, 30, 15, 987654000, time.FixedZone("CEST", 2*3600))
+		if err := f.s.CreateExecution(f.ctx, ex); err != nil {
+			f.t.Fatalf("CreateExecution: %v", err)
+		}
+		want := *ex
+		want.CreatedAt = ex.CreatedAt.UTC()
+		checkExecution(f.t, f.get(ex.ID), &want)
+	}},
+
+	{"EmptyObjectInput", func(f *fixture) {
+		ex := f.newExecution("alpha")
+		ex.Input = json.RawMessage(`{}`)
+		if err := f.s.CreateExecution(f.ctx, ex); err != nil {
+			f.t.Fatalf("CreateExecution: %v", err)
+		}
+		checkExecution(f.t, f.get(ex.ID), ex)
+	}},
+
+	{"DuplicateID", func(f *fixture) {
+		ex := f.create("alpha")
+		dup := f.newExecution("beta")
+		dup.ID = ex.ID
+		wantCode(f.t, "CreateExecution of an existing id", f.s.CreateExecution(f.ctx, dup), conveyor.ECONFLICT)
+		checkExecution(f.t, f.get(ex.ID), ex)
+	}},
+
+	{"Invalid", func(f *fixture) {
+		cases := []struct {
+			name   string
+			change func(ex *conveyor.Execution)
+		}{
+			{"no id", func(ex *conveyor.Execution) { ex.ID = "" }},
+			{"running", func(ex *conveyor.Execution) { ex.Status = conveyor.StatusRunning }},
+			{"completed", func(ex *conveyor.Execution) { ex.Status = conveyor.StatusCompleted }},
+			{"no status", func(ex *conveyor.Execution) { ex.Status = "" }},
+			{"attempt 1", func(ex *conveyor.Execution) { ex.Attempt = 1 }},
+			{"events", func(ex *conveyor.Execution) { ex.LastSeq = 3 }},
+			{"no creation time", func(ex *conveyor.Execution) { ex.CreatedAt = time.Time{} }},
+			{"input not JSON", func(ex *conveyor.Execution) { ex.Input = json.RawMessage(`{"a":`) }},
+		}
+		for _, c := range cases {
+			ex := f.newExecution("alpha")
+			c.change(ex)
+			wantCode(f.t, "CreateExecution with "+c.name, f.s.CreateExecution(f.ctx, ex), conveyor.EINVALID)
+			if ex.ID != "" {
+				_, err := f.s.GetExecution(f.ctx, ex.ID)
+				wantCode(f.t, "GetExecution after a rejected create ("+c.name+")", err, conveyor.ENOTFOUND)
+			}
+		}
+		if page := f.list(conveyor.ListFilter{}); len(page.Executions) != 0 {
+			f.t.Errorf("rejected creates left %v", executionIDs(page.Executions))
+		}
+	}},
+}
+
+var getCases = []testCase{
+	{"Unknown", func(f *fixture) {
+		f.create("alpha")
+		for _, id := range append(unknownIDs, "") {
+			ex, err := f.s.GetExecution(f.ctx, id)
+			wantCode(f.t, "GetExecution("+id+")", err, conveyor.ENOTFOUND)
+			if ex != nil {
+				f.t.Errorf("GetExecution(%q) = %+v, want nil", id, ex)
+			}
+		}
+	}},
+
+	{"ReturnsCopies", func(f *fixture) {
+		// Changing a returned execution does not change the stored one.
+		ex := f.create("alpha")
+		got := f.get(ex.ID)
+		got.Status, got.Pipeline = conveyor.StatusFailed, "changed"
+		checkExecution(f.t, f.get(ex.ID), ex)
+	}},
+}
+
+var listCases = []testCase{
+	{"Empty", func(f *fixture) {
+		page := f.list(conveyor.ListFilter{})
+		if len(page.Executions) != 0 || page.NextCursor != nil {
+			f.t.Errorf("empty store: got %v, cursor %v", executionIDs(page.Executions), page.NextCursor)
+		}
+	}},
+
+	{"NewestFirst", func(f *fixture) {
+		var exs []*conveyor.Execution
+		for i := range 5 {
+			exs = append(exs, f.create([]string{"alpha", "beta"}[i%2]))
+		}
+		page := f.list(conveyor.ListFilter{})
+		if got, want := executionIDs(page.Executions), reversed(exs); !slices.Equal(got, want) {
+			f.t.Fatalf("ids = %v, want %v", got, want)
+		}
+		if page.NextCursor != nil {
+			f.t.Errorf("NextCursor = %q on the only page, want nil", *page.NextCursor)
+		}
+		for i, got := range page.Executions {
+			checkExecution(f.t, got, exs[len(exs)-1-i])
+		}
+	}},
+
+	{"Filters", func(f *fixture) {
+		a1, b1 := f.create("alpha"), f.create("beta")
+		a2, b2 := f.create("alpha"), f.create("beta")
+		a3, b3 := f.create("alpha"), f.create("beta")
+		f.claim(2, at(50)) // a1, b1 running
+		f.cancel(a2.ID, at(51))
+		ids := func(exs ...*conveyor.Execution) []string { return executionIDs(exs) }
+		cases := []struct {
+			filter conveyor.ListFilter
+			want   []string
+		}{
+			{conveyor.ListFilter{Status: conveyor.StatusPending}, ids(b3, a3, b2)},
+			{conveyor.ListFilter{Status: conveyor.StatusRunning}, ids(b1, a1)},
+			{conveyor.ListFilter{Status: conveyor.StatusCancelled}, ids(a2)},
+			{conveyor.ListFilter{Status: conveyor.StatusCompleted}, ids()},
+			{conveyor.ListFilter{Pipeline: "alpha"}, ids(a3, a2, a1)},
+			{conveyor.ListFilter{Pipeline: "beta"}, ids(b3, b2, b1)},
+			{conveyor.ListFilter{Pipeline: "gamma"}, ids()},
+			{conveyor.ListFilter{Pipeline: "alpha", Status: conveyor.StatusPending}, ids(a3)},
+			{conveyor.ListFilter{Pipeline: "beta", Status: conveyor.StatusRunning}, ids(b1)},
+			{conveyor.ListFilter{Pipeline: "beta", Status: conveyor.StatusCancelled}, ids()},
+		}
+		for _, c := range cases {
+			page := f.list(c.filter)
+			if got := executionIDs(page.Executions); !slices.Equal(got, c.want) {
+				f.t.Errorf("ListExecutions(%+v) = %v, want %v", c.filter, got, c.want)
+			}
+			if page.NextCursor != nil {
+				f.t.Errorf("ListExecutions(%+v): NextCursor = %q, want nil", c.filter, *page.NextCursor)
+			}
+		}
+	}},
+
+	{"Pages", func(f *fixture) {
+		exs := f.createN(23, "alpha")
+		checkPages(f, conveyor.ListFilter{Limit: 5}, reversed(exs), []int{5, 5, 5, 5, 3})
+	}},
+
+	{"PagesExactMultiple", func(f *fixture) {
+		// A last page that is full still says there is no next one.
+		exs := f.createN(20, "alpha")
+		checkPages(f, conveyor.ListFilter{Limit: 5}, reversed(exs), []int{5, 5, 5, 5})
+	}},
+
+	{"PagesFiltered", func(f *fixture) {
+		var alphas []*conveyor.Execution
+		for i := range 15 {
+			ex := f.create([]string{"alpha", "beta", "gamma"}[i%3])
+			if ex.Pipeline == "alpha" {
+				alphas = append(alphas, ex)
+			}
+		}
+		checkPages(f, conveyor.ListFilter{Pipeline: "alpha", Limit: 2}, reversed(alphas), []int{2, 2, 1})
+		checkPages(f, conveyor.ListFilter{Status: conveyor.StatusPending, Limit: 4}, reversed(f.allCreated()), []int{4, 4, 4, 3})
+	}},
+
+	{"CursorIsStable", func(f *fixture) {
+		// Executions created between two pages do not shift the next page.
+		exs := f.createN(6, "alpha")
+		first := f.list(conveyor.ListFilter{Limit: 3})
+		if first.NextCursor == nil {
+			f.t.Fatal("NextCursor = nil after the first of two pages")
+		}
+		f.createN(2, "alpha")
+		second := f.list(conveyor.ListFilter{Limit: 3, Cursor: *first.NextCursor})
+		if got, want := executionIDs(second.Executions), reversed(exs[:3]); !slices.Equal(got, want) {
+			f.t.Errorf("second page = %v, want %v", got, want)
+		}
+		if second.NextCursor != nil {
+			f.t.Errorf("NextCursor = %q on the last page, want nil", *second.NextCursor)
+		}
+	}},
+
+	{"DefaultLimit", func(f *fixture) {
+		exs := f.createN(conveyor.DefaultListLimit+1, "alpha")
+		checkPages(f, conveyor.ListFilter{}, reversed(exs), []int{conveyor.DefaultListLimit, 1})
+	}},
+
+	{"Limits", func(f *fixture) {
+		f.createN(3, "alpha")
+		if page := f.list(conveyor.ListFilter{Limit: conveyor.MaxListLimit}); len(page.Executions) != 3 {
+			f.t.Errorf("Limit MaxListLimit: got %d executions, want 3", len(page.Executions))
+		}
+		if page := f.list(conveyor.ListFilter{Limit: 1}); len(page.Executions) != 1 || page.NextCursor == nil {
+			f.t.Errorf("Limit 1: got %d executions and cursor %v, want 1 and a cursor", len(page.Executions), page.NextCursor)
+		}
+		for _, limit := range []int{-1, conveyor.MaxListLimit + 1} {
+			_, err := f.s.ListExecutions(f.ctx, conveyor.ListFilter{Limit: limit})
+			wantCode(f.t, "ListExecutions with a limit out of range", err, conveyor.EINVALID)
+		}
+	}},
+
+	{"MalformedCursor", func(f *fixture) {
+		f.createN(3, "alpha")
+		for _, cursor := range []string{"not a cursor", "!!!", "%%%", "\x00\xff", "{}"} {
+			_, err := f.s.ListExecutions(f.ctx, conveyor.ListFilter{Cursor: cursor})
+			wantCode(f.t, "ListExecutions with cursor "+cursor, err, conveyor.EINVALID)
+		}
+	}},
+
+	{"UnknownStatus", func(f *fixture) {
+		_, err := f.s.ListExecutions(f.ctx, conveyor.ListFilter{Status: "sleeping"})
+		wantCode(f.t, "ListExecutions with an unknown status", err, conveyor.EINVALID)
+	}},
+}
+
+// allCreated returns every execution the fixture created, as stored now.
+func (f *fixture) allCreated() []*conveyor.Execution {
+	f.t.Helper()
+	exs := make([]*conveyor.Execution, f.n)
+	for i := range exs {
+		exs[i] = f.get(executionID(i + 1))
+	}
+	return exs
+}
+
+// checkPages walks every page of lf and checks that together they are
+// want, in order, without duplicates or gaps, in pages of the given sizes,
+// with a cursor on every page but the last.
+func checkPages(f *fixture, lf conveyor.ListFilter, want []string, sizes []int) {
+	f.t.Helper()
+	var got []string
+	var gotSizes []int
+	for range len(sizes) + 1 { // one more than needed, to catch a cursor that never ends
+		page := f.list(lf)
+		got = append(got, executionIDs(page.Executions)...)
+		gotSizes = append(gotSizes, len(page.Executions))
+		if page.NextCursor == nil {
+			break
+		}
+		if *page.NextCursor == "" {
+			f.t.Fatalf("ListExecutions(%+v): NextCursor is an empty string, want nil or a cursor", lf)
+		}
+		lf.Cursor = *page.NextCursor
+	}
+	if !slices.Equal(gotSizes, sizes) {
+		f.t.Errorf("page sizes = %v, want %v", gotSizes, sizes)
+	}
+	if !slices.Equal(got, want) {
+		f.t.Errorf("paged ids = %v, want %v", got, want)
+	}
+}
