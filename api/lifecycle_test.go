@@ -124,8 +124,8 @@ func TestRetriesMakeNewAttempts(t *testing.T) {
 	}
 	var types []string
 	for i, ev := range evs {
-		if ev.Seq != int64(i+1) {
-			t.Fatalf("event %d has seq %d", i, ev.Seq)
+		if i > 0 && ev.Seq <= evs[i-1].Seq {
+			t.Fatalf("event %d has seq %d after %d", i, ev.Seq, evs[i-1].Seq)
 		}
 		if ev.Type != conveyor.EventProgress {
 			types = append(types, string(ev.Type))

@@ -3,6 +3,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -153,8 +154,22 @@ func (s *Server) listExecutions(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, page)
 }
 
+// execution reads an execution from the store with the newest progress
+// published on this node, which reaches the store at most every
+// ProgressStoreInterval.
+func (s *Server) execution(ctx context.Context, id string) (*conveyor.Execution, error) {
+	ex, err := s.cfg.Store.GetExecution(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if last, ok := s.cfg.Hub.Last(id); ok && last.Seq > ex.LastSeq && last.Type == conveyor.EventProgress && ex.Status == conveyor.StatusRunning {
+		ex.Progress = last.Progress
+	}
+	return ex, nil
+}
+
 func (s *Server) getExecution(w http.ResponseWriter, r *http.Request) {
-	ex, err := s.cfg.Store.GetExecution(r.Context(), r.PathValue("id"))
+	ex, err := s.execution(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -163,7 +178,7 @@ func (s *Server) getExecution(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getProgress(w http.ResponseWriter, r *http.Request) {
-	ex, err := s.cfg.Store.GetExecution(r.Context(), r.PathValue("id"))
+	ex, err := s.execution(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -32,8 +32,12 @@ type Config struct {
 	// expired leases are looked for; default 5s.
 	Lease          time.Duration
 	RescueInterval time.Duration
-	Logger         *slog.Logger
-	NowFunc        func() time.Time
+	// ProgressStoreInterval is how often, at most, an execution's progress
+	// is written to the store; subscribers get every update at once.
+	// Default 500ms.
+	ProgressStoreInterval time.Duration
+	Logger                *slog.Logger
+	NowFunc               func() time.Time
 }
 
 func (c *Config) validate() error {
@@ -54,6 +58,9 @@ func (c *Config) validate() error {
 	}
 	if c.RescueInterval <= 0 {
 		c.RescueInterval = 5 * time.Second
+	}
+	if c.ProgressStoreInterval <= 0 {
+		c.ProgressStoreInterval = 500 * time.Millisecond
 	}
 	if c.PublishFunc == nil {
 		c.PublishFunc = func(conveyor.Event) {}

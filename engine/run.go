@@ -26,6 +26,11 @@ type run struct {
 	emitMu sync.Mutex
 	seq    int64
 	ended  bool // the final event was emitted; nothing may follow
+	// Progress reaches subscribers at once but the store at most once per
+	// ProgressStoreInterval: storedAt is when it last went to the store,
+	// unstored the newest progress published since.
+	storedAt time.Time
+	unstored *conveyor.Event
 
 	mu     sync.Mutex // guards the fields below, written by Exec reports
 	state  progressState
@@ -170,31 +175,41 @@ func (r *run) report(u conveyor.Update, step int) {
 }
 
 func (r *run) emitProgressLoop(done <-chan struct{}) {
+	store := time.NewTimer(time.Hour)
+	store.Stop()
+	defer store.Stop()
 	for {
 		select {
 		case <-done:
 			return
 		case <-r.kick:
-			r.flushProgress()
+			if wait := r.flushProgress(); wait > 0 {
+				store.Reset(wait)
+			}
+		case <-store.C:
+			r.emitMu.Lock()
+			r.storeUnstoredLocked()
+			r.emitMu.Unlock()
 		}
 	}
 }
 
-// flushProgress emits the newest progress as one event if it changed.
-func (r *run) flushProgress() {
+// flushProgress emits the newest progress as one event if it changed. It
+// returns how long until that event is due for the store, 0 if stored.
+func (r *run) flushProgress() time.Duration {
 	r.emitMu.Lock()
 	defer r.emitMu.Unlock()
-	r.emitProgressLocked()
+	return r.emitProgressLocked()
 }
 
-func (r *run) emitProgressLocked() {
+func (r *run) emitProgressLocked() time.Duration {
 	if r.ended {
-		return
+		return 0
 	}
 	r.mu.Lock()
 	if !r.dirty {
 		r.mu.Unlock()
-		return
+		return 0
 	}
 	r.dirty = false
 	now := r.e.now()
@@ -204,7 +219,21 @@ func (r *run) emitProgressLocked() {
 	r.seq++
 	ev := conveyor.Event{Type: conveyor.EventProgress, ExecutionID: r.ex.ID, Seq: r.seq, Time: now, Attempt: r.ex.Attempt, Progress: p}
 	r.e.cfg.PublishFunc(ev)
+	if wait := r.storedAt.Add(r.e.cfg.ProgressStoreInterval).Sub(now); wait > 0 {
+		r.unstored = &ev
+		return wait
+	}
 	r.e.writer.write(ev)
+	r.storedAt, r.unstored = now, nil
+	return 0
+}
+
+// storeUnstoredLocked queues the newest progress not yet stored.
+func (r *run) storeUnstoredLocked() {
+	if r.unstored != nil && !r.ended {
+		r.e.writer.write(*r.unstored)
+		r.storedAt, r.unstored = r.e.now(), nil
+	}
 }
 
 // finish turns how the run ended into its final event: committed first,
@@ -213,6 +242,7 @@ func (r *run) finish(err error) {
 	r.emitMu.Lock()
 	defer r.emitMu.Unlock()
 	r.emitProgressLocked()
+	r.storeUnstoredLocked()
 
 	now := r.e.now()
 	ev := conveyor.Event{ExecutionID: r.ex.ID, Time: now, Attempt: r.ex.Attempt}
@@ -250,7 +280,7 @@ func (r *run) finish(err error) {
 	}
 
 	r.seq++
-	ev.Seq = r.seq
+	ev.Seq, ev.Status = r.seq, conveyor.StatusOf(ev.Type)
 	r.ended = true
 	if werr := r.e.writer.writeDurable(ev); werr != nil {
 		// The store still says running; the next start recovers it.

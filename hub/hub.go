@@ -108,6 +108,20 @@ func (h *Hub) drop(id string, t *topic) {
 	h.mu.Unlock()
 }
 
+// Last returns the newest event published for execution id, if the hub
+// holds one: progress reaches subscribers before the store.
+func (h *Hub) Last(id string) (conveyor.Event, bool) {
+	h.mu.RLock()
+	t := h.topics[id]
+	h.mu.RUnlock()
+	if t == nil {
+		return conveyor.Event{}, false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.last, t.last.Seq > 0
+}
+
 // Seen records that subscribers of id hold the execution's state up to
 // seq from a snapshot, so a relay need not fetch older events.
 func (h *Hub) Seen(id string, seq int64) {
