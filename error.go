@@ -8,15 +8,16 @@ import (
 // Error codes. They travel unchanged from the store to the HTTP client; the
 // api package maps each to one HTTP status and the client maps them back.
 const (
-	ENOTFOUND        = "not_found"         // no such execution or pipeline
-	ECONFLICT        = "conflict"          // the request conflicts with the current state
-	EINVALID         = "invalid"           // well-formed but semantically wrong input
-	EUNKNOWNPIPELINE = "unknown_pipeline"  // the named pipeline does not exist
-	EBADREQUEST      = "bad_request"       // malformed request
-	ETOOLARGE        = "too_large"         // request body over the limit
-	EUNSUPPORTED     = "unsupported_media" // request body is not application/json
-	EUNAVAILABLE     = "unavailable"       // the server cannot serve now (shutting down, database down)
-	EINTERNAL        = "internal"          // a bug or an unexpected failure
+	ENOTFOUND        = "not_found"          // no such execution or pipeline
+	ECONFLICT        = "conflict"           // the request conflicts with the current state
+	EINVALID         = "invalid"            // well-formed but semantically wrong input
+	EUNKNOWNPIPELINE = "unknown_pipeline"   // the named pipeline does not exist
+	EBADREQUEST      = "bad_request"        // malformed request
+	ETOOLARGE        = "too_large"          // request body over the limit
+	EUNSUPPORTED     = "unsupported_media"  // request body is not application/json
+	EMETHOD          = "method_not_allowed" // the path exists, the method does not
+	EUNAVAILABLE     = "unavailable"        // the server cannot serve now (shutting down, database down)
+	EINTERNAL        = "internal"           // a bug or an unexpected failure
 
 	// Codes an execution can fail with.
 	ETIMEOUT     = "timeout"     // a step or the whole execution ran out of time

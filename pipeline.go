@@ -57,7 +57,7 @@ type Exec struct {
 	Step     string // name of the running step; "" in a handler
 
 	ProgressFunc func(Update)
-	LogFunc      func(line string)
+	LogFunc      func(stream, line string)
 	ResultFunc   func(json.RawMessage)
 }
 
@@ -68,10 +68,14 @@ func (x *Exec) Progress(u Update) {
 	}
 }
 
-// Log appends a line to the execution's log.
-func (x *Exec) Log(line string) {
+// Log appends a line to the execution's log, as stream "log".
+func (x *Exec) Log(line string) { x.LogTo("log", line) }
+
+// LogTo appends a line to the execution's log from the named stream, such
+// as "stdout" or "stderr" of an exec step.
+func (x *Exec) LogTo(stream, line string) {
 	if x.LogFunc != nil {
-		x.LogFunc(line)
+		x.LogFunc(stream, line)
 	}
 }
 

@@ -79,7 +79,7 @@ type LogLine struct {
 	ExecutionID string    `json:"-"`
 	Time        time.Time `json:"timestamp"`
 	Step        string    `json:"step"`
-	Stream      string    `json:"stream"` // "stdout" or "stderr"
+	Stream      string    `json:"stream"` // "stdout" or "stderr" of an exec step, "log" from Exec.Log
 	Line        string    `json:"line"`
 }
 

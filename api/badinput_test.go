@@ -46,7 +46,7 @@ func TestBadInputGetsClearErrorsAndWritesNothing(t *testing.T) {
 		{"unknown pipeline info", "GET", "/pipelines/nope", "", ``, 404, conveyor.ENOTFOUND},
 		{"logs of unknown", "GET", "/executions/nope/logs", "", ``, 404, conveyor.ENOTFOUND},
 		{"unknown path", "GET", "/nope", "", ``, 404, conveyor.ENOTFOUND},
-		{"wrong method", "DELETE", "/executions", "", ``, 405, "method_not_allowed"},
+		{"wrong method", "DELETE", "/executions", "", ``, 405, conveyor.EMETHOD},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

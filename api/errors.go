@@ -20,7 +20,7 @@ var statusOf = map[string]int{
 	conveyor.EUNKNOWNPIPELINE: http.StatusUnprocessableEntity,
 	conveyor.EUNAVAILABLE:     http.StatusServiceUnavailable,
 	conveyor.EINTERNAL:        http.StatusInternalServerError,
-	"method_not_allowed":      http.StatusMethodNotAllowed,
+	conveyor.EMETHOD:          http.StatusMethodNotAllowed,
 }
 
 // errorBody is the JSON shape of every error response.

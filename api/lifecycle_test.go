@@ -250,3 +250,27 @@ func TestListNewestFirstWithCursor(t *testing.T) {
 		}
 	}
 }
+
+func TestLogsKeepStepStreamAndOrder(t *testing.T) {
+	t.Parallel()
+	talk := func(ctx context.Context, x *conveyor.Exec) error {
+		x.LogTo("stdout", "out 1")
+		x.LogTo("stderr", "err 1")
+		x.Log("note")
+		return nil
+	}
+	h := setup(t, 1, &conveyor.Pipeline{Name: "talk", Steps: []conveyor.Step{{Name: "speak", Run: talk}}})
+	ex := h.submit("talk", nil)
+	h.waitStatus(ex.ID, conveyor.StatusCompleted)
+	lines, err := h.client.Logs(context.Background(), ex.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range lines {
+		got = append(got, l.Step+"/"+l.Stream+"/"+l.Line)
+	}
+	if s := strings.Join(got, ","); s != "speak/stdout/out 1,speak/stderr/err 1,speak/log/note" {
+		t.Fatalf("logs = %s", s)
+	}
+}

@@ -89,7 +89,7 @@ func (s *Server) unrouted(r *http.Request) error {
 		probe := r.Clone(r.Context())
 		probe.Method = m
 		if _, pattern := s.mux.Handler(probe); pattern != "" {
-			return &conveyor.Error{Code: "method_not_allowed", Message: r.Method + " is not allowed on " + r.URL.Path}
+			return conveyor.Errorf(conveyor.EMETHOD, "%s is not allowed on %s", r.Method, r.URL.Path)
 		}
 	}
 	return conveyor.Errorf(conveyor.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path)

@@ -52,9 +52,9 @@ func (c *Client) Get(ctx context.Context, id string) (*conveyor.Execution, error
 
 // Progress returns an execution's progress, or nil while it has none yet
 // (the server answers 204).
-func (c *Client) Progress(ctx context.Context, id string) (*conveyor.Progress, error) {
-	var p *conveyor.Progress
-	return p, c.do(ctx, http.MethodGet, "/executions/"+url.PathEscape(id)+"/progress", nil, &p)
+func (c *Client) Progress(ctx context.Context, id string) (p *conveyor.Progress, err error) {
+	err = c.do(ctx, http.MethodGet, "/executions/"+url.PathEscape(id)+"/progress", nil, &p)
+	return p, err
 }
 
 // Cancel asks the server to cancel an execution. A finished one is a
@@ -156,6 +156,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 var codeOf = map[int]string{
 	http.StatusBadRequest:            conveyor.EBADREQUEST,
 	http.StatusNotFound:              conveyor.ENOTFOUND,
+	http.StatusMethodNotAllowed:      conveyor.EMETHOD,
 	http.StatusConflict:              conveyor.ECONFLICT,
 	http.StatusRequestEntityTooLarge: conveyor.ETOOLARGE,
 	http.StatusUnsupportedMediaType:  conveyor.EUNSUPPORTED,

@@ -148,8 +148,8 @@ func (r *run) newExec(stepName string, step int) *conveyor.Exec {
 		ProgressFunc: func(u conveyor.Update) {
 			r.report(u, step)
 		},
-		LogFunc: func(line string) {
-			r.e.writer.writeLog(conveyor.LogLine{ExecutionID: r.ex.ID, Time: r.e.now(), Step: stepName, Line: line})
+		LogFunc: func(stream, line string) {
+			r.e.writer.writeLog(conveyor.LogLine{ExecutionID: r.ex.ID, Time: r.e.now(), Step: stepName, Stream: stream, Line: line})
 		},
 		ResultFunc: func(b json.RawMessage) {
 			r.mu.Lock()

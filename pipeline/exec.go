@@ -120,7 +120,7 @@ func (s *ExecSpec) Run(ctx context.Context, x *conveyor.Exec) error {
 			if u, ok, err := ParseProgressLine(line); ok && err == nil {
 				x.Progress(u)
 			} else {
-				x.Log(line)
+				x.LogTo("stdout", line)
 			}
 		})
 	})
@@ -129,7 +129,7 @@ func (s *ExecSpec) Run(ctx context.Context, x *conveyor.Exec) error {
 			if strings.TrimSpace(line) != "" {
 				lastStderr = line
 			}
-			x.Log(line)
+			x.LogTo("stderr", line)
 		})
 	})
 

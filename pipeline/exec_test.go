@@ -259,7 +259,7 @@ func TestExecSlowLogConsumerLosesNothing(t *testing.T) {
 	s.Env = map[string]string{"FLAG": flag}
 	var lines []string
 	x := (&recorder{}).exec()
-	x.LogFunc = func(line string) {
+	x.LogFunc = func(_, line string) {
 		lines = append(lines, line)
 		if line == "one" {
 			if err := os.WriteFile(flag, nil, 0o644); err != nil {

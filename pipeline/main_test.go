@@ -48,7 +48,7 @@ func (r *recorder) exec() *conveyor.Exec {
 			defer r.mu.Unlock()
 			r.updates = append(r.updates, u)
 		},
-		LogFunc: func(line string) {
+		LogFunc: func(_, line string) {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			r.logs = append(r.logs, line)
