@@ -274,3 +274,30 @@ func TestLogsKeepStepStreamAndOrder(t *testing.T) {
 		t.Fatalf("logs = %s", s)
 	}
 }
+
+func TestWebSocketRejectsForeignOrigin(t *testing.T) {
+	t.Parallel()
+	h := setup(t, 1)
+	for origin, want := range map[string]int{
+		"http://evil.example": http.StatusForbidden,
+		h.url:                 http.StatusSwitchingProtocols, // same origin
+	} {
+		req, err := http.NewRequest("GET", h.url+"/executions/x/progress/ws", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", "websocket")
+		req.Header.Set("Sec-WebSocket-Version", "13")
+		req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("Origin %s: status %d, want %d", origin, resp.StatusCode, want)
+		}
+	}
+}

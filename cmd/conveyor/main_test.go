@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -222,4 +221,36 @@ steps:
 	}
 }
 
-var _ = io.EOF
+// TestShutdownTimeoutInterrupts: an execution still running when the
+// shutdown timeout ends is cancelled, the node exits 0, and the execution
+// is recorded as interrupted (no retries left).
+func TestShutdownTimeoutInterrupts(t *testing.T) {
+	data, pipes := t.TempDir(), t.TempDir()
+	writePipeline(t, pipes, "long", `
+steps:
+  - name: wait
+    exec:
+      command: ["sh", "-c", "echo '::progress 10% waiting'; exec sleep 60"]
+`)
+	n := startNode(t, data, pipes, "--shutdown-timeout", "200ms")
+	ctx := context.Background()
+	ex, err := n.client.Submit(ctx, "long", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the execution to start", func() bool {
+		p, err := n.client.Progress(ctx, ex.ID)
+		return err == nil && p != nil && p.Message == "waiting"
+	})
+	n.cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-n.exited; err != nil {
+		t.Fatalf("serve exited with %v after SIGTERM\n%s", err, n.stderr)
+	}
+	n.exited <- nil
+
+	n2 := startNode(t, data, pipes)
+	got := status(t, n2.client, ex.ID)
+	if got.Status != conveyor.StatusFailed || got.Error == nil || got.Error.Code != conveyor.EINTERRUPTED {
+		t.Fatalf("execution cut off by the shutdown timeout: %s %+v, want failed interrupted", got.Status, got.Error)
+	}
+}
