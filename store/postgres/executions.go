@@ -1,0 +1,490 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/conveyor-run/conveyor"
+)
+
+// CreateExecution implements conveyor.Store. Once the execution is
+// committed, it notifies conveyor_submitted with its id.
+func (db *DB) CreateExecution(ctx context.Context, e *conveyor.Execution) error {
+	switch {
+	case e.ID == "":
+		return conveyor.Errorf(conveyor.EINVALID, "execution has no id")
+	case e.Status != conveyor.StatusPending:
+		return conveyor.Errorf(conveyor.EINVALID, "new execution must be pending, not %q", e.Status)
+	case e.Attempt != 0 || e.LastSeq != 0:
+		return conveyor.Errorf(conveyor.EINVALID, "new execution must have attempt 0 and no events")
+	case !storable(e.CreatedAt):
+		return conveyor.Errorf(conveyor.EINVALID, "execution has no valid creation time")
+	case len(e.Input) > 0 && !json.Valid(e.Input):
+		return conveyor.Errorf(conveyor.EINVALID, "execution input is not valid JSON")
+	case len(e.Result) > 0 && !json.Valid(e.Result):
+		return conveyor.Errorf(conveyor.EINVALID, "execution result is not valid JSON")
+	}
+	progress, err := progressColumn(e.Progress)
+	if err != nil {
+		return err
+	}
+	tag, err := db.pool.Exec(ctx, sqlInsertExecution, e.ID, e.Pipeline, string(e.Status), jsonColumn(e.Input),
+		progress, jsonColumn(e.Result), errorColumn(e.Error), e.Attempt, e.CreatedAt,
+		e.StartedAt, e.FinishedAt, e.LastSeq, e.CancelRequested)
+	if err != nil {
+		return fmt.Errorf("create execution: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return conveyor.Errorf(conveyor.ECONFLICT, "execution %q already exists", e.ID)
+	}
+	db.notify(ctx, channelSubmitted, []string{e.ID})
+	return nil
+}
+
+// GetExecution implements conveyor.Store.
+func (db *DB) GetExecution(ctx context.Context, id string) (*conveyor.Execution, error) {
+	ex, _, err := scanExecution(db.pool.QueryRow(ctx, sqlGetExecution, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, notFound(id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get execution: %w", err)
+	}
+	return ex, nil
+}
+
+func notFound(id string) error {
+	return conveyor.Errorf(conveyor.ENOTFOUND, "execution %q not found", id)
+}
+
+// ListExecutions implements conveyor.Store. Executions go newest first by
+// submission order; the cursor is the number of the last one returned.
+func (db *DB) ListExecutions(ctx context.Context, f conveyor.ListFilter) (*conveyor.ExecutionPage, error) {
+	limit := f.Limit
+	if limit == 0 {
+		limit = conveyor.DefaultListLimit
+	}
+	if limit < 0 || limit > conveyor.MaxListLimit {
+		return nil, conveyor.Errorf(conveyor.EINVALID, "limit must be from 1 to %d", conveyor.MaxListLimit)
+	}
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if f.Status != "" {
+		if !f.Status.Valid() {
+			return nil, conveyor.Errorf(conveyor.EINVALID, "unknown status %q", f.Status)
+		}
+		where = append(where, "status = "+arg(string(f.Status)))
+	}
+	if f.Pipeline != "" {
+		where = append(where, "pipeline = "+arg(f.Pipeline))
+	}
+	if f.Cursor != "" {
+		num, err := parseCursor(f.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		where = append(where, "num < "+arg(num))
+	}
+	query := sqlListExecutions
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY num DESC LIMIT " + arg(limit+1) // one more tells whether there is a next page
+
+	rows, err := db.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list executions: %w", err)
+	}
+	defer rows.Close()
+	page := &conveyor.ExecutionPage{Executions: make([]*conveyor.Execution, 0, min(limit, 64))}
+	var last int64
+	for rows.Next() {
+		if len(page.Executions) == limit {
+			cursor := strconv.FormatInt(last, 10)
+			page.NextCursor = &cursor
+			break
+		}
+		ex, num, err := scanExecution(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list executions: %w", err)
+		}
+		page.Executions, last = append(page.Executions, ex), num
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list executions: %w", err)
+	}
+	return page, nil
+}
+
+// parseCursor reads a cursor written by ListExecutions: the decimal number
+// of an execution, nothing else.
+func parseCursor(s string) (int64, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 || strconv.FormatInt(n, 10) != s {
+		return 0, conveyor.Errorf(conveyor.EINVALID, "malformed cursor %q", s)
+	}
+	return n, nil
+}
+
+// ClaimPending implements conveyor.Store. The claimed executions run
+// under this node's lease, until now plus Options.Lease. Claimers on other
+// nodes skip the rows this one is claiming (SKIP LOCKED) instead of
+// waiting for them. After the commit, and outside the claim's transaction,
+// it notifies conveyor_events of the started events.
+func (db *DB) ClaimPending(ctx context.Context, limit int, now time.Time) ([]conveyor.Claim, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	now = storedTime(now)
+	rows, err := db.pool.Query(ctx, sqlClaimPending, limit, now, db.node, now.Add(db.lease), now.Format(time.RFC3339Nano))
+	if err != nil {
+		return nil, fmt.Errorf("claim executions: %w", err)
+	}
+	defer rows.Close()
+	var claims []conveyor.Claim
+	for rows.Next() {
+		ex, _, err := scanExecution(rows)
+		if err != nil {
+			return nil, fmt.Errorf("claim executions: %w", err)
+		}
+		claims = append(claims, conveyor.Claim{Execution: ex, Started: conveyor.Event{
+			Type:        conveyor.EventStarted,
+			ExecutionID: ex.ID,
+			Seq:         ex.LastSeq,
+			Time:        now,
+			Attempt:     ex.Attempt,
+			Status:      conveyor.StatusRunning,
+		}})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claim executions: %w", err)
+	}
+	if len(claims) > 0 {
+		marks := make([]eventMark, len(claims))
+		for i, c := range claims {
+			marks[i] = eventMark{c.Execution.ID, c.Started.Seq}
+		}
+		db.notifyEvents(ctx, marks)
+	}
+	return claims, nil
+}
+
+// Cancel implements conveyor.Store. After the commit it notifies
+// conveyor_cancel with the id of a running execution, so that the node
+// running it stops it, or conveyor_events with the cancelled event of a
+// pending one.
+func (db *DB) Cancel(ctx context.Context, id string, now time.Time) (*conveyor.Execution, *conveyor.Event, error) {
+	now = storedTime(now)
+	var (
+		ex *conveyor.Execution
+		ev *conveyor.Event
+	)
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		var err error
+		ex, _, err = scanExecution(tx.QueryRow(ctx, sqlLockExecution, id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound(id)
+		}
+		if err != nil {
+			return err
+		}
+		switch ex.Status {
+		case conveyor.StatusRunning:
+			// The runner sees the request and writes the final event.
+			if _, err := tx.Exec(ctx, sqlRequestCancel, id); err != nil {
+				return err
+			}
+			ex.CancelRequested = true
+		case conveyor.StatusPending:
+			ev = &conveyor.Event{
+				Type:        conveyor.EventCancelled,
+				ExecutionID: id,
+				Seq:         ex.LastSeq + 1,
+				Time:        now,
+				Attempt:     ex.Attempt,
+				Status:      conveyor.StatusCancelled,
+			}
+			return finish(ctx, tx, ex, ev)
+		default:
+			return conveyor.Errorf(conveyor.ECONFLICT, "execution %q is already %s", id, ex.Status)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, errorf("cancel execution", err)
+	}
+	if ev != nil {
+		db.notifyEvents(ctx, []eventMark{{id, ev.Seq}})
+	} else {
+		db.notify(ctx, channelCancel, []string{id})
+	}
+	return ex, ev, nil
+}
+
+// RecoverInterrupted implements conveyor.Store for a database this node
+// has to itself: every running execution is taken as interrupted,
+// whichever node claimed it. Nodes sharing a database use RescueExpired.
+// A nil retries means no pipeline has retries.
+func (db *DB) RecoverInterrupted(ctx context.Context, now time.Time, retries func(pipeline string) int) ([]conveyor.Event, error) {
+	evs, err := db.interrupt(ctx, sqlRunning, []any{}, now, retries, func(ex *conveyor.Execution) string {
+		return fmt.Sprintf("the node running attempt %d stopped before it finished", ex.Attempt)
+	})
+	if err != nil {
+		return nil, errorf("recover executions", err)
+	}
+	return evs, nil
+}
+
+// RescueExpired does what RecoverInterrupted does, but only for the
+// running executions whose lease expired before now, whichever node held
+// them. Executions another transaction holds are skipped, so nodes
+// rescuing at once never both act on one.
+func (db *DB) RescueExpired(ctx context.Context, now time.Time, retries func(pipeline string) int) ([]conveyor.Event, error) {
+	evs, err := db.interrupt(ctx, sqlExpired, []any{storedTime(now)}, now, retries, func(ex *conveyor.Execution) string {
+		return fmt.Sprintf("node %s stopped renewing the lease of attempt %d before it finished", ex.Node, ex.Attempt)
+	})
+	if err != nil {
+		return nil, errorf("rescue expired executions", err)
+	}
+	return evs, nil
+}
+
+// interrupt ends the attempt of every execution that query locks: back to
+// pending with a retrying event while it has retries left (attempt <=
+// retries(pipeline)), otherwise failed with EINTERRUPTED. why says what
+// happened, for the error message. It returns the events appended, oldest
+// execution first, and notifies conveyor_events of them after the commit.
+func (db *DB) interrupt(ctx context.Context, query string, args []any, now time.Time, retries func(string) int,
+	why func(*conveyor.Execution) string) ([]conveyor.Event, error) {
+	now = storedTime(now)
+	type interrupted struct {
+		num int64
+		ev  conveyor.Event
+	}
+	var done []interrupted
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		done = done[:0]
+		rows, err := tx.Query(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		var (
+			exs  []*conveyor.Execution
+			nums []int64
+		)
+		for rows.Next() {
+			ex, num, err := scanExecution(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			exs, nums = append(exs, ex), append(nums, num)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for i, ex := range exs {
+			ev := conveyor.Event{ExecutionID: ex.ID, Seq: ex.LastSeq + 1, Time: now, Attempt: ex.Attempt}
+			if retries != nil && ex.Attempt <= retries(ex.Pipeline) {
+				ev.Type, ev.Status = conveyor.EventRetrying, conveyor.StatusPending
+				ev.Error = conveyor.Errorf(conveyor.EINTERRUPTED, "%s; retrying", why(ex))
+				if _, err := tx.Exec(ctx, sqlRequeue, ev.Seq, errorColumn(ev.Error), ex.ID); err != nil {
+					return fmt.Errorf("execution %s: %w", ex.ID, err)
+				}
+				if err := insertEvent(ctx, tx, &ev); err != nil {
+					return fmt.Errorf("execution %s: %w", ex.ID, err)
+				}
+			} else {
+				ev.Type, ev.Status, ev.Progress = conveyor.EventFailed, conveyor.StatusFailed, ex.Progress
+				ev.Error = conveyor.Errorf(conveyor.EINTERRUPTED, "%s and no retries were left", why(ex))
+				if err := finish(ctx, tx, ex, &ev); err != nil {
+					return fmt.Errorf("execution %s: %w", ex.ID, err)
+				}
+			}
+			done = append(done, interrupted{nums[i], ev})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(done, func(a, b interrupted) int { return cmp.Compare(a.num, b.num) })
+	evs := make([]conveyor.Event, len(done))
+	marks := make([]eventMark, len(done))
+	for i, d := range done {
+		evs[i], marks[i] = d.ev, eventMark{d.ev.ExecutionID, d.ev.Seq}
+	}
+	db.notifyEvents(ctx, marks)
+	return evs, nil
+}
+
+// finish gives ex the final status of ev and appends ev, in tx; ex is
+// updated to match.
+func finish(ctx context.Context, tx pgx.Tx, ex *conveyor.Execution, ev *conveyor.Event) error {
+	if _, err := tx.Exec(ctx, sqlFinish, string(ev.Status), ev.Time, ev.Seq, errorColumn(ev.Error), ex.ID); err != nil {
+		return err
+	}
+	if err := insertEvent(ctx, tx, ev); err != nil {
+		return err
+	}
+	ex.Status, ex.FinishedAt, ex.LastSeq, ex.Error, ex.Result = ev.Status, &ev.Time, ev.Seq, ev.Error, nil
+	return nil
+}
+
+// RenewLeases extends to now plus Options.Lease the leases of the
+// executions with the given ids that run under this node. The others are
+// reported Lost: finished, back to pending after a rescue, or claimed by
+// another node. Of those renewed, the ones with a cancel requested are
+// reported CancelRequested, so the runner stops them even if the
+// conveyor_cancel notification never arrived.
+func (db *DB) RenewLeases(ctx context.Context, ids []string, now time.Time) (conveyor.Renewal, error) {
+	var r conveyor.Renewal
+	if len(ids) == 0 {
+		return r, nil
+	}
+	rows, err := db.pool.Query(ctx, sqlRenewLeases, ids, db.node, storedTime(now).Add(db.lease))
+	if err != nil {
+		return r, fmt.Errorf("renew leases: %w", err)
+	}
+	defer rows.Close()
+	held := make(map[string]bool, len(ids))
+	for rows.Next() {
+		var (
+			id        string
+			cancelled bool
+		)
+		if err := rows.Scan(&id, &cancelled); err != nil {
+			return r, fmt.Errorf("renew leases: %w", err)
+		}
+		held[id] = cancelled
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return r, fmt.Errorf("renew leases: %w", err)
+	}
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		cancelled, ok := held[id]
+		switch {
+		case !ok:
+			r.Lost = append(r.Lost, id)
+		case cancelled:
+			r.CancelRequested = append(r.CancelRequested, id)
+		}
+	}
+	return r, nil
+}
+
+// Column encodings: JSON travels as text, absent values as NULL, and
+// times come back in UTC.
+
+type scanner interface{ Scan(dest ...any) error }
+
+// scanExecution reads executionColumns.
+func scanExecution(sc scanner) (*conveyor.Execution, int64, error) {
+	var (
+		ex                             conveyor.Execution
+		num                            int64
+		status                         string
+		input, progress, result, errJS []byte
+		started, finished              *time.Time
+		node                           *string
+	)
+	err := sc.Scan(&num, &ex.ID, &ex.Pipeline, &status, &input, &progress, &result, &errJS,
+		&ex.Attempt, &ex.CreatedAt, &started, &finished, &ex.LastSeq, &ex.CancelRequested, &node)
+	if err != nil {
+		return nil, 0, err
+	}
+	ex.Status = conveyor.Status(status)
+	ex.Input, ex.Result = input, result
+	if progress != nil {
+		ex.Progress = new(conveyor.Progress)
+		if err := json.Unmarshal(progress, ex.Progress); err != nil {
+			return nil, 0, fmt.Errorf("execution %s: decode progress: %w", ex.ID, err)
+		}
+	}
+	if errJS != nil {
+		ex.Error = new(conveyor.Error)
+		if err := json.Unmarshal(errJS, ex.Error); err != nil {
+			return nil, 0, fmt.Errorf("execution %s: decode error: %w", ex.ID, err)
+		}
+	}
+	ex.CreatedAt = ex.CreatedAt.UTC()
+	if started != nil {
+		t := started.UTC()
+		ex.StartedAt = &t
+	}
+	if finished != nil {
+		t := finished.UTC()
+		ex.FinishedAt = &t
+	}
+	if node != nil {
+		ex.Node = *node
+	}
+	return &ex, num, nil
+}
+
+// storable reports whether t is set and in the years 1678 to 2262.
+// PostgreSQL keeps far more, but the SQLite backend keeps no more (Unix
+// nanoseconds in an int64), and both backends accept the same input.
+func storable(t time.Time) bool {
+	return !t.IsZero() && t.Year() > 1678 && t.Year() < 2262
+}
+
+// storedTime is t as PostgreSQL keeps it, in UTC and whole microseconds,
+// so the times the store makes are the same in the events it returns as
+// in the executions it stores.
+func storedTime(t time.Time) time.Time {
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+// jsonColumn is a JSON value as a json or jsonb parameter: text, or NULL
+// when empty.
+func jsonColumn(b json.RawMessage) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return string(b)
+}
+
+func progressColumn(p *conveyor.Progress) (any, error) {
+	if p == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, conveyor.Errorf(conveyor.EINVALID, "progress cannot be stored: %v", err)
+	}
+	return string(b), nil
+}
+
+func errorColumn(e *conveyor.Error) any {
+	if e == nil {
+		return nil
+	}
+	b, err := json.Marshal(e)
+	if err != nil { // two strings always marshal
+		panic(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,67 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/conveyor-run/conveyor"
+)
+
+// AppendLogs implements conveyor.Store. Lines of unknown executions are
+// dropped. The insert and the trim of each execution in the batch to its
+// newest conveyor.MaxLogLines lines go in one round trip and one implicit
+// transaction.
+func (db *DB) AppendLogs(ctx context.Context, lines []conveyor.LogLine) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	var (
+		ids     = make([]string, len(lines))
+		times   = make([]time.Time, len(lines))
+		steps   = make([]string, len(lines))
+		streams = make([]string, len(lines))
+		texts   = make([]string, len(lines))
+		batch   []string // executions in the batch, each once
+		seen    = map[string]bool{}
+	)
+	for i, l := range lines {
+		ids[i], times[i], steps[i], streams[i], texts[i] = l.ExecutionID, l.Time, l.Step, l.Stream, l.Line
+		if !seen[l.ExecutionID] {
+			seen[l.ExecutionID] = true
+			batch = append(batch, l.ExecutionID)
+		}
+	}
+	b := &pgx.Batch{}
+	b.Queue(sqlInsertLogs, ids, times, steps, streams, texts)
+	b.Queue(sqlTrimLogs, batch, conveyor.MaxLogLines)
+	if err := db.pool.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("append logs: %w", err)
+	}
+	return nil
+}
+
+// Logs implements conveyor.Store.
+func (db *DB) Logs(ctx context.Context, id string) ([]conveyor.LogLine, error) {
+	rows, err := db.pool.Query(ctx, sqlLogs, id)
+	if err != nil {
+		return nil, fmt.Errorf("read logs: %w", err)
+	}
+	defer rows.Close()
+	var lines []conveyor.LogLine
+	for rows.Next() {
+		l := conveyor.LogLine{ExecutionID: id}
+		if err := rows.Scan(&l.Time, &l.Step, &l.Stream, &l.Line); err != nil {
+			return nil, fmt.Errorf("read logs: %w", err)
+		}
+		l.Time = l.Time.UTC()
+		lines = append(lines, l)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read logs: %w", err)
+	}
+	return lines, nil
+}

@@ -1,0 +1,205 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/conveyor-run/conveyor"
+)
+
+// ListenApplicationName is the application_name of Listen's connection,
+// to find it in pg_stat_activity.
+const ListenApplicationName = "conveyor-listen"
+
+// Notification tuning.
+const (
+	// maxPayload bounds one conveyor_events payload, well below
+	// PostgreSQL's 8000 bytes; a batch that needs more sends several.
+	maxPayload = 4000
+	// notifyTimeout bounds a NOTIFY sent after a commit, which runs even
+	// when the caller's context ended: the write is durable and the other
+	// nodes should hear of it.
+	notifyTimeout = 5 * time.Second
+	// listenPingInterval is how long Listen waits for a notification
+	// before it checks that its connection is still alive; a dead peer
+	// would otherwise go unnoticed as long as the operating system keeps
+	// the socket open.
+	listenPingInterval = 30 * time.Second
+	listenPingTimeout  = 10 * time.Second
+	// Reconnection backoff of Listen: doubling from the first to the last.
+	listenBackoffFirst = 100 * time.Millisecond
+	listenBackoffLast  = 5 * time.Second
+)
+
+// eventMark says an execution has events up to seq.
+type eventMark struct {
+	id  string
+	seq int64
+}
+
+// notifyEvents sends conveyor_events notifications for marks: payloads
+// of comma-separated "id:seq" pairs, only the highest seq of each
+// execution, each payload at most maxPayload bytes. All go in one
+// statement, so one transaction takes PostgreSQL's notification lock once
+// for the whole batch.
+func (db *DB) notifyEvents(ctx context.Context, marks []eventMark) {
+	if len(marks) == 0 {
+		return
+	}
+	highest := make(map[string]int64, len(marks))
+	var order []string
+	for _, m := range marks {
+		seq, ok := highest[m.id]
+		if !ok {
+			order = append(order, m.id)
+		}
+		if !ok || m.seq > seq {
+			highest[m.id] = m.seq
+		}
+	}
+	var (
+		payloads []string
+		b        strings.Builder
+	)
+	for _, id := range order {
+		// An id that the payload cannot carry unambiguously is left out:
+		// notifications are hints, and receivers poll what they watch.
+		if strings.ContainsRune(id, ',') || len(id) > maxPayload-24 {
+			continue
+		}
+		pair := id + ":" + strconv.FormatInt(highest[id], 10)
+		if b.Len() > 0 && b.Len()+1+len(pair) > maxPayload {
+			payloads = append(payloads, b.String())
+			b.Reset()
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(pair)
+	}
+	if b.Len() > 0 {
+		payloads = append(payloads, b.String())
+	}
+	db.notify(ctx, channelEvents, payloads)
+}
+
+// notify sends one notification per payload on channel, after the write
+// it announces committed. A failure is logged, not returned: the write is
+// durable, and a notification is only a hint that receivers back up with
+// polling and a resync after each reconnect.
+func (db *DB) notify(ctx context.Context, channel string, payloads []string) {
+	if len(payloads) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifyTimeout)
+	defer cancel()
+	if _, err := db.pool.Exec(ctx, sqlNotify, channel, payloads); err != nil {
+		db.logger.Warn("postgres: notify other nodes", "channel", channel, "notifications", len(payloads), "err", err)
+	}
+}
+
+// Listen implements conveyor.Notifier. It holds a connection of its own,
+// outside the pool (LISTEN needs a session: it does not work through a
+// pooler in transaction mode), with application_name
+// ListenApplicationName, listens on conveyor_submitted, conveyor_events
+// and conveyor_cancel, and calls fn with a NoticeResync after every
+// (re)connect and then with each notice, one per "id:seq" pair of an
+// events payload. Notifications that this DB's own connections sent are
+// skipped: the node knows what it did itself. fn is called from Listen's
+// goroutine and must not block for long. When the connection drops,
+// Listen reconnects with backoff (100ms doubling to 5s) until ctx ends;
+// then it returns nil.
+func (db *DB) Listen(ctx context.Context, fn func(conveyor.Notice)) error {
+	cfg := db.pool.Config().ConnConfig.Copy()
+	cfg.RuntimeParams["application_name"] = ListenApplicationName
+	backoff := listenBackoffFirst
+	for {
+		err := db.listenOnce(ctx, cfg, fn, func() { backoff = listenBackoffFirst })
+		if ctx.Err() != nil {
+			return nil
+		}
+		db.logger.Warn("postgres: listen connection lost; reconnecting", "in", backoff, "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		backoff = min(backoff*2, listenBackoffLast)
+	}
+}
+
+// listenOnce connects, listens and delivers notices until the connection
+// fails or ctx ends. connected is called once listening has started.
+func (db *DB) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, fn func(conveyor.Notice), connected func()) error {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		conn.Close(closeCtx)
+	}()
+	if _, err := conn.Exec(ctx, "LISTEN "+channelSubmitted+"; LISTEN "+channelEvents+"; LISTEN "+channelCancel); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	connected()
+	fn(conveyor.Notice{Kind: conveyor.NoticeResync})
+	for {
+		waitCtx, cancel := context.WithTimeout(ctx, listenPingInterval)
+		n, err := conn.WaitForNotification(waitCtx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if !errors.Is(err, context.DeadlineExceeded) && !pgconn.Timeout(err) {
+				return fmt.Errorf("wait for notification: %w", err)
+			}
+			// Quiet for a while: make sure the server is still there.
+			pingCtx, cancel := context.WithTimeout(ctx, listenPingTimeout)
+			err := conn.Ping(pingCtx)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("ping: %w", err)
+			}
+			continue
+		}
+		if db.ownPID(n.PID) {
+			continue
+		}
+		deliver(n, fn)
+	}
+}
+
+// deliver translates one notification into notices. Malformed payloads,
+// which no conveyor node sends, are ignored.
+func deliver(n *pgconn.Notification, fn func(conveyor.Notice)) {
+	switch n.Channel {
+	case channelSubmitted:
+		fn(conveyor.Notice{Kind: conveyor.NoticeSubmitted, ExecutionID: n.Payload})
+	case channelCancel:
+		fn(conveyor.Notice{Kind: conveyor.NoticeCancel, ExecutionID: n.Payload})
+	case channelEvents:
+		for pair := range strings.SplitSeq(n.Payload, ",") {
+			i := strings.LastIndexByte(pair, ':')
+			if i <= 0 {
+				continue
+			}
+			seq, err := strconv.ParseInt(pair[i+1:], 10, 64)
+			if err != nil || seq <= 0 {
+				continue
+			}
+			fn(conveyor.Notice{Kind: conveyor.NoticeEvents, ExecutionID: pair[:i], Seq: seq})
+		}
+	}
+}

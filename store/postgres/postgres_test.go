@@ -1,0 +1,629 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/goleak"
+
+	"github.com/conveyor-run/conveyor"
+	"github.com/conveyor-run/conveyor/store/postgres/pgtest"
+	"github.com/conveyor-run/conveyor/store/storetest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// open opens a store on the database at dbURL, closed when t ends.
+func open(t testing.TB, dbURL, node string) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), dbURL, &Options{NodeID: node, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return db
+}
+
+// setup opens a store on a new database.
+func setup(t testing.TB) *DB {
+	t.Helper()
+	_, dbURL := pgtest.NewDatabase(t)
+	return open(t, dbURL, "node-a")
+}
+
+// twoNodes opens two stores, nodes "a" and "b", on one new database.
+func twoNodes(t testing.TB) (a, b *DB) {
+	t.Helper()
+	_, dbURL := pgtest.NewDatabase(t)
+	return open(t, dbURL, "a"), open(t, dbURL, "b")
+}
+
+func TestStore(t *testing.T) {
+	pgtest.AdminURL(t)
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) conveyor.Store { return setup(t) })
+}
+
+var base = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+
+func create(t testing.TB, db *DB, id, pipeline string) *conveyor.Execution {
+	t.Helper()
+	ex := &conveyor.Execution{ID: id, Pipeline: pipeline, Status: conveyor.StatusPending, Input: json.RawMessage(`{}`), CreatedAt: base}
+	if err := db.CreateExecution(context.Background(), ex); err != nil {
+		t.Fatalf("CreateExecution %s: %v", id, err)
+	}
+	return ex
+}
+
+func claim(t testing.TB, db *DB, limit int, now time.Time) []conveyor.Claim {
+	t.Helper()
+	claims, err := db.ClaimPending(context.Background(), limit, now)
+	if err != nil {
+		t.Fatalf("ClaimPending: %v", err)
+	}
+	return claims
+}
+
+func get(t testing.TB, db *DB, id string) *conveyor.Execution {
+	t.Helper()
+	ex, err := db.GetExecution(context.Background(), id)
+	if err != nil {
+		t.Fatalf("GetExecution %s: %v", id, err)
+	}
+	return ex
+}
+
+func progressEvent(ex *conveyor.Execution, seq int64) conveyor.Event {
+	return conveyor.Event{Type: conveyor.EventProgress, ExecutionID: ex.ID, Seq: seq, Time: base.Add(time.Duration(seq) * time.Second),
+		Attempt: ex.Attempt, Progress: &conveyor.Progress{CurrentStep: 1, CurrentStepName: "work"}}
+}
+
+// leaseUntil reads the lease of an execution straight from the table.
+func leaseUntil(t testing.TB, db *DB, id string) *time.Time {
+	t.Helper()
+	var lease *time.Time
+	if err := db.pool.QueryRow(context.Background(), `SELECT lease_until FROM executions WHERE id = $1`, id).Scan(&lease); err != nil {
+		t.Fatal(err)
+	}
+	return lease
+}
+
+func TestClaimRecordsNodeAndLease(t *testing.T) {
+	t.Parallel()
+	db := setup(t)
+	create(t, db, "x", "p")
+	now := base.Add(time.Minute)
+	c := claim(t, db, 1, now)
+	if len(c) != 1 || c[0].Execution.Node != "node-a" {
+		t.Fatalf("claims = %+v, want x on node-a", c)
+	}
+	if got := get(t, db, "x").Node; got != "node-a" {
+		t.Errorf("Node = %q, want node-a", got)
+	}
+	if got := leaseUntil(t, db, "x"); got == nil || !got.Equal(now.Add(DefaultLease)) {
+		t.Errorf("lease_until = %v, want %v", got, now.Add(DefaultLease))
+	}
+	if err := db.Append(t.Context(), []conveyor.Event{{Type: conveyor.EventCompleted, ExecutionID: "x", Seq: 2, Time: now, Attempt: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := leaseUntil(t, db, "x"); got != nil {
+		t.Errorf("lease_until = %v after completion, want NULL", got)
+	}
+}
+
+// notices collects what Listen delivers.
+type notices struct {
+	t  *testing.T
+	ch chan conveyor.Notice
+}
+
+// listen runs db.Listen until the test ends and waits for its first
+// resync.
+func listen(t *testing.T, db *DB) *notices {
+	t.Helper()
+	n := &notices{t: t, ch: make(chan conveyor.Notice, 1000)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- db.Listen(ctx, func(x conveyor.Notice) { n.ch <- x }) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Listen returned %v, want nil", err)
+		}
+	})
+	n.want(conveyor.Notice{Kind: conveyor.NoticeResync})
+	return n
+}
+
+// want fails unless the next notice is want.
+func (n *notices) want(want conveyor.Notice) {
+	n.t.Helper()
+	select {
+	case got := <-n.ch:
+		if got != want {
+			n.t.Fatalf("notice %+v, want %+v", got, want)
+		}
+	case <-time.After(10 * time.Second):
+		n.t.Fatalf("no notice within 10s, want %+v", want)
+	}
+}
+
+func TestListen(t *testing.T) {
+	t.Parallel()
+	a, b := twoNodes(t)
+	ctx := t.Context()
+	n := listen(t, b)
+
+	create(t, a, "x", "p")
+	n.want(conveyor.Notice{Kind: conveyor.NoticeSubmitted, ExecutionID: "x"})
+
+	x := claim(t, a, 1, base)[0].Execution
+	n.want(conveyor.Notice{Kind: conveyor.NoticeEvents, ExecutionID: "x", Seq: 1})
+
+	// One notice per execution per batch, with its newest seq.
+	create(t, a, "y", "p")
+	n.want(conveyor.Notice{Kind: conveyor.NoticeSubmitted, ExecutionID: "y"})
+	y := claim(t, a, 1, base)[0].Execution
+	n.want(conveyor.Notice{Kind: conveyor.NoticeEvents, ExecutionID: "y", Seq: 1})
+	if err := a.Append(ctx, []conveyor.Event{progressEvent(x, 2), progressEvent(y, 2), progressEvent(x, 3)}); err != nil {
+		t.Fatal(err)
+	}
+	n.want(conveyor.Notice{Kind: conveyor.NoticeEvents, ExecutionID: "x", Seq: 3})
+	n.want(conveyor.Notice{Kind: conveyor.NoticeEvents, ExecutionID: "y", Seq: 2})
+
+	// A batch that was fenced off entirely announces nothing.
+	if err := a.Append(ctx, []conveyor.Event{progressEvent(x, 3)}); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, _, err := a.Cancel(ctx, "x", base); err != nil {
+		t.Fatal(err)
+	}
+	n.want(conveyor.Notice{Kind: conveyor.NoticeCancel, ExecutionID: "x"})
+	// The runner's cancelled event.
+	if err := a.Append(ctx, []conveyor.Event{{Type: conveyor.EventCancelled, ExecutionID: "x", Seq: 4, Time: base, Attempt: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	n.want(conveyor.Notice{Kind: conveyor.NoticeEvents, ExecutionID: "x", Seq: 4})
+
+	create(t, a, "z", "p")
+	n.want(conveyor.Notice{Kind: conveyor.NoticeSubmitted, ExecutionID: "z"})
+	if _, _, err := a.Cancel(ctx, "z", base); err != nil {
+		t.Fatal(err)
+	}
+	n.want(conveyor.Notice{Kind: conveyor.NoticeEvents, ExecutionID: "z", Seq: 1})
+
+	// What b does itself, b is not told; what a does next, it is.
+	create(t, b, "own", "p")
+	create(t, a, "other", "p")
+	n.want(conveyor.Notice{Kind: conveyor.NoticeSubmitted, ExecutionID: "other"})
+
+	// Rescues are announced too.
+	evs, err := a.RescueExpired(ctx, base.Add(time.Hour), func(string) int { return 0 })
+	if err != nil || len(evs) != 1 || evs[0].ExecutionID != "y" {
+		t.Fatalf("RescueExpired = %+v, %v; want y failed", evs, err)
+	}
+	n.want(conveyor.Notice{Kind: conveyor.NoticeEvents, ExecutionID: "y", Seq: 3})
+}
+
+func TestNotifyPayloadsSplit(t *testing.T) {
+	t.Parallel()
+	_, dbURL := pgtest.NewDatabase(t)
+	db := open(t, dbURL, "a")
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+channelEvents); err != nil {
+		t.Fatal(err)
+	}
+
+	// 150 executions with 60-byte ids: more than one payload can carry.
+	var exs []*conveyor.Execution
+	for i := range 150 {
+		create(t, db, fmt.Sprintf("%060d", i), "p")
+	}
+	for _, c := range claim(t, db, 150, base) {
+		exs = append(exs, c.Execution)
+	}
+	var writes []conveyor.Event
+	for _, ex := range exs {
+		writes = append(writes, progressEvent(ex, 2), progressEvent(ex, 3))
+	}
+	// Drain the claim's notifications first.
+	if err := db.Append(ctx, writes); err != nil {
+		t.Fatal(err)
+	}
+
+	got := map[string]int64{}
+	payloads := 0
+	for len(got) < len(exs) || slices.ContainsFunc(exs, func(ex *conveyor.Execution) bool { return got[ex.ID] != 3 }) {
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("after %d payloads: %v", payloads, err)
+		}
+		payloads++
+		if len(n.Payload) > maxPayload {
+			t.Errorf("payload of %d bytes, want at most %d", len(n.Payload), maxPayload)
+		}
+		deliver(n, func(x conveyor.Notice) { got[x.ExecutionID] = max(got[x.ExecutionID], x.Seq) })
+	}
+	// 150 × 62 bytes of pairs need three payloads of 4000 for the claim
+	// and three for the append.
+	if payloads != 6 {
+		t.Errorf("%d payloads, want 6", payloads)
+	}
+}
+
+func TestDeliver(t *testing.T) {
+	var got []conveyor.Notice
+	deliver(&pgconn.Notification{Channel: channelEvents, Payload: "a:1,b:c:22,bad,:3,d:x,e:0,f:7"}, func(n conveyor.Notice) { got = append(got, n) })
+	want := []conveyor.Notice{
+		{Kind: conveyor.NoticeEvents, ExecutionID: "a", Seq: 1},
+		{Kind: conveyor.NoticeEvents, ExecutionID: "b:c", Seq: 22},
+		{Kind: conveyor.NoticeEvents, ExecutionID: "f", Seq: 7},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("notices = %+v, want %+v", got, want)
+	}
+}
+
+func TestRenewLeases(t *testing.T) {
+	t.Parallel()
+	a, b := twoNodes(t)
+	ctx := t.Context()
+	for _, id := range []string{"a1", "a2", "a3", "b1"} {
+		create(t, a, id, "p")
+	}
+	claim(t, a, 3, base) // a1, a2, a3
+	claim(t, b, 1, base) // b1
+	if _, _, err := b.Cancel(ctx, "a2", base); err != nil {
+		t.Fatal(err)
+	}
+	// a3 finished: its lease is gone with it.
+	if err := a.Append(ctx, []conveyor.Event{{Type: conveyor.EventCompleted, ExecutionID: "a3", Seq: 2, Time: base, Attempt: 1}}); err != nil {
+		t.Fatal(err)
+	}
+
+	now := base.Add(20 * time.Second)
+	r, err := a.RenewLeases(ctx, []string{"a1", "a2", "a3", "b1", "unknown"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a3", "b1", "unknown"}; !slices.Equal(r.Lost, want) {
+		t.Errorf("Lost = %v, want %v", r.Lost, want)
+	}
+	if want := []string{"a2"}; !slices.Equal(r.CancelRequested, want) {
+		t.Errorf("CancelRequested = %v, want %v", r.CancelRequested, want)
+	}
+	for id, want := range map[string]time.Time{"a1": now.Add(DefaultLease), "a2": now.Add(DefaultLease), "b1": base.Add(DefaultLease)} {
+		if got := leaseUntil(t, a, id); got == nil || !got.Equal(want) {
+			t.Errorf("%s: lease until %v, want %v", id, got, want)
+		}
+	}
+
+	if r, err := a.RenewLeases(ctx, nil, now); err != nil || r.Lost != nil || r.CancelRequested != nil {
+		t.Errorf("RenewLeases(nil) = %+v, %v", r, err)
+	}
+}
+
+func TestRescueExpired(t *testing.T) {
+	t.Parallel()
+	a, b := twoNodes(t)
+	ctx := t.Context()
+	retries := func(pipeline string) int { return map[string]int{"retry": 1}[pipeline] }
+	create(t, a, "renewed", "retry")
+	create(t, a, "retried", "retry")
+	create(t, a, "failed", "once")
+	claim(t, a, 3, base)
+	create(t, a, "pending", "retry")
+	if err := a.Append(ctx, []conveyor.Event{progressEvent(get(t, a, "failed"), 2)}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Nothing expired yet.
+	if evs, err := b.RescueExpired(ctx, base.Add(DefaultLease), retries); err != nil || len(evs) != 0 {
+		t.Fatalf("RescueExpired before the leases expired = %+v, %v; want none", evs, err)
+	}
+	if _, err := a.RenewLeases(ctx, []string{"renewed"}, base.Add(20*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+
+	now := base.Add(DefaultLease + time.Second)
+	evs, err := b.RescueExpired(ctx, now, retries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]conveyor.Event{}
+	for _, ev := range evs {
+		byID[ev.ExecutionID] = ev
+	}
+	if len(evs) != 2 || len(byID) != 2 {
+		t.Fatalf("rescued %+v, want retried and failed", evs)
+	}
+	if ev := byID["retried"]; ev.Type != conveyor.EventRetrying || ev.Seq != 2 || ev.Error == nil || ev.Error.Code != conveyor.EINTERRUPTED ||
+		!strings.Contains(ev.Error.Message, "node a") || !ev.Time.Equal(now) {
+		t.Errorf("retried: event %+v", ev)
+	}
+	if ev := byID["failed"]; ev.Type != conveyor.EventFailed || ev.Seq != 3 || ev.Error == nil || ev.Error.Code != conveyor.EINTERRUPTED || ev.Progress == nil {
+		t.Errorf("failed: event %+v", ev)
+	}
+	if got := get(t, b, "retried"); got.Status != conveyor.StatusPending || got.LastSeq != 2 {
+		t.Errorf("retried: status %s, last seq %d", got.Status, got.LastSeq)
+	}
+	if got := get(t, b, "failed"); got.Status != conveyor.StatusFailed || got.FinishedAt == nil || !got.FinishedAt.Equal(now) {
+		t.Errorf("failed: status %s, finished %v", got.Status, got.FinishedAt)
+	}
+	if got := get(t, b, "renewed"); got.Status != conveyor.StatusRunning {
+		t.Errorf("renewed: status %s, want running", got.Status)
+	}
+
+	// Node a finds out at its next renewal; its late writes are fenced.
+	r, err := a.RenewLeases(ctx, []string{"renewed", "retried", "failed"}, now)
+	if err != nil || !slices.Equal(r.Lost, []string{"retried", "failed"}) {
+		t.Errorf("RenewLeases after the rescue = %+v, %v; want retried and failed lost", r, err)
+	}
+	if err := a.Append(ctx, []conveyor.Event{{Type: conveyor.EventCompleted, ExecutionID: "failed", Seq: 4, Time: now, Attempt: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, a, "failed"); got.Status != conveyor.StatusFailed || got.LastSeq != 3 {
+		t.Errorf("after a stale write: status %s, last seq %d; want failed, 3", got.Status, got.LastSeq)
+	}
+
+	// b claims the retry: its lease, its node.
+	c := claim(t, b, 10, now)
+	if len(c) != 2 || c[0].Execution.ID != "retried" || c[0].Execution.Node != "b" || c[0].Execution.Attempt != 2 {
+		t.Errorf("claims after the rescue = %+v", c)
+	}
+}
+
+func TestRescueExpiredConcurrently(t *testing.T) {
+	// Nodes rescuing at once never both act on one execution.
+	t.Parallel()
+	a, b := twoNodes(t)
+	ctx := t.Context()
+	const n = 200
+	for i := range n {
+		create(t, a, fmt.Sprintf("x%03d", i), "p")
+	}
+	claim(t, a, n, base)
+	now := base.Add(time.Hour)
+	var (
+		mu  sync.Mutex
+		all []conveyor.Event
+		wg  sync.WaitGroup
+	)
+	for _, db := range []*DB{a, b, a, b} {
+		wg.Go(func() {
+			evs, err := db.RescueExpired(ctx, now, func(string) int { return 0 })
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			all = append(all, evs...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	seen := map[string]int{}
+	for _, ev := range all {
+		seen[ev.ExecutionID]++
+	}
+	if len(all) != n || len(seen) != n {
+		t.Errorf("%d rescue events for %d executions, want %d for %d", len(all), len(seen), n, n)
+	}
+}
+
+func TestClaimConcurrentNodes(t *testing.T) {
+	t.Parallel()
+	a, b := twoNodes(t)
+	ctx := t.Context()
+	const n = 500
+	for i := range n {
+		create(t, a, fmt.Sprintf("x%03d", i), "p")
+	}
+	var (
+		mu      sync.Mutex
+		claimed = map[string][]string{} // id -> nodes
+		wg      sync.WaitGroup
+	)
+	for _, db := range []*DB{a, b} {
+		for range 4 {
+			wg.Go(func() {
+				for {
+					claims, err := db.ClaimPending(ctx, 5, base)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if len(claims) == 0 {
+						return
+					}
+					mu.Lock()
+					for _, c := range claims {
+						claimed[c.Execution.ID] = append(claimed[c.Execution.ID], db.node)
+						if c.Execution.Node != db.node {
+							t.Errorf("%s claimed by %s records node %q", c.Execution.ID, db.node, c.Execution.Node)
+						}
+					}
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if len(claimed) != n {
+		t.Errorf("%d executions claimed, want %d", len(claimed), n)
+	}
+	perNode := map[string]int{}
+	for id, nodes := range claimed {
+		if len(nodes) != 1 {
+			t.Errorf("%s claimed by %v, want once", id, nodes)
+		}
+		perNode[nodes[0]]++
+	}
+	t.Logf("claims per node: %v", perNode)
+}
+
+func TestConcurrentOpen(t *testing.T) {
+	t.Parallel()
+	_, dbURL := pgtest.NewDatabase(t)
+	var wg sync.WaitGroup
+	dbs := make([]*DB, 3)
+	errs := make([]error, 3)
+	for i := range dbs {
+		wg.Go(func() { dbs[i], errs[i] = Open(context.Background(), dbURL, &Options{NodeID: fmt.Sprint(i)}) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Open %d: %v", i, err)
+			continue
+		}
+		defer dbs[i].Close()
+	}
+	if t.Failed() {
+		return
+	}
+	var versions []int
+	rows, err := dbs[0].pool.Query(t.Context(), `SELECT version FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions, err = pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(versions) != len(ms) || versions[0] != 1 {
+		t.Errorf("schema_migrations = %v, want 1..%d once each", versions, len(ms))
+	}
+}
+
+func TestMigrate(t *testing.T) {
+	t.Parallel()
+	_, dbURL := pgtest.NewDatabase(t)
+	ctx := t.Context()
+	for range 2 { // the second finds nothing to do
+		if err := Migrate(ctx, dbURL); err != nil {
+			t.Fatalf("Migrate: %v", err)
+		}
+	}
+	db := open(t, dbURL, "a")
+	create(t, db, "x", "p")
+
+	// A database migrated by a newer binary is refused.
+	if _, err := db.pool.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES (999, '0999_future.sql')`); err != nil {
+		t.Fatal(err)
+	}
+	if db2, err := Open(ctx, dbURL, nil); err == nil || !strings.Contains(err.Error(), "newer") {
+		if db2 != nil {
+			db2.Close()
+		}
+		t.Fatalf("Open of a newer schema: %v, want an error", err)
+	}
+	if err := Migrate(ctx, dbURL); err == nil || !strings.Contains(err.Error(), "newer") {
+		t.Fatalf("Migrate of a newer schema: %v, want an error", err)
+	}
+}
+
+func TestOpenUnreachable(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if db, err := Open(ctx, "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=5", nil); err == nil {
+		db.Close()
+		t.Fatal("Open of an unreachable database succeeded")
+	}
+	if err := Migrate(ctx, "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=5"); err == nil {
+		t.Fatal("Migrate of an unreachable database succeeded")
+	}
+	if _, err := Open(ctx, "postgres://postgres@127.0.0.1:5432/postgres", &Options{Lease: -time.Second}); err == nil {
+		t.Fatal("Open with a negative lease succeeded")
+	}
+}
+
+func TestPingFailsWhenDatabaseGone(t *testing.T) {
+	t.Parallel()
+	name, dbURL := pgtest.NewDatabase(t)
+	db := open(t, dbURL, "a")
+	if err := db.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	pgtest.Exec(t, "DROP DATABASE "+name+" WITH (FORCE)")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := db.Ping(ctx); err == nil {
+		t.Fatal("Ping after the database was dropped succeeded")
+	}
+}
+
+func TestListenReconnects(t *testing.T) {
+	t.Parallel()
+	name, dbURL := pgtest.NewDatabase(t)
+	a, b := open(t, dbURL, "a"), open(t, dbURL, "b")
+	n := listen(t, b)
+
+	// Kill the listening backend, as a failover or an administrator would.
+	for range 2 {
+		pgtest.Exec(t, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND datname = $2`,
+			ListenApplicationName, name)
+		n.want(conveyor.Notice{Kind: conveyor.NoticeResync})
+	}
+	create(t, a, "x", "p")
+	n.want(conveyor.Notice{Kind: conveyor.NoticeSubmitted, ExecutionID: "x"})
+}
+
+func TestListenEndsWithContext(t *testing.T) {
+	// Listen returns nil when its context ends, also while it waits to
+	// reconnect to a server that is not there.
+	t.Parallel()
+	_, dbURL := pgtest.NewDatabase(t)
+	db := open(t, dbURL, "a")
+	for _, d := range []time.Duration{0, 50 * time.Millisecond} {
+		ctx, cancel := context.WithTimeout(t.Context(), d)
+		if err := db.Listen(ctx, func(conveyor.Notice) {}); err != nil {
+			t.Errorf("Listen = %v, want nil", err)
+		}
+		cancel()
+	}
+
+	pool, err := pgxpool.New(t.Context(), "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable") // connects lazily
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	gone := &DB{pool: pool, logger: slog.New(slog.DiscardHandler)}
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	called := false
+	if err := gone.Listen(ctx, func(conveyor.Notice) { called = true }); err != nil {
+		t.Errorf("Listen to an unreachable server = %v, want nil", err)
+	}
+	if called {
+		t.Error("Listen to an unreachable server delivered a notice")
+	}
+}

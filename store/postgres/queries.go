@@ -1,0 +1,166 @@
+package postgres
+
+// All of the backend's SQL, except the schema (migrations/) and the list
+// query built from these parts in ListExecutions.
+//
+// Row locks: every statement that locks several executions takes them in
+// id order (or skips locked ones), so two transactions never wait on each
+// other in a cycle. FOR NO KEY UPDATE, not FOR UPDATE, so the foreign key
+// checks of concurrent event and log inserts (KEY SHARE) do not wait.
+
+// executionColumns are what scanExecution reads, in its order.
+const executionColumns = `num, id, pipeline, status, input, progress, result, error,
+	attempt, created_at, started_at, finished_at, last_seq, cancel_requested, node`
+
+const (
+	sqlInsertExecution = `INSERT INTO executions
+		(id, pipeline, status, input, progress, result, error,
+		 attempt, created_at, started_at, finished_at, last_seq, cancel_requested)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+		ON CONFLICT (id) DO NOTHING`
+
+	sqlGetExecution = `SELECT ` + executionColumns + ` FROM executions WHERE id = $1`
+
+	sqlListExecutions = `SELECT ` + executionColumns + ` FROM executions`
+
+	// One statement, so one round trip and an implicit transaction: lock
+	// the oldest pending executions no other claimer holds (the partial
+	// index executions_pending), start them under this node's lease and
+	// append their started events, built here as conveyor.Event JSON.
+	sqlClaimPending = `WITH claimed AS (
+			SELECT num FROM executions WHERE status = 'pending'
+			ORDER BY num LIMIT $1
+			FOR NO KEY UPDATE SKIP LOCKED
+		), started AS (
+			UPDATE executions e
+			SET status = 'running', attempt = e.attempt + 1, started_at = $2,
+				last_seq = e.last_seq + 1, node = $3, lease_until = $4
+			FROM claimed WHERE e.num = claimed.num
+			RETURNING e.*
+		), inserted AS (
+			INSERT INTO events (execution_id, seq, type, data)
+			SELECT id, last_seq, 'started', json_build_object(
+				'type', 'started', 'execution_id', id, 'seq', last_seq,
+				'timestamp', $5::text, 'attempt', attempt, 'status', 'running')
+			FROM started
+		)
+		SELECT ` + executionColumns + ` FROM started ORDER BY num`
+
+	// sqlAppend applies a batch of writes (parallel arrays, in batch order)
+	// in one statement. A write is accepted when its execution is running
+	// the write's attempt, its seq is after both LastSeq and every earlier
+	// write of that attempt in the batch, and no earlier accepted write of
+	// the execution ended the attempt. That is exactly applying the writes
+	// one by one with a fenced UPDATE each, as the SQLite backend does,
+	// without a round trip per write. Accepted writes are stored; each
+	// execution then takes its newest seq, its newest progress and the
+	// outcome of the write that ended the attempt, if one did. It returns
+	// each changed execution's id and new LastSeq, for the notification.
+	sqlAppend = `WITH w AS (
+			SELECT * FROM unnest($1::text[], $2::bigint[], $3::integer[], $4::text[],
+				$5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])
+				WITH ORDINALITY AS w(id, seq, attempt, type, data, progress, error, result, time, ord)
+		), x AS (
+			-- Only by id, so that the unique index on id finds the rows
+			-- whatever the planner thinks of the share of running ones.
+			SELECT id, status, attempt, last_seq FROM executions
+			WHERE id = ANY($1::text[])
+			ORDER BY id
+			FOR NO KEY UPDATE
+		), fenced AS (
+			SELECT w.*, greatest(x.last_seq, max(w.seq) OVER before) AS floor
+			FROM w JOIN x ON x.id = w.id AND x.attempt = w.attempt AND x.status = 'running'
+			WINDOW before AS (PARTITION BY w.id ORDER BY w.ord ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+		), ordered AS (
+			SELECT fenced.*, count(*) FILTER (WHERE type IN ('completed', 'failed', 'cancelled', 'retrying')) OVER before AS ended
+			FROM fenced WHERE seq > floor
+			WINDOW before AS (PARTITION BY id ORDER BY ord ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+		), accepted AS (
+			SELECT * FROM ordered WHERE ended = 0
+		), inserted AS (
+			INSERT INTO events (execution_id, seq, type, data)
+			SELECT id, seq, type, data::json FROM accepted
+		), outcome AS MATERIALIZED (
+			SELECT id, attempt, max(seq) AS last_seq,
+				(array_agg(progress ORDER BY ord DESC) FILTER (WHERE progress IS NOT NULL))[1] AS progress,
+				(array_agg(type) FILTER (WHERE type IN ('completed', 'failed', 'cancelled', 'retrying')))[1] AS final,
+				(array_agg(error) FILTER (WHERE type IN ('completed', 'failed', 'cancelled', 'retrying')))[1] AS error,
+				(array_agg(result) FILTER (WHERE type IN ('completed', 'failed', 'cancelled', 'retrying')))[1] AS result,
+				(array_agg(time) FILTER (WHERE type IN ('completed', 'failed', 'cancelled', 'retrying')))[1] AS time
+			FROM accepted GROUP BY id, attempt
+		)
+		UPDATE executions e SET
+			last_seq = o.last_seq,
+			status = CASE WHEN o.final IS NULL THEN e.status WHEN o.final = 'retrying' THEN 'pending' ELSE o.final END,
+			progress = CASE WHEN o.final = 'retrying' THEN NULL ELSE coalesce(o.progress::jsonb, e.progress) END,
+			error = CASE WHEN o.final IS NULL THEN e.error ELSE o.error::jsonb END,
+			result = CASE WHEN o.final IS NULL OR o.final = 'retrying' THEN e.result ELSE o.result::json END,
+			finished_at = CASE WHEN o.final IN ('completed', 'failed', 'cancelled') THEN o.time ELSE e.finished_at END,
+			lease_until = CASE WHEN o.final IS NULL THEN e.lease_until END
+		FROM outcome o
+		-- x locked these rows, running this attempt, for the whole statement.
+		WHERE e.id = o.id
+		RETURNING e.id, e.last_seq`
+
+	sqlEvents = `SELECT data FROM events WHERE execution_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`
+
+	sqlLockExecution = `SELECT ` + executionColumns + ` FROM executions WHERE id = $1 FOR NO KEY UPDATE`
+
+	// Cancel, RecoverInterrupted and RescueExpired set the status
+	// unfenced: they run in the transaction that locked the row.
+	sqlRequestCancel = `UPDATE executions SET cancel_requested = true WHERE id = $1`
+
+	sqlFinish = `UPDATE executions SET status = $1, finished_at = $2, last_seq = $3,
+		error = $4, result = NULL, lease_until = NULL WHERE id = $5`
+
+	sqlRequeue = `UPDATE executions SET status = 'pending', last_seq = $1, progress = NULL,
+		error = $2, lease_until = NULL WHERE id = $3`
+
+	sqlInsertEvent = `INSERT INTO events (execution_id, seq, type, data) VALUES ($1, $2, $3, $4)`
+
+	// Both lock in id order; RecoverInterrupted waits for rows another
+	// transaction holds, RescueExpired skips them (another node is
+	// rescuing them, or their runner is writing, which it cannot do
+	// without a lease that is still good).
+	sqlRunning = `SELECT ` + executionColumns + ` FROM executions WHERE status = 'running'
+		ORDER BY id FOR NO KEY UPDATE`
+	sqlExpired = `SELECT ` + executionColumns + ` FROM executions WHERE status = 'running' AND lease_until < $1
+		ORDER BY id FOR NO KEY UPDATE SKIP LOCKED`
+
+	sqlRenewLeases = `WITH held AS (
+			SELECT num FROM executions
+			WHERE id = ANY($1::text[]) AND status = 'running' AND node = $2
+			ORDER BY id FOR NO KEY UPDATE
+		)
+		UPDATE executions e SET lease_until = $3 FROM held WHERE e.num = held.num
+		RETURNING e.id, e.cancel_requested`
+
+	// Lines of unknown executions are dropped, like writes of Append; the
+	// rest go in batch order, which the id sequence keeps.
+	sqlInsertLogs = `INSERT INTO logs (execution_id, time, step, stream, line)
+		SELECT l.id, l.time, l.step, l.stream, l.line
+		FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[])
+			WITH ORDINALITY AS l(id, time, step, stream, line, ord)
+		WHERE EXISTS (SELECT 1 FROM executions e WHERE e.id = l.id)
+		ORDER BY l.ord`
+
+	// Deletes all but the newest $2 lines of each execution in $1; the
+	// cut is NULL, and nothing goes, while there are no more than that.
+	sqlTrimLogs = `DELETE FROM logs USING (
+			SELECT x.id, (SELECT l.id FROM logs l WHERE l.execution_id = x.id
+				ORDER BY l.id DESC OFFSET $2 LIMIT 1) AS cut
+			FROM unnest($1::text[]) AS x(id)
+		) c
+		WHERE logs.execution_id = c.id AND logs.id <= c.cut`
+
+	sqlLogs = `SELECT time, step, stream, line FROM logs WHERE execution_id = $1 ORDER BY id`
+
+	sqlNotify = `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`
+)
+
+// The notification channels.
+const (
+	channelSubmitted = "conveyor_submitted"
+	channelEvents    = "conveyor_events"
+	channelCancel    = "conveyor_cancel"
+)
