@@ -18,8 +18,9 @@ import (
 )
 
 var (
-	_ conveyor.Store    = (*DB)(nil)
-	_ conveyor.Notifier = (*DB)(nil)
+	_ conveyor.Store       = (*DB)(nil)
+	_ conveyor.Notifier    = (*DB)(nil)
+	_ conveyor.SharedStore = (*DB)(nil)
 )
 
 // DefaultLease is how long a claim holds an execution when Options.Lease
