@@ -14,6 +14,7 @@ import (
 	"github.com/conveyor-run/conveyor/client"
 	"github.com/conveyor-run/conveyor/engine"
 	"github.com/conveyor-run/conveyor/hub"
+	"github.com/conveyor-run/conveyor/server"
 	"github.com/conveyor-run/conveyor/store/sqlite"
 )
 
@@ -40,7 +41,10 @@ func setup(t testing.TB, concurrency int, pipelines ...*conveyor.Pipeline) *harn
 		byName[p.Name] = p
 	}
 	h := hub.New()
-	eng, err := engine.New(engine.Config{Store: store, Pipelines: byName, PublishFunc: h.Publish, Concurrency: concurrency})
+	eng, err := engine.New(engine.Config{
+		Store: store, Pipelines: byName, PublishFunc: h.Publish, Concurrency: concurrency,
+		ProgressStoreInterval: server.EmbeddedProgressStoreInterval,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,8 +33,9 @@ type Config struct {
 	Lease          time.Duration
 	RescueInterval time.Duration
 	// ProgressStoreInterval is how often, at most, an execution's progress
-	// is written to the store; subscribers get every update at once.
-	// Default 500ms.
+	// is written to the store; subscribers on this node get every update
+	// at once. Zero writes every update, which subscribers on other nodes
+	// of a shared store need to see it promptly.
 	ProgressStoreInterval time.Duration
 	Logger                *slog.Logger
 	NowFunc               func() time.Time
@@ -59,8 +60,8 @@ func (c *Config) validate() error {
 	if c.RescueInterval <= 0 {
 		c.RescueInterval = 5 * time.Second
 	}
-	if c.ProgressStoreInterval <= 0 {
-		c.ProgressStoreInterval = 500 * time.Millisecond
+	if c.ProgressStoreInterval < 0 {
+		return fmt.Errorf("engine: progress store interval %s is negative", c.ProgressStoreInterval)
 	}
 	if c.PublishFunc == nil {
 		c.PublishFunc = func(conveyor.Event) {}

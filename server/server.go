@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 	"github.com/conveyor-run/conveyor/engine"
 	"github.com/conveyor-run/conveyor/hub"
 	"github.com/conveyor-run/conveyor/pipeline"
+	"github.com/conveyor-run/conveyor/store/postgres"
 	"github.com/conveyor-run/conveyor/store/sqlite"
 )
 
@@ -28,6 +31,15 @@ import (
 type Config struct {
 	Addr    string // listen address; default 127.0.0.1:8080; port 0 picks one
 	DataDir string // folder of the embedded database; default ./conveyor-data
+	// DatabaseURL selects PostgreSQL, shared by any number of nodes,
+	// instead of the embedded database in DataDir.
+	DatabaseURL string
+	// NodeID names this node in executions and logs; default the host
+	// name plus a random suffix.
+	NodeID string
+	// Lease is how long a node holds an execution on PostgreSQL without
+	// renewing it (every third of it); default 30s.
+	Lease time.Duration
 	// PipelinesDir is a folder of pipeline YAML files; "" loads none.
 	PipelinesDir string
 	// Pipelines are pipelines defined in Go (usually a Handler), beside the
@@ -61,9 +73,20 @@ func (c *Config) validate() error {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 30 * time.Second
 	}
+	if c.Lease < 0 {
+		return fmt.Errorf("lease must not be negative, got %s", c.Lease)
+	}
+	if c.Lease == 0 {
+		c.Lease = 30 * time.Second
+	}
+	if c.NodeID == "" {
+		host, _ := os.Hostname()
+		c.NodeID = fmt.Sprintf("%s-%04x", host, rand.Uint32()&0xffff)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	c.Logger = c.Logger.With("node", c.NodeID)
 	return nil
 }
 
@@ -71,11 +94,17 @@ func (c *Config) validate() error {
 // ends and then shuts down.
 type Server struct {
 	cfg    Config
-	lock   *os.File
-	store  *sqlite.DB
+	lock   *os.File // the data folder's lock, for the embedded database
+	store  conveyor.Store
+	hub    *hub.Hub
 	engine *engine.Engine
 	http   *http.Server
 	ln     net.Listener
+
+	// On a shared store: the listener of other nodes' notices and the
+	// relay of their events, stopped by stopShared.
+	stopShared context.CancelFunc
+	sharedDone sync.WaitGroup
 }
 
 // Open locks the data folder, opens the store, loads the pipelines,
@@ -95,20 +124,23 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.lock, err = lockDataDir(cfg.DataDir); err != nil {
+	if err := s.openStore(ctx); err != nil {
 		return nil, err
-	}
-	if s.store, err = sqlite.Open(ctx, cfg.DataDir); err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
 	}
 
 	h := hub.New()
+	s.hub = h
 	s.engine, err = engine.New(engine.Config{
 		Store:       s.store,
 		Pipelines:   pipelines,
 		PublishFunc: h.Publish,
 		Concurrency: cfg.Concurrency,
+		Lease:       cfg.Lease,
 		Logger:      cfg.Logger,
+		// The embedded database serves this node only, whose subscribers
+		// get progress from memory: sample what is stored. Other nodes'
+		// subscribers read progress from PostgreSQL, so store all of it.
+		ProgressStoreInterval: s.progressStoreInterval(),
 	})
 	if err != nil {
 		return nil, err
@@ -120,6 +152,7 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.ln.Close()
 		return nil, err
 	}
+	s.startShared()
 	s.http = &http.Server{
 		Handler: api.New(api.Config{
 			Store: s.store, Engine: s.engine, Hub: h,
@@ -128,8 +161,69 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
-	cfg.Logger.Info("conveyor listening", "addr", s.Addr(), "data", cfg.DataDir, "pipelines", len(pipelines), "concurrency", cfg.Concurrency)
+	cfg.Logger.Info("conveyor listening", "addr", s.Addr(), "store", s.storeName(), "pipelines", len(pipelines), "concurrency", cfg.Concurrency)
 	return s, nil
+}
+
+// openStore opens PostgreSQL when a database URL is given, else the
+// embedded database, locked to this process.
+func (s *Server) openStore(ctx context.Context) error {
+	var err error
+	if s.cfg.DatabaseURL != "" {
+		s.store, err = postgres.Open(ctx, s.cfg.DatabaseURL, &postgres.Options{NodeID: s.cfg.NodeID, Lease: s.cfg.Lease, Logger: s.cfg.Logger})
+		if err != nil {
+			return fmt.Errorf("open PostgreSQL: %w", err)
+		}
+		return nil
+	}
+	if s.lock, err = lockDataDir(s.cfg.DataDir); err != nil {
+		return err
+	}
+	if s.store, err = sqlite.Open(ctx, s.cfg.DataDir); err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) progressStoreInterval() time.Duration {
+	if _, shared := s.store.(conveyor.SharedStore); shared {
+		return 0
+	}
+	return EmbeddedProgressStoreInterval
+}
+
+// EmbeddedProgressStoreInterval is how often, at most, a running
+// execution's progress is written to the embedded database.
+const EmbeddedProgressStoreInterval = 500 * time.Millisecond
+
+func (s *Server) storeName() string {
+	if s.cfg.DatabaseURL != "" {
+		return "postgres"
+	}
+	return "sqlite:" + s.cfg.DataDir
+}
+
+// startShared makes a node on a shared store hear the others: new work
+// and cancels go to the engine, new events to the relay for local
+// subscribers.
+func (s *Server) startShared() {
+	shared, ok := s.store.(conveyor.SharedStore)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopShared = cancel
+	r := newRelay(s.store, s.hub, s.cfg.Logger)
+	s.sharedDone.Go(func() { r.run(ctx) })
+	s.sharedDone.Go(func() {
+		err := shared.Listen(ctx, func(n conveyor.Notice) {
+			s.engine.HandleNotice(n)
+			r.notify(n)
+		})
+		if err != nil {
+			s.cfg.Logger.Error("listen for other nodes", "err", err)
+		}
+	})
 }
 
 // Addr is the address the node listens on.
@@ -172,6 +266,11 @@ func (s *Server) shutdownEngine() {
 }
 
 func (s *Server) closeStorage() {
+	if s.stopShared != nil {
+		s.stopShared()
+		s.sharedDone.Wait()
+		s.stopShared = nil
+	}
 	if s.store != nil {
 		if err := s.store.Close(); err != nil {
 			s.cfg.Logger.Error("close store", "err", err)

@@ -47,7 +47,7 @@ type node struct {
 	exited chan error
 }
 
-var listening = regexp.MustCompile(`msg="conveyor listening" addr=(\S+)`)
+var listening = regexp.MustCompile(`msg="conveyor listening" .*addr=(\S+)`)
 
 // startNode runs conveyor serve on a free loopback port and waits until it
 // listens.
@@ -252,5 +252,25 @@ steps:
 	got := status(t, n2.client, ex.ID)
 	if got.Status != conveyor.StatusFailed || got.Error == nil || got.Error.Code != conveyor.EINTERRUPTED {
 		t.Fatalf("execution cut off by the shutdown timeout: %s %+v, want failed interrupted", got.Status, got.Error)
+	}
+}
+
+// nextOfType reads a stream, skipping progress, until an event of type
+// typ arrives.
+func nextOfType(t *testing.T, s *client.Stream, typ conveyor.EventType) conveyor.Event {
+	t.Helper()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		ev, err := s.Next(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", typ, err)
+		}
+		if ev.Type == typ {
+			return ev
+		}
+		if ev.Type != conveyor.EventProgress {
+			t.Fatalf("got %s, want %s", ev.Type, typ)
+		}
 	}
 }

@@ -57,6 +57,9 @@ func serveCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "listen address [CONVEYOR_ADDR]")
 	f.StringVar(&cfg.DataDir, "data", "./conveyor-data", "folder of the embedded database [CONVEYOR_DATA]")
+	f.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL URL; several nodes may share it (instead of --data) [CONVEYOR_DATABASE_URL]")
+	f.StringVar(&cfg.NodeID, "node-id", "", "this node's id in executions and logs (default host name plus a random suffix) [CONVEYOR_NODE_ID]")
+	f.DurationVar(&cfg.Lease, "lease", 30*time.Second, "on PostgreSQL, how long a node holds an execution without renewing it [CONVEYOR_LEASE]")
 	f.StringVar(&cfg.PipelinesDir, "pipelines", "./pipelines", "folder of pipeline YAML files [CONVEYOR_PIPELINES]")
 	f.IntVar(&cfg.Concurrency, "concurrency", 8, "executions run at once on this node [CONVEYOR_CONCURRENCY]")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long running executions may finish on SIGINT/SIGTERM before they are cancelled [CONVEYOR_SHUTDOWN_TIMEOUT]")
@@ -80,8 +83,8 @@ func envDefaults(fs *pflag.FlagSet) error {
 			}
 		}
 	})
-	if err == nil {
-		if n, _ := strconv.Atoi(fs.Lookup("concurrency").Value.String()); n < 1 {
+	if c := fs.Lookup("concurrency"); err == nil && c != nil {
+		if n, _ := strconv.Atoi(c.Value.String()); n < 1 {
 			err = fmt.Errorf("--concurrency must be at least 1, got %d", n)
 		}
 	}

@@ -1,0 +1,299 @@
+package main_test
+
+// Several conveyor serve processes sharing one PostgreSQL database.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/conveyor-run/conveyor"
+	"github.com/conveyor-run/conveyor/client"
+	"github.com/conveyor-run/conveyor/store/postgres/pgtest"
+)
+
+// cluster starts n nodes on a fresh database with the given pipelines.
+func cluster(t *testing.T, n int, pipelines map[string]string, args ...string) ([]*node, string) {
+	t.Helper()
+	_, dbURL := pgtest.NewDatabase(t)
+	pipes := t.TempDir()
+	for name, yaml := range pipelines {
+		writePipeline(t, pipes, name, yaml)
+	}
+	var nodes []*node
+	for i := range n {
+		nodes = append(nodes, startNode(t, t.TempDir(), pipes,
+			append([]string{"--database-url", dbURL, "--node-id", fmt.Sprintf("node-%d", i)}, args...)...))
+	}
+	return nodes, dbURL
+}
+
+// watchToEnd streams an execution until its final message.
+func watchToEnd(ctx context.Context, c *client.Client, id string) (conveyor.Event, error) {
+	s, err := c.Watch(ctx, id)
+	if err != nil {
+		return conveyor.Event{}, err
+	}
+	defer s.Close()
+	var last conveyor.Event
+	for {
+		ev, err := s.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return last, nil
+		}
+		if err != nil {
+			return last, err
+		}
+		if last.Seq != 0 && ev.Seq <= last.Seq {
+			return last, fmt.Errorf("seq went from %d to %d", last.Seq, ev.Seq)
+		}
+		last = ev
+	}
+}
+
+// TestThreeNodesShareTheWork: 300 executions submitted round-robin to
+// three nodes, each watched to the end from another node; a marker file
+// made with O_EXCL per attempt proves no attempt ran twice.
+func TestThreeNodesShareTheWork(t *testing.T) {
+	marks := t.TempDir()
+	nodes, _ := cluster(t, 3, map[string]string{"mark": fmt.Sprintf(`
+steps:
+  - name: mark
+    exec:
+      command: ["sh", "-c", "set -C; : > \"$MARKS/$CONVEYOR_EXECUTION_ID.$CONVEYOR_ATTEMPT\" && echo '::progress 1/1 marked'"]
+      env: {MARKS: %q}
+`, marks)})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	const executions = 300
+	var wg sync.WaitGroup
+	errs := make(chan error, executions)
+	ranOn := make(chan string, executions)
+	for i := range executions {
+		wg.Go(func() {
+			ex, err := nodes[i%3].client.Submit(ctx, "mark", nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			watcher := nodes[(i+1)%3].client
+			final, err := watchToEnd(ctx, watcher, ex.ID)
+			if err != nil {
+				errs <- fmt.Errorf("watch %s: %w", ex.ID, err)
+				return
+			}
+			if final.Type != conveyor.EventCompleted {
+				errs <- fmt.Errorf("%s ended with %s %+v", ex.ID, final.Type, final.Error)
+				return
+			}
+			got, err := watcher.Get(ctx, ex.ID)
+			if err != nil {
+				errs <- err
+				return
+			}
+			ranOn <- got.Node
+		})
+	}
+	wg.Wait()
+	close(errs)
+	close(ranOn)
+	for err := range errs {
+		t.Error(err)
+	}
+	perNode := map[string]int{}
+	for n := range ranOn {
+		perNode[n]++
+	}
+	entries, err := os.ReadDir(marks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != executions {
+		t.Fatalf("%d marker files for %d executions", len(entries), executions)
+	}
+	t.Logf("executions per node: %v", perNode)
+	if len(perNode) < 2 {
+		t.Fatalf("all work ran on one node: %v", perNode)
+	}
+}
+
+// TestKilledNodesWorkIsRescued kills a node running executions; another
+// node retries those with retries left and fails the others as
+// interrupted, within the lease plus the rescue interval.
+func TestKilledNodesWorkIsRescued(t *testing.T) {
+	nodes, _ := cluster(t, 2, map[string]string{
+		"retry": `
+retries: 1
+steps:
+  - name: wait-unless-retried
+    exec:
+      command: ["sh", "-c", "echo '::progress 1/2 waiting'; if [ \"$CONVEYOR_ATTEMPT\" = 1 ]; then exec sleep 60; fi"]
+`,
+		"once": `
+steps:
+  - name: wait
+    exec:
+      command: ["sh", "-c", "echo '::progress 1/2 waiting'; exec sleep 60"]
+`}, "--lease", "3s")
+	ctx := context.Background()
+	var ids []string
+	for i := range 6 {
+		pipeline := []string{"retry", "once"}[i%2]
+		ex, err := nodes[i%2].client.Submit(ctx, pipeline, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, ex.ID)
+	}
+	running := map[string]string{} // id -> node
+	waitFor(t, "all executions to run", func() bool {
+		for _, id := range ids {
+			ex := status(t, nodes[0].client, id)
+			if ex.Status != conveyor.StatusRunning {
+				return false
+			}
+			running[id] = ex.Node
+		}
+		return true
+	})
+	victim, survivor := nodes[0], nodes[1]
+	if running[ids[0]] == "node-1" {
+		victim, survivor = nodes[1], nodes[0]
+	}
+	victimID := running[ids[0]]
+	victim.cmd.Process.Signal(syscall.SIGKILL)
+	<-victim.exited
+	victim.exited <- nil
+	killed := time.Now()
+
+	for i, id := range ids {
+		if running[id] != victimID {
+			continue
+		}
+		want := conveyor.StatusCompleted
+		if i%2 == 1 {
+			want = conveyor.StatusFailed
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			ex := status(t, survivor.client, id)
+			if ex.Status == want {
+				if want == conveyor.StatusFailed && (ex.Error == nil || ex.Error.Code != conveyor.EINTERRUPTED) {
+					t.Fatalf("%s failed with %+v, want interrupted", id, ex.Error)
+				}
+				if want == conveyor.StatusCompleted && ex.Attempt != 2 {
+					t.Fatalf("%s completed on attempt %d, want 2", id, ex.Attempt)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s is %s %d s after its node was killed, want %s", id, ex.Status, int(time.Since(killed).Seconds()), want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	t.Logf("rescued %s's executions %.1f s after the kill (lease 3 s)", victimID, time.Since(killed).Seconds())
+}
+
+// TestCancelReachesAnotherNode cancels, through one node, an execution
+// running on the other, and streams the cancellation from the first.
+func TestCancelReachesAnotherNode(t *testing.T) {
+	nodes, _ := cluster(t, 2, map[string]string{"long": `
+steps:
+  - name: wait
+    exec:
+      command: ["sh", "-c", "echo '::progress 1/2 waiting'; exec sleep 60"]
+`})
+	ctx := context.Background()
+	ex, err := nodes[0].client.Submit(ctx, "long", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var runner string
+	waitFor(t, "the execution to run", func() bool {
+		got := status(t, nodes[0].client, ex.ID)
+		runner = got.Node
+		return got.Status == conveyor.StatusRunning && got.Progress != nil && got.Progress.Message == "waiting"
+	})
+	other := nodes[0]
+	if runner == "node-0" {
+		other = nodes[1]
+	}
+	s, err := other.client.Watch(ctx, ex.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	nextOfType(t, s, conveyor.EventStatus)
+	start := time.Now()
+	if _, err := other.client.Cancel(ctx, ex.ID); err != nil {
+		t.Fatal(err)
+	}
+	nextOfType(t, s, conveyor.EventCancelled)
+	t.Logf("cancel through the other node reached the runner and came back in %s", time.Since(start).Round(time.Millisecond))
+}
+
+// TestStreamsSurviveALostListenConnection kills every node's LISTEN
+// connection while an execution on one node is watched from the other:
+// the stream goes on to the final message with rising seqs.
+func TestStreamsSurviveALostListenConnection(t *testing.T) {
+	nodes, _ := cluster(t, 2, map[string]string{"tick": `
+steps:
+  - name: tick
+    exec:
+      command: ["sh", "-c", "i=1; while [ $i -le 30 ]; do echo \"::progress $i/30 tick $i\"; sleep 0.1; i=$((i+1)); done"]
+`})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ex, err := nodes[0].client.Submit(ctx, "tick", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var runner string
+	waitFor(t, "the execution to run", func() bool {
+		got := status(t, nodes[0].client, ex.ID)
+		runner = got.Node
+		return got.Status == conveyor.StatusRunning
+	})
+	watcher := nodes[0]
+	if runner == "node-0" {
+		watcher = nodes[1]
+	}
+	s, err := watcher.client.Watch(ctx, ex.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	nextOfType(t, s, conveyor.EventStatus)
+	nextOfType(t, s, conveyor.EventProgress)
+
+	pgtest.Exec(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'conveyor-listen'")
+	var last conveyor.Event
+	progressAfterKill := 0
+	for {
+		ev, err := s.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last.Seq != 0 && ev.Seq <= last.Seq {
+			t.Fatalf("seq went from %d to %d", last.Seq, ev.Seq)
+		}
+		if ev.Type == conveyor.EventProgress {
+			progressAfterKill++
+		}
+		last = ev
+	}
+	if last.Type != conveyor.EventCompleted || progressAfterKill == 0 {
+		t.Fatalf("after the LISTEN connections died: final %s, %d progress messages", last.Type, progressAfterKill)
+	}
+}
