@@ -16,6 +16,7 @@ const (
 	ETOOLARGE        = "too_large"          // request body over the limit
 	EUNSUPPORTED     = "unsupported_media"  // request body is not application/json
 	EMETHOD          = "method_not_allowed" // the path exists, the method does not
+	EUNAUTHORIZED    = "unauthorized"       // a missing or wrong API key or stream token
 	EUNAVAILABLE     = "unavailable"        // the server cannot serve now (shutting down, database down)
 	EINTERNAL        = "internal"           // a bug or an unexpected failure
 

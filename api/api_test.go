@@ -31,6 +31,13 @@ type harness struct {
 
 func setup(t testing.TB, concurrency int, pipelines ...*conveyor.Pipeline) *harness {
 	t.Helper()
+	return setupWithKey(t, "", concurrency, pipelines...)
+}
+
+// setupWithKey is setup for a server that requires apiKey; the harness's
+// client sends it.
+func setupWithKey(t testing.TB, apiKey string, concurrency int, pipelines ...*conveyor.Pipeline) *harness {
+	t.Helper()
 	ctx := context.Background()
 	store, err := sqlite.Open(ctx, t.TempDir())
 	if err != nil {
@@ -51,7 +58,7 @@ func setup(t testing.TB, concurrency int, pipelines ...*conveyor.Pipeline) *harn
 	if err := eng.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(api.Config{Store: store, Engine: eng, Hub: h}))
+	srv := httptest.NewServer(api.New(api.Config{Store: store, Engine: eng, Hub: h, APIKey: apiKey}))
 	t.Cleanup(func() {
 		stopCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
@@ -60,7 +67,7 @@ func setup(t testing.TB, concurrency int, pipelines ...*conveyor.Pipeline) *harn
 		srv.Close()
 		store.Close()
 	})
-	return &harness{t: t, url: srv.URL, client: client.New(srv.URL, srv.Client()), store: store, engine: eng}
+	return &harness{t: t, url: srv.URL, client: client.New(srv.URL, srv.Client()).WithAPIKey(apiKey), store: store, engine: eng}
 }
 
 func (h *harness) submit(pipeline string, input any) *conveyor.Execution {

@@ -21,6 +21,7 @@ var statusOf = map[string]int{
 	conveyor.EUNAVAILABLE:     http.StatusServiceUnavailable,
 	conveyor.EINTERNAL:        http.StatusInternalServerError,
 	conveyor.EMETHOD:          http.StatusMethodNotAllowed,
+	conveyor.EUNAUTHORIZED:    http.StatusUnauthorized,
 }
 
 // errorBody is the JSON shape of every error response.

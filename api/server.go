@@ -26,6 +26,10 @@ type Config struct {
 	// on other origins allowed to open WebSocket streams. Same-origin
 	// pages are always allowed.
 	AllowedOrigins []string
+	// APIKey, when set, is required as "Authorization: Bearer KEY" on every
+	// request but /healthz; streams also accept a token from
+	// POST /executions/{id}/token.
+	APIKey string
 	// PingInterval is how often streams are pinged; default 30s.
 	PingInterval time.Duration
 	Logger       *slog.Logger
@@ -47,18 +51,31 @@ func New(cfg Config) *Server {
 		cfg.PingInterval = 30 * time.Second
 	}
 	s := &Server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux()}
-	s.mux.HandleFunc("POST /executions", s.createExecution)
-	s.mux.HandleFunc("GET /executions", s.listExecutions)
-	s.mux.HandleFunc("GET /executions/{id}", s.getExecution)
-	s.mux.HandleFunc("GET /executions/{id}/progress", s.getProgress)
-	s.mux.HandleFunc("GET /executions/{id}/progress/ws", s.streamWebSocket)
-	s.mux.HandleFunc("GET /executions/{id}/events", s.listEvents)
-	s.mux.HandleFunc("GET /executions/{id}/logs", s.getLogs)
-	s.mux.HandleFunc("POST /executions/{id}/cancel", s.cancelExecution)
-	s.mux.HandleFunc("GET /pipelines", s.listPipelines)
-	s.mux.HandleFunc("GET /pipelines/{name}", s.getPipeline)
-	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.handle("POST /executions", s.createExecution)
+	s.handle("GET /executions", s.listExecutions)
+	s.handle("GET /executions/{id}", s.getExecution)
+	s.handle("GET /executions/{id}/progress", s.getProgress)
+	s.handle("GET /executions/{id}/progress/ws", s.streamWebSocket)
+	s.handle("GET /executions/{id}/events", s.listEvents)
+	s.handle("GET /executions/{id}/logs", s.getLogs)
+	s.handle("POST /executions/{id}/cancel", s.cancelExecution)
+	s.handle("POST /executions/{id}/token", s.createStreamToken)
+	s.handle("GET /pipelines", s.listPipelines)
+	s.handle("GET /pipelines/{name}", s.getPipeline)
+	s.handle("GET /healthz", s.healthz)
 	return s
+}
+
+// handle routes pattern to fn behind the API key check.
+func (s *Server) handle(pattern string, fn http.HandlerFunc) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if !s.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="conveyor"`)
+			s.writeError(w, r, conveyor.Errorf(conveyor.EUNAUTHORIZED, "missing or wrong API key (Authorization: Bearer KEY)"))
+			return
+		}
+		fn(w, r)
+	})
 }
 
 // ServeHTTP routes a request, answering unknown paths and methods with the

@@ -21,6 +21,7 @@ import (
 type Client struct {
 	baseURL string
 	http    *http.Client
+	apiKey  string
 }
 
 // New returns a client for the server at baseURL, e.g.
@@ -30,6 +31,24 @@ func New(baseURL string, httpClient *http.Client) *Client {
 		httpClient = http.DefaultClient
 	}
 	return &Client{baseURL: strings.TrimRight(baseURL, "/"), http: httpClient}
+}
+
+// WithAPIKey returns a copy of c that sends key as a bearer token, for a
+// server started with --api-key.
+func (c *Client) WithAPIKey(key string) *Client {
+	cc := *c
+	cc.apiKey = key
+	return &cc
+}
+
+// StreamToken returns a short-lived token with which a browser may open the
+// stream of one execution (?token=…), on a server with an API key.
+func (c *Client) StreamToken(ctx context.Context, id string) (string, error) {
+	var body struct {
+		Token string `json:"token"`
+	}
+	err := c.do(ctx, http.MethodPost, "/executions/"+url.PathEscape(id)+"/token", struct{}{}, &body)
+	return body.Token, err
 }
 
 // Submit starts an execution of pipeline with input (any JSON-marshalable
@@ -134,6 +153,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	c.authorize(req.Header)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return err
@@ -157,6 +177,7 @@ var codeOf = map[int]string{
 	http.StatusBadRequest:            conveyor.EBADREQUEST,
 	http.StatusNotFound:              conveyor.ENOTFOUND,
 	http.StatusMethodNotAllowed:      conveyor.EMETHOD,
+	http.StatusUnauthorized:          conveyor.EUNAUTHORIZED,
 	http.StatusConflict:              conveyor.ECONFLICT,
 	http.StatusRequestEntityTooLarge: conveyor.ETOOLARGE,
 	http.StatusUnsupportedMediaType:  conveyor.EUNSUPPORTED,
@@ -177,4 +198,10 @@ func decodeError(resp *http.Response) error {
 		code = conveyor.EINTERNAL
 	}
 	return conveyor.Errorf(code, "%s: %s", resp.Status, strings.TrimSpace(string(b)))
+}
+
+func (c *Client) authorize(h http.Header) {
+	if c.apiKey != "" {
+		h.Set("Authorization", "Bearer "+c.apiKey)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"strings"
 
@@ -24,9 +25,24 @@ type Stream struct {
 // always of type status. An unknown execution is an error of code
 // conveyor.ENOTFOUND, from Watch or the first Next.
 func (c *Client) Watch(ctx context.Context, id string) (*Stream, error) {
+	return c.watch(ctx, id, "")
+}
+
+// WatchWithToken opens a stream with a token from StreamToken instead of
+// the API key, as a browser does.
+func (c *Client) WatchWithToken(ctx context.Context, id, token string) (*Stream, error) {
+	return c.watch(ctx, id, token)
+}
+
+func (c *Client) watch(ctx context.Context, id, token string) (*Stream, error) {
 	u := c.baseURL + "/executions/" + url.PathEscape(id) + "/progress/ws"
 	u = "ws" + strings.TrimPrefix(u, "http")
-	conn, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: c.http})
+	if token != "" {
+		u += "?token=" + url.QueryEscape(token)
+	}
+	header := http.Header{}
+	c.authorize(header)
+	conn, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: c.http, HTTPHeader: header})
 	if err != nil {
 		return nil, fmt.Errorf("open stream: %w", err)
 	}

@@ -51,7 +51,11 @@ type Config struct {
 	// shutdown begins before they are cancelled; default 30s.
 	ShutdownTimeout time.Duration
 	AllowedOrigins  []string
-	Logger          *slog.Logger
+	// APIKey, when set, is required on every request but /healthz.
+	APIKey string
+	// Insecure allows listening beyond loopback without an API key.
+	Insecure bool
+	Logger   *slog.Logger
 }
 
 func (c *Config) validate() error {
@@ -72,6 +76,9 @@ func (c *Config) validate() error {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.APIKey == "" && !c.Insecure && !loopback(c.Addr) {
+		return fmt.Errorf("refusing to listen on %s without an API key: set --api-key, or --insecure to allow anyone on the network", c.Addr)
 	}
 	if c.Lease < 0 {
 		return fmt.Errorf("lease must not be negative, got %s", c.Lease)
@@ -155,7 +162,7 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.startShared()
 	s.http = &http.Server{
 		Handler: api.New(api.Config{
-			Store: s.store, Engine: s.engine, Hub: h,
+			Store: s.store, Engine: s.engine, Hub: h, APIKey: cfg.APIKey,
 			AllowedOrigins: cfg.AllowedOrigins, Logger: cfg.Logger,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -323,4 +330,17 @@ func lockDataDir(dir string) (*os.File, error) {
 		return nil, fmt.Errorf("lock data folder: %w", err)
 	}
 	return f, nil
+}
+
+// loopback reports whether addr listens on the loopback interface only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

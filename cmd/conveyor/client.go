@@ -22,9 +22,11 @@ func clientCmds() []*cobra.Command {
 	if server == "" {
 		server = "http://127.0.0.1:8080"
 	}
-	newClient := func() *client.Client { return client.New(server, nil) }
+	apiKey := os.Getenv("CONVEYOR_API_KEY")
+	newClient := func() *client.Client { return client.New(server, nil).WithAPIKey(apiKey) }
 	addServerFlag := func(cmd *cobra.Command) *cobra.Command {
 		cmd.Flags().StringVar(&server, "server", server, "server URL [CONVEYOR_SERVER]")
+		cmd.Flags().StringVar(&apiKey, "api-key", apiKey, "the server's API key [CONVEYOR_API_KEY]")
 		return cmd
 	}
 

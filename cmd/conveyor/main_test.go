@@ -274,3 +274,18 @@ func nextOfType(t *testing.T, s *client.Stream, typ conveyor.EventType) conveyor
 		}
 	}
 }
+
+func TestNonLoopbackNeedsAPIKey(t *testing.T) {
+	out, err := exec.Command(binary, "serve", "--addr", "0.0.0.0:0", "--data", t.TempDir(), "--pipelines", t.TempDir()).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "without an API key") {
+		t.Fatalf("serve on 0.0.0.0 without a key: err %v, output %s", err, out)
+	}
+	// Loopback-only port 0 with a key starts; the key is then required.
+	n := startNode(t, t.TempDir(), t.TempDir(), "--api-key", "k")
+	if _, err := n.client.List(context.Background(), conveyor.ListFilter{}); conveyor.ErrorCode(err) != conveyor.EUNAUTHORIZED {
+		t.Fatalf("list without the key: %v, want unauthorized", err)
+	}
+	if _, err := n.client.WithAPIKey("k").List(context.Background(), conveyor.ListFilter{}); err != nil {
+		t.Fatalf("list with the key: %v", err)
+	}
+}

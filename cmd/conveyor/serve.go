@@ -64,6 +64,8 @@ func serveCmd() *cobra.Command {
 	f.IntVar(&cfg.Concurrency, "concurrency", 8, "executions run at once on this node [CONVEYOR_CONCURRENCY]")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long running executions may finish on SIGINT/SIGTERM before they are cancelled [CONVEYOR_SHUTDOWN_TIMEOUT]")
 	f.StringVar(&origins, "allowed-origins", "", "comma-separated host patterns of other origins allowed to open WebSocket streams [CONVEYOR_ALLOWED_ORIGINS]")
+	f.StringVar(&cfg.APIKey, "api-key", "", "require this key as 'Authorization: Bearer KEY' on every request but /healthz [CONVEYOR_API_KEY]")
+	f.BoolVar(&cfg.Insecure, "insecure", false, "allow listening beyond loopback without an API key [CONVEYOR_INSECURE]")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json [CONVEYOR_LOG_FORMAT]")
 	return cmd
 }

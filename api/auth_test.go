@@ -1,0 +1,64 @@
+package api_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/conveyor-run/conveyor"
+	"github.com/conveyor-run/conveyor/client"
+)
+
+func TestAPIKeyIsRequired(t *testing.T) {
+	t.Parallel()
+	g := newGate()
+	h := setupWithKey(t, "s3cret", 1, twoSteps("gated", g))
+	ctx := context.Background()
+	anon := client.New(h.url, nil)
+	wrong := anon.WithAPIKey("guess")
+
+	if _, err := anon.Submit(ctx, "gated", nil); code(err) != conveyor.EUNAUTHORIZED {
+		t.Fatalf("submit without a key: %v, want unauthorized", err)
+	}
+	if _, err := wrong.List(ctx, conveyor.ListFilter{}); code(err) != conveyor.EUNAUTHORIZED {
+		t.Fatalf("list with a wrong key: %v, want unauthorized", err)
+	}
+	resp, err := http.Get(h.url + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("healthz without a key: %d, want 200", resp.StatusCode)
+	}
+
+	ex := h.submit("gated", nil) // the harness client has the key
+	recv(t, g.started)
+	if _, err := anon.Watch(ctx, ex.ID); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("stream without a key or token: %v, want a 401 handshake", err)
+	}
+	if _, err := anon.StreamToken(ctx, ex.ID); code(err) != conveyor.EUNAUTHORIZED {
+		t.Fatalf("token without a key: %v", err)
+	}
+	token, err := h.client.StreamToken(ctx, ex.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A browser opens the stream with the token in the URL.
+	other := h.submit("gated", nil)
+	if _, err := anon.WatchWithToken(ctx, other.ID, token); err == nil {
+		t.Fatal("a token opened another execution's stream")
+	}
+	s, err := anon.WatchWithToken(ctx, ex.ID, token)
+	if err != nil {
+		t.Fatalf("stream with its token: %v", err)
+	}
+	defer s.Close()
+	if ev := nextEvent(t, s); ev.Type != conveyor.EventStatus || ev.Status != conveyor.StatusRunning {
+		t.Fatalf("first message %+v", ev)
+	}
+	send(t, g.release, nil)
+	nextOfType(t, s, conveyor.EventCompleted)
+}
