@@ -19,6 +19,7 @@ func main() {
 	root.AddCommand(serveCmd())
 	root.AddCommand(migrateCmd())
 	root.AddCommand(clientCmds()...)
+	root.AddCommand(benchCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "conveyor:", err)
 		os.Exit(1)

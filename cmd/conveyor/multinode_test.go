@@ -15,23 +15,23 @@ import (
 
 	"github.com/conveyor-run/conveyor"
 	"github.com/conveyor-run/conveyor/client"
+	"github.com/conveyor-run/conveyor/store/postgres"
 	"github.com/conveyor-run/conveyor/store/postgres/pgtest"
 )
 
 // cluster starts n nodes on a fresh database with the given pipelines.
-func cluster(t *testing.T, n int, pipelines map[string]string, args ...string) ([]*node, string) {
+func cluster(t *testing.T, n int, pipelines map[string]string, args ...string) (nodes []*node, dbName string) {
 	t.Helper()
-	_, dbURL := pgtest.NewDatabase(t)
+	dbName, dbURL := pgtest.NewDatabase(t)
 	pipes := t.TempDir()
 	for name, yaml := range pipelines {
 		writePipeline(t, pipes, name, yaml)
 	}
-	var nodes []*node
 	for i := range n {
 		nodes = append(nodes, startNode(t, t.TempDir(), pipes,
 			append([]string{"--database-url", dbURL, "--node-id", fmt.Sprintf("node-%d", i)}, args...)...))
 	}
-	return nodes, dbURL
+	return nodes, dbName
 }
 
 // watchToEnd streams an execution until its final message.
@@ -244,7 +244,7 @@ steps:
 // connection while an execution on one node is watched from the other:
 // the stream goes on to the final message with rising seqs.
 func TestStreamsSurviveALostListenConnection(t *testing.T) {
-	nodes, _ := cluster(t, 2, map[string]string{"tick": `
+	nodes, dbName := cluster(t, 2, map[string]string{"tick": `
 steps:
   - name: tick
     exec:
@@ -274,7 +274,8 @@ steps:
 	nextOfType(t, s, conveyor.EventStatus)
 	nextOfType(t, s, conveyor.EventProgress)
 
-	pgtest.Exec(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'conveyor-listen'")
+	pgtest.Exec(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND datname = $2",
+		postgres.ListenApplicationName, dbName)
 	var last conveyor.Event
 	progressAfterKill := 0
 	for {

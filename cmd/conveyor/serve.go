@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/conveyor-run/conveyor/bench"
 	"github.com/conveyor-run/conveyor/server"
 )
 
@@ -22,6 +23,7 @@ func serveCmd() *cobra.Command {
 		cfg       server.Config
 		origins   string
 		logFormat string
+		benchPipe bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -44,6 +46,9 @@ func serveCmd() *cobra.Command {
 				return err
 			}
 			cfg.Logger = logger
+			if benchPipe {
+				cfg.Pipelines = append(cfg.Pipelines, bench.Pipelines()...)
+			}
 
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -67,6 +72,7 @@ func serveCmd() *cobra.Command {
 	f.StringVar(&cfg.APIKey, "api-key", "", "require this key as 'Authorization: Bearer KEY' on every request but /healthz [CONVEYOR_API_KEY]")
 	f.BoolVar(&cfg.Insecure, "insecure", false, "allow listening beyond loopback without an API key [CONVEYOR_INSECURE]")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json [CONVEYOR_LOG_FORMAT]")
+	f.BoolVar(&benchPipe, "bench-pipelines", false, "also serve the pipelines conveyor bench --server needs (bench.noop, bench.progress, bench.hold) [CONVEYOR_BENCH_PIPELINES]")
 	return cmd
 }
 
