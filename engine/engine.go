@@ -161,12 +161,25 @@ func (e *Engine) Stop(ctx context.Context) {
 	case <-ctx.Done():
 		e.cfg.Logger.Warn("shutdown timeout: cancelling running executions", "running", e.Running())
 		e.cancelRuns(errShutdown)
-		<-idle
+		select {
+		case <-idle:
+		case <-time.After(abandonAfter):
+			// A handler that ignores its context cannot hold the node
+			// forever; its execution stays running in the store and is
+			// recovered like a crash's.
+			e.cfg.Logger.Error("abandoning runs that ignore cancellation", "running", e.Running())
+			<-e.leaseDone
+			return
+		}
 	}
 	e.cancelRuns(errShutdown) // also ends the lease loop
 	<-e.leaseDone
 	e.writer.close()
 }
+
+// abandonAfter is how long Stop waits for cancelled runs: longer than an
+// exec step's default SIGTERM-to-SIGKILL grace.
+const abandonAfter = 10 * time.Second
 
 // Running returns how many executions run on this engine now.
 func (e *Engine) Running() int {
