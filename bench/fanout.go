@@ -1,0 +1,174 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/conveyor-run/conveyor"
+	"github.com/conveyor-run/conveyor/client"
+)
+
+// runFanout starts cfg.FanoutExecutions executions of bench.hold, opens
+// cfg.Subscribers WebSocket subscribers spread evenly over them, and
+// measures:
+//
+//   - the server's RSS growth per idle subscriber: VmRSS after every
+//     subscriber has its status message, less VmRSS before the first
+//     connected (both after a GC when the server is this process);
+//   - the time from each execution's final event (its timestamp) until
+//     each of its subscribers has decoded it, when all executions are
+//     cancelled at once; fanout_final_ms is the largest.
+func runFanout(ctx context.Context, cfg Config, t *target, res *Result) error {
+	k, e := cfg.Subscribers, min(cfg.FanoutExecutions, cfg.Subscribers)
+	res.Subscribers, res.FanoutExecutions = k, e
+	if err := waitIdle(ctx, t.client, HoldPipeline); err != nil {
+		return err
+	}
+	ids := make([]string, e)
+	for i := range ids {
+		ex, err := t.client.Submit(ctx, HoldPipeline, HoldInput{Seconds: min(cfg.Timeout, maxHold).Seconds()})
+		if err != nil {
+			return fmt.Errorf("submit: %w", err)
+		}
+		ids[i] = ex.ID
+	}
+	for _, id := range ids {
+		if err := waitRunning(ctx, t.client, id); err != nil {
+			return err
+		}
+	}
+
+	var before int64
+	var rssErr error
+	if t.pid != 0 {
+		before, rssErr = rssKiB(t.pid)
+	}
+	subs := make([]*fanoutSubscriber, k)
+	dialStart := time.Now()
+	err := parallel(ctx, k, dialers, func(ctx context.Context, i int) error {
+		s, err := t.clientFor(i).Watch(ctx, ids[i%e])
+		if err != nil {
+			return fmt.Errorf("subscriber %d: %w", i+1, err)
+		}
+		subs[i] = &fanoutSubscriber{stream: s}
+		ev, err := s.Next(ctx)
+		if err != nil {
+			return fmt.Errorf("status message of subscriber %d: %w", i+1, err)
+		}
+		if ev.Type != conveyor.EventStatus || ev.Status != conveyor.StatusRunning {
+			return fmt.Errorf("subscriber %d: got %s %s, want status running", i+1, ev.Type, ev.Status)
+		}
+		return nil
+	})
+	defer func() {
+		for _, s := range subs {
+			if s != nil {
+				s.stream.Close()
+			}
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	cfg.Logger.Info("subscribed", "subscribers", k, "seconds", time.Since(dialStart).Seconds())
+
+	switch {
+	case t.pid == 0:
+		res.note("RSS not measured: the server is another process; give its pid with --server-pid if it runs on this machine")
+	case rssErr != nil:
+		res.note("RSS not measured: %v", rssErr)
+	default:
+		after, err := rssKiB(t.pid)
+		if err != nil {
+			res.note("RSS not measured: %v", err)
+			break
+		}
+		res.RSSBeforeKiB, res.RSSAfterKiB = &before, &after
+		res.RSSPerSubscriberKiB = ptr(round3(float64(after-before) / float64(k)))
+		if t.embedded {
+			res.note("RSS is this process's: the embedded node and the bench's %d WebSocket clients together, so it overstates the server's share", k)
+		} else {
+			res.note("RSS of pid %d without a forced GC, so it includes garbage not yet collected", t.pid)
+		}
+	}
+
+	readCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, s := range subs {
+		wg.Go(func() { s.waitFinal(readCtx) })
+	}
+	if err := parallel(ctx, e, e, func(ctx context.Context, i int) error {
+		_, err := t.client.Cancel(ctx, ids[i])
+		return err
+	}); err != nil {
+		return fmt.Errorf("cancel: %w", err)
+	}
+	wg.Wait()
+
+	lat := make([]time.Duration, 0, k)
+	for i, s := range subs {
+		if s.err != nil {
+			return fmt.Errorf("subscriber %d: %w", i+1, s.err)
+		}
+		lat = append(lat, s.received.Sub(s.final.Time))
+	}
+	res.FanoutFinalLatency = latencyOf(lat)
+	res.FanoutFinalMS = ptr(res.FanoutFinalLatency.Max)
+	res.FinalReceived = ptr(len(lat))
+	if !t.embedded {
+		res.note("final event times come from the server's clock: valid only if the server runs on this machine")
+	}
+	return nil
+}
+
+// waitRunning waits until execution id is running.
+func waitRunning(ctx context.Context, c *client.Client, id string) error {
+	for {
+		ex, err := c.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		switch {
+		case ex.Status == conveyor.StatusRunning:
+			return nil
+		case ex.Status.Final():
+			return fmt.Errorf("execution %s ended %s before the subscribers connected: %v", id, ex.Status, ex.Error)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s to run: %w", id, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// fanoutSubscriber is one idle subscriber waiting for the final message.
+type fanoutSubscriber struct {
+	stream   *client.Stream
+	final    conveyor.Event
+	received time.Time
+	err      error
+}
+
+func (s *fanoutSubscriber) waitFinal(ctx context.Context) {
+	for {
+		ev, err := s.stream.Next(ctx)
+		now := time.Now()
+		switch {
+		case errors.Is(err, io.EOF):
+			s.err = errors.New("stream ended without a final message")
+			return
+		case err != nil:
+			s.err = err
+			return
+		case ev.Type.Final():
+			s.final, s.received = ev, now
+			return
+		}
+	}
+}

@@ -1,0 +1,238 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/conveyor-run/conveyor"
+	"github.com/conveyor-run/conveyor/client"
+)
+
+// dialers bounds how many WebSocket handshakes run at once: the listen
+// backlog (net.core.somaxconn) is finite, and a burst of thousands of
+// SYNs only makes some of them retry a second later.
+const dialers = 64
+
+// runProgressLatency starts cfg.ExecutionsRunning executions of
+// bench.progress, opens one WebSocket subscriber to each, and from a start
+// time that leaves room for that, has each report cfg.Rate updates a second
+// for cfg.Duration, their phases spread evenly over one interval. Every
+// update carries the wall clock of its x.Progress call (sent_ns); the
+// subscriber subtracts it from the time it decoded the message.
+//
+// With several nodes each subscriber is on the node that runs its
+// execution, or, for the cross-node scenario, on another one.
+func runProgressLatency(ctx context.Context, cfg Config, t *target, res *Result, crossNode bool) error {
+	m := cfg.ExecutionsRunning
+	count := int(cfg.Rate * cfg.Duration.Seconds())
+	res.ExecutionsRunning, res.Rate, res.DurationSeconds = m, cfg.Rate, cfg.Duration.Seconds()
+	if !t.embedded {
+		res.note("send and receive times come from the server's clock and this process's: valid only if the server runs on this machine")
+	}
+	if err := waitIdle(ctx, t.client, ProgressPipeline); err != nil {
+		return err
+	}
+
+	// Room to submit, claim and subscribe to every execution before the
+	// first update; an execution that starts later shifts its schedule.
+	interval := time.Duration(float64(time.Second) / cfg.Rate)
+	start := time.Now().Add(300*time.Millisecond + time.Duration(m)*3*time.Millisecond)
+	ids := make([]string, m)
+	err := parallel(ctx, m, cfg.Concurrency, func(ctx context.Context, i int) error {
+		in := ProgressInput{Rate: cfg.Rate, Count: count, StartNS: start.Add(time.Duration(i) * interval / time.Duration(m)).UnixNano()}
+		ex, err := t.clientFor(i).Submit(ctx, ProgressPipeline, in)
+		if err != nil {
+			return fmt.Errorf("submit: %w", err)
+		}
+		ids[i] = ex.ID
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+
+	subs := make([]*progressSubscriber, m)
+	err = parallel(ctx, m, dialers, func(ctx context.Context, i int) error {
+		c, err := t.subscriberClient(ctx, ids[i], crossNode)
+		if err != nil {
+			return err
+		}
+		s, err := subscribe(ctx, c, ids[i])
+		subs[i] = s
+		return err
+	})
+	defer func() {
+		for _, s := range subs {
+			if s != nil {
+				s.stream.Close()
+			}
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	late := 0
+	for _, s := range subs {
+		if s.ready.After(start) {
+			late++
+		}
+	}
+	if late > 0 {
+		res.note("%d of %d subscribers connected after the first update was due; updates they missed are not counted as sent", late, m)
+	}
+	cfg.Logger.Info("subscribed", "executions", m, "late", late)
+
+	// Measure CPU from the first update to the last receipt.
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Until(start)):
+	}
+	cpu0, cpuErr := cpuTime(t.pid)
+	wall0 := time.Now()
+
+	end := start.Add(cfg.Duration + interval)
+	readCtx, cancel := context.WithDeadline(ctx, end.Add(30*time.Second))
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, s := range subs {
+		wg.Go(func() { s.read(readCtx) })
+	}
+	wg.Wait()
+	wall := time.Since(wall0)
+	cpu1, err := cpuTime(t.pid)
+	cpuErr = errors.Join(cpuErr, err)
+
+	var (
+		lat            []time.Duration
+		sent, received int64
+		unfinished     int
+	)
+	for _, s := range subs {
+		if s.err != nil {
+			return fmt.Errorf("subscriber of %s: %w", s.id, s.err)
+		}
+		if !s.completed {
+			unfinished++
+			continue
+		}
+		lat = append(lat, s.latencies...)
+		sent += s.sent
+		received += s.received
+	}
+	if unfinished > 0 {
+		return fmt.Errorf("%d of %d executions did not complete within 30s of their last update", unfinished, m)
+	}
+	res.ProgressLatencyMS = latencyOf(lat)
+	res.MessagesSent, res.MessagesReceived = &sent, &received
+	res.ServerCPU = &CPU{Cores: runtime.NumCPU()}
+	switch {
+	case t.pid == 0:
+		res.ServerCPU.Scope = "not measured: the server is another process; give its pid with --server-pid if it runs on this machine"
+	case cpuErr != nil:
+		res.ServerCPU.Scope = "not measured: " + cpuErr.Error()
+	default:
+		used := cpu1 - cpu0
+		res.ServerCPU.Seconds = ptr(round3(used.Seconds()))
+		res.ServerCPU.Percent = ptr(round3(100 * used.Seconds() / wall.Seconds()))
+		res.ServerCPU.Scope = fmt.Sprintf("server process (pid %d) over %.1fs", t.pid, wall.Seconds())
+		if t.embedded {
+			res.ServerCPU.Scope = fmt.Sprintf("this process over %.1fs: the embedded node and the bench's own %d WebSocket clients together", wall.Seconds(), m)
+		}
+	}
+	return nil
+}
+
+// progressSubscriber is one WebSocket subscriber of a bench.progress
+// execution.
+type progressSubscriber struct {
+	id     string
+	stream *client.Stream
+	ready  time.Time // when the status message arrived
+	first  int64     // the update number in the status message
+
+	latencies      []time.Duration
+	sent, received int64
+	completed      bool
+	err            error
+}
+
+// subscribe opens the stream and reads its status message.
+func subscribe(ctx context.Context, c *client.Client, id string) (*progressSubscriber, error) {
+	s, err := c.Watch(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := s.Next(ctx)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("status message of %s: %w", id, err)
+	}
+	sub := &progressSubscriber{id: id, stream: s, ready: time.Now()}
+	if ev.Progress != nil {
+		sub.first = int64(ev.Progress.Metrics[countMetric])
+	}
+	return sub, nil
+}
+
+// read reads progress until the execution completes. It counts the
+// updates sent after the status message from the final update number.
+func (s *progressSubscriber) read(ctx context.Context) {
+	for {
+		ev, err := s.stream.Next(ctx)
+		now := time.Now()
+		if errors.Is(err, io.EOF) {
+			s.err = errors.New("stream ended without a final message")
+			return
+		}
+		if err != nil {
+			s.err = err
+			return
+		}
+		switch {
+		case ev.Type == conveyor.EventProgress && ev.Progress != nil:
+			if sentNS, ok := ev.Progress.Metrics[progressMetric]; ok && int64(ev.Progress.Metrics[countMetric]) > s.first {
+				s.latencies = append(s.latencies, now.Sub(time.Unix(0, int64(sentNS))))
+				s.received++
+			}
+		case ev.Type == conveyor.EventCompleted:
+			if ev.Progress != nil {
+				s.sent = int64(ev.Progress.Metrics[countMetric]) - s.first
+			}
+			s.completed = true
+			return
+		case ev.Type.Final():
+			s.err = fmt.Errorf("execution ended %s: %v", ev.Type, ev.Error)
+			return
+		}
+	}
+}
+
+// subscriberClient returns the client of the node that runs execution id
+// or, for crossNode, of the next node after it.
+func (t *target) subscriberClient(ctx context.Context, id string, crossNode bool) (*client.Client, error) {
+	if len(t.clients) == 1 {
+		return t.client, nil
+	}
+	if err := waitRunning(ctx, t.client, id); err != nil {
+		return nil, err
+	}
+	ex, err := t.client.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	i := slices.Index(t.nodes, ex.Node)
+	if i < 0 {
+		return nil, fmt.Errorf("execution %s runs on unknown node %q", id, ex.Node)
+	}
+	if crossNode {
+		i++
+	}
+	return t.clientFor(i), nil
+}

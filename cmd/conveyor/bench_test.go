@@ -1,0 +1,216 @@
+package main_test
+
+// conveyor bench with tiny sizes: every scenario runs and its JSON has the
+// figures, with values that make sense.
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/conveyor-run/conveyor/store/postgres/pgtest"
+)
+
+// tinyBench are sizes that run every scenario in about a second.
+var tinyBench = []string{
+	"--executions", "200", "--concurrency", "8", "--idle-samples", "20",
+	"--executions-running", "20", "--rate", "20", "--duration", "1s",
+	"--subscribers", "200", "--fanout-executions", "4",
+}
+
+// runBench runs conveyor bench --json, checks that it left nothing in its
+// temporary folder, and decodes its lines by scenario.
+func runBench(t *testing.T, args ...string) map[string]map[string]any {
+	t.Helper()
+	tmp := t.TempDir()
+	cmd := exec.Command(binary, append([]string{"bench", "--json"}, args...)...)
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("conveyor bench %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, &stdout, &stderr)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Errorf("conveyor bench left %s behind in its temporary folder", left[0].Name())
+	}
+	results := map[string]map[string]any{}
+	for line := range strings.Lines(stdout.String()) {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("stdout line is not JSON: %v\n%s", err, line)
+		}
+		results[r["scenario"].(string)] = r
+	}
+	return results
+}
+
+// number returns field path (dot-separated) of r as a float, failing the
+// test when it is absent or not a number.
+func number(t *testing.T, r map[string]any, path string) float64 {
+	t.Helper()
+	var v any = r
+	for key := range strings.SplitSeq(path, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			t.Fatalf("%s: %s is not an object in %v", r["scenario"], path, r)
+		}
+		v = m[key]
+	}
+	f, ok := v.(float64)
+	if !ok {
+		t.Fatalf("%s: %s = %v, want a number (%v)", r["scenario"], path, v, r)
+	}
+	return f
+}
+
+// checkLatency checks a {"p50","p90","p99","max"} figure.
+func checkLatency(t *testing.T, r map[string]any, name string) {
+	t.Helper()
+	p50, p90, p99, maxi := number(t, r, name+".p50"), number(t, r, name+".p90"), number(t, r, name+".p99"), number(t, r, name+".max")
+	if !(0 <= p50 && p50 <= p90 && p90 <= p99 && p99 <= maxi) || maxi > 60_000 {
+		t.Errorf("%s: %s = %v, want 0 <= p50 <= p90 <= p99 <= max, under a minute", r["scenario"], name, r[name])
+	}
+}
+
+func absent(t *testing.T, r map[string]any, fields ...string) {
+	t.Helper()
+	for _, f := range fields {
+		if v, ok := r[f]; ok && v != nil {
+			t.Errorf("%s: %s = %v, want it absent (not measured by this scenario)", r["scenario"], f, v)
+		}
+	}
+}
+
+// checkBench checks the figures every scenario must report.
+func checkBench(t *testing.T, results map[string]map[string]any, backend string, serverCPU bool) {
+	t.Helper()
+	for _, s := range []string{"throughput", "progress-latency", "fanout"} {
+		r := results[s]
+		if r == nil {
+			t.Fatalf("no result for scenario %s in %v", s, results)
+		}
+		if r["backend"] != backend {
+			t.Errorf("%s: backend %v, want %s", s, r["backend"], backend)
+		}
+	}
+
+	tp := results["throughput"]
+	if v := number(t, tp, "executions_per_second"); v <= 0 {
+		t.Errorf("executions_per_second = %v, want > 0", v)
+	}
+	if v := number(t, tp, "submits_per_second"); v <= 0 {
+		t.Errorf("submits_per_second = %v, want > 0", v)
+	}
+	checkLatency(t, tp, "submit_to_start_ms")
+	checkLatency(t, tp, "idle_submit_to_start_ms")
+	if n := number(t, tp, "submit_to_start_ms.n"); n != 200 {
+		t.Errorf("submit_to_start_ms has %v samples, want 200", n)
+	}
+	absent(t, tp, "progress_latency_ms", "messages_sent", "messages_received", "rss_per_subscriber_kib", "fanout_final_ms")
+
+	pl := results["progress-latency"]
+	checkLatency(t, pl, "progress_latency_ms")
+	sent, received := number(t, pl, "messages_sent"), number(t, pl, "messages_received")
+	// 20 executions × 20/s × 1s; a subscriber may have joined after the
+	// first updates, which then count as neither sent nor received.
+	if sent < 300 || sent > 400 || received <= 0 || received > sent {
+		t.Errorf("messages received %v of %v sent, want 0 < received <= sent, sent about 400", received, sent)
+	}
+	if got := number(t, pl, "progress_latency_ms.n"); got != received {
+		t.Errorf("progress_latency_ms has %v samples, want one per message received (%v)", got, received)
+	}
+	if serverCPU {
+		if v := number(t, pl, "server_cpu.seconds"); v <= 0 {
+			t.Errorf("server_cpu.seconds = %v, want > 0", v)
+		}
+	} else if cpu, ok := pl["server_cpu"].(map[string]any); !ok || cpu["seconds"] != nil || cpu["scope"] == "" {
+		t.Errorf("server_cpu = %v, want seconds null and a scope saying why", pl["server_cpu"])
+	}
+	absent(t, pl, "executions_per_second", "submit_to_start_ms", "rss_per_subscriber_kib", "fanout_final_ms")
+
+	fo := results["fanout"]
+	if v := number(t, fo, "fanout_final_ms"); v <= 0 || v > 30_000 {
+		t.Errorf("fanout_final_ms = %v, want above 0 and under 30s", v)
+	}
+	if v := number(t, fo, "final_received"); v != 200 {
+		t.Errorf("final message reached %v subscribers, want 200", v)
+	}
+	if serverCPU {
+		if v := number(t, fo, "rss_per_subscriber_kib"); v <= 0 || v > 10_000 {
+			t.Errorf("rss_per_subscriber_kib = %v, want above 0 and below 10 MiB", v)
+		}
+	}
+	absent(t, fo, "executions_per_second", "progress_latency_ms", "messages_sent")
+}
+
+func TestBenchEmbedded(t *testing.T) {
+	t.Parallel()
+	checkBench(t, runBench(t, tinyBench...), "sqlite", true)
+}
+
+// TestBenchServer measures a conveyor serve --bench-pipelines process,
+// with and without its pid.
+func TestBenchServer(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, t.TempDir(), t.TempDir(), "--bench-pipelines", "--concurrency", "64")
+	results := runBench(t, append([]string{"--server", n.url, "--server-pid", fmt.Sprint(n.cmd.Process.Pid)}, tinyBench...)...)
+	checkBench(t, results, "remote", true)
+
+	results = runBench(t, "--server", n.url, "--scenario", "progress-latency",
+		"--executions-running", "5", "--rate", "20", "--duration", "500ms")
+	r := results["progress-latency"]
+	checkLatency(t, r, "progress_latency_ms")
+	if cpu, ok := r["server_cpu"].(map[string]any); !ok || cpu["seconds"] != nil || !strings.Contains(cpu["scope"].(string), "--server-pid") {
+		t.Errorf("server_cpu without --server-pid = %v, want seconds null and a scope naming --server-pid", r["server_cpu"])
+	}
+}
+
+func TestBenchServerWithoutBenchPipelines(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, t.TempDir(), t.TempDir())
+	out, err := exec.Command(binary, "bench", "--server", n.url, "--scenario", "throughput").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "conveyor serve --bench-pipelines") {
+		t.Fatalf("bench against a server without the bench pipelines: err %v, output %s", err, out)
+	}
+}
+
+func TestBenchBadFlags(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--scenario", "nope"}, "--scenario must be one of"},
+		{[]string{"--nodes", "2"}, "give --database-url"},
+		{[]string{"--scenario", "cross-node"}, "cross-node needs --database-url and --nodes 2"},
+		{[]string{"--server", "http://127.0.0.1:1", "--embedded"}, "exclude each other"},
+		{[]string{"--server", "http://127.0.0.1:1", "--nodes", "2"}, "--nodes and --database-url are for the embedded nodes"},
+		{[]string{"--rate", "0.01", "--duration", "1s"}, "--rate × --duration"},
+	} {
+		out, err := exec.Command(binary, append([]string{"bench"}, tc.args...)...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tc.want) {
+			t.Errorf("bench %v: err %v, output %q, want an error containing %q", tc.args, err, out, tc.want)
+		}
+	}
+}
+
+// TestBenchPostgresCrossNode runs the scenarios on two embedded nodes
+// sharing a PostgreSQL database the bench creates and drops.
+func TestBenchPostgresCrossNode(t *testing.T) {
+	t.Parallel()
+	admin := pgtest.AdminURL(t)
+	results := runBench(t, append([]string{"--database-url", admin, "--nodes", "2"}, tinyBench...)...)
+	checkBench(t, results, "postgres", true)
+	r := results["cross-node"]
+	if r == nil {
+		t.Fatalf("no cross-node result with --nodes 2: %v", results)
+	}
+	checkLatency(t, r, "progress_latency_ms")
+	if sent, received := number(t, r, "messages_sent"), number(t, r, "messages_received"); received <= 0 || received > sent {
+		t.Errorf("cross-node messages received %v of %v sent", received, sent)
+	}
+}
