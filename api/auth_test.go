@@ -51,6 +51,9 @@ func TestAPIKeyIsRequired(t *testing.T) {
 	if _, err := anon.WatchWithToken(ctx, other.ID, token); err == nil {
 		t.Fatal("a token opened another execution's stream")
 	}
+	if _, err := h.client.Cancel(ctx, other.ID); err != nil {
+		t.Fatal(err)
+	}
 	s, err := anon.WatchWithToken(ctx, ex.ID, token)
 	if err != nil {
 		t.Fatalf("stream with its token: %v", err)

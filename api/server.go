@@ -56,6 +56,7 @@ func New(cfg Config) *Server {
 	s.handle("GET /executions/{id}", s.getExecution)
 	s.handle("GET /executions/{id}/progress", s.getProgress)
 	s.handle("GET /executions/{id}/progress/ws", s.streamWebSocket)
+	s.handle("GET /executions/{id}/progress/sse", s.streamSSE)
 	s.handle("GET /executions/{id}/events", s.listEvents)
 	s.handle("GET /executions/{id}/logs", s.getLogs)
 	s.handle("POST /executions/{id}/cancel", s.cancelExecution)

@@ -2,79 +2,107 @@ package api
 
 import (
 	"context"
-	"net/http"
+	"errors"
 	"time"
-
-	"github.com/coder/websocket"
-	"github.com/coder/websocket/wsjson"
 
 	"github.com/conveyor-run/conveyor"
 )
 
-// writeTimeout bounds one message write; a client that cannot take a
-// message for this long is disconnected.
-const writeTimeout = 10 * time.Second
+// errStreamEnded is returned by stream after the final event was sent.
+var errStreamEnded = errors.New("stream ended")
 
-// streamWebSocket serves GET /executions/{id}/progress/ws: a status message
-// first, then every event as it happens (progress conflated for slow
-// readers), and a normal close after the final one.
-func (s *Server) streamWebSocket(w http.ResponseWriter, r *http.Request) {
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.AllowedOrigins})
-	if err != nil {
-		return // Accept has answered the request
-	}
-	defer c.CloseNow()
-	c.SetReadLimit(4096) // clients send nothing but control frames
-	ctx := c.CloseRead(r.Context())
+// noResume asks stream for a fresh stream: a status message first.
+const noResume = -1
 
-	id := r.PathValue("id")
-	sub, last := s.cfg.Hub.Subscribe(id) // before the snapshot: nothing falls between
+// stream sends the events of execution id, in seq order, until the final
+// one; WebSocket and SSE are two transports over it.
+//
+// A fresh stream (after == noResume) opens with a status message; for a
+// finished execution the final message follows and the stream ends. A
+// resumed stream (after >= 0) replays the stored events after that seq
+// instead. Either way it then forwards live events: the subscription is
+// made before the store is read, so nothing falls between the two, and a
+// slow sender is given only the newest progress.
+//
+// It returns errStreamEnded after the final event, the error of send, or
+// the error of reading the execution (before anything was sent).
+func (s *Server) stream(ctx context.Context, id string, after int64, send func(conveyor.Event) error) error {
+	sub, last := s.cfg.Hub.Subscribe(id)
 	defer sub.Close()
-
-	first, final, err := s.openingMessages(ctx, id, last)
-	if err == nil {
-		s.cfg.Hub.Seen(id, first.Seq)
-	}
+	ex, err := s.cfg.Store.GetExecution(ctx, id)
 	if err != nil {
-		msg := conveyor.Event{Type: conveyor.EventError, ExecutionID: id, Time: time.Now().UTC(),
-			Error: &conveyor.Error{Code: conveyor.ErrorCode(err), Message: conveyor.ErrorMessage(err)}}
-		if writeEvent(ctx, c, msg) == nil {
-			c.Close(websocket.StatusNormalClosure, msg.Error.Code)
-		}
-		return
-	}
-	if writeEvent(ctx, c, first) != nil {
-		return
-	}
-	if final != nil {
-		if writeEvent(ctx, c, *final) == nil {
-			c.Close(websocket.StatusNormalClosure, "")
-		}
-		return
+		return err
 	}
 
-	go s.ping(ctx, c)
-	after := first.Seq
+	if after == noResume {
+		first, final := openingMessages(ex, last)
+		s.cfg.Hub.Seen(id, first.Seq)
+		if err := send(first); err != nil {
+			return err
+		}
+		if final != nil {
+			if err := send(*final); err != nil {
+				return err
+			}
+			return errStreamEnded
+		}
+		after = first.Seq
+	} else {
+		if after, err = s.replay(ctx, id, after, send); err != nil {
+			return err
+		}
+		s.cfg.Hub.Seen(id, after)
+		if last.Seq > after && last.Type == conveyor.EventProgress {
+			if err := send(last); err != nil {
+				return err
+			}
+			after = last.Seq
+		}
+	}
+
 	var buf []conveyor.Event
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return ctx.Err()
 		case <-sub.Ready():
 		}
 		buf = sub.Take(buf[:0])
 		for _, ev := range buf {
 			if ev.Seq <= after {
-				continue // already in the snapshot
+				continue // already sent from the snapshot or the store
 			}
-			if err := writeEvent(ctx, c, ev); err != nil {
-				return
+			if err := send(ev); err != nil {
+				return err
 			}
 			after = ev.Seq
 			if ev.Type.Final() {
-				c.Close(websocket.StatusNormalClosure, "")
-				return
+				return errStreamEnded
 			}
+		}
+	}
+}
+
+// replay sends the stored events after seq and returns the last seq sent,
+// or errStreamEnded if that was the final event.
+func (s *Server) replay(ctx context.Context, id string, after int64, send func(conveyor.Event) error) (int64, error) {
+	const page = 500
+	for {
+		evs, err := s.cfg.Store.Events(ctx, id, after, page)
+		if err != nil {
+			return after, err
+		}
+		for _, ev := range evs {
+			if err := send(ev); err != nil {
+				return after, err
+			}
+			after = ev.Seq
+			if ev.Type.Final() {
+				return after, errStreamEnded
+			}
+		}
+		if len(evs) < page {
+			return after, nil
 		}
 	}
 }
@@ -83,20 +111,16 @@ func (s *Server) streamWebSocket(w http.ResponseWriter, r *http.Request) {
 // with newer progress from the live feed if the store is behind it. For a
 // finished execution it also returns the final message; the status message
 // then carries the seq before it, since seq strictly rises in a stream.
-func (s *Server) openingMessages(ctx context.Context, id string, last conveyor.Event) (conveyor.Event, *conveyor.Event, error) {
-	ex, err := s.cfg.Store.GetExecution(ctx, id)
-	if err != nil {
-		return conveyor.Event{}, nil, err
-	}
+func openingMessages(ex *conveyor.Execution, last conveyor.Event) (conveyor.Event, *conveyor.Event) {
 	status := conveyor.Event{
-		Type: conveyor.EventStatus, ExecutionID: id, Seq: ex.LastSeq, Time: time.Now().UTC(),
+		Type: conveyor.EventStatus, ExecutionID: ex.ID, Seq: ex.LastSeq, Time: time.Now().UTC(),
 		Attempt: ex.Attempt, Status: ex.Status, Progress: ex.Progress, Error: ex.Error,
 	}
 	if last.Seq > ex.LastSeq && last.Type == conveyor.EventProgress {
 		status.Seq, status.Progress = last.Seq, last.Progress
 	}
 	if !ex.Status.Final() {
-		return status, nil, nil
+		return status, nil
 	}
 	status.Seq = ex.LastSeq - 1
 	finished := status.Time
@@ -104,34 +128,27 @@ func (s *Server) openingMessages(ctx context.Context, id string, last conveyor.E
 		finished = *ex.FinishedAt
 	}
 	final := conveyor.Event{
-		Type: conveyor.EventType(ex.Status), ExecutionID: id, Seq: ex.LastSeq, Time: finished,
-		Attempt: ex.Attempt, Progress: ex.Progress, Error: ex.Error, Result: ex.Result,
+		Type: conveyor.EventType(ex.Status), ExecutionID: ex.ID, Seq: ex.LastSeq, Time: finished,
+		Attempt: ex.Attempt, Status: ex.Status, Progress: ex.Progress, Error: ex.Error, Result: ex.Result,
 	}
-	return status, &final, nil
+	return status, &final
 }
 
-func writeEvent(ctx context.Context, c *websocket.Conn, ev conveyor.Event) error {
-	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
-	defer cancel()
-	return wsjson.Write(ctx, c, ev)
+// errorMessage is the stream message for a failure to open a stream.
+func errorMessage(id string, err error) conveyor.Event {
+	return conveyor.Event{Type: conveyor.EventError, ExecutionID: id, Time: time.Now().UTC(),
+		Error: &conveyor.Error{Code: conveyor.ErrorCode(err), Message: conveyor.ErrorMessage(err)}}
 }
 
-// ping keeps idle connections alive through proxies and finds dead peers.
-func (s *Server) ping(ctx context.Context, c *websocket.Conn) {
-	t := time.NewTicker(s.cfg.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, writeTimeout)
-			err := c.Ping(pctx)
-			cancel()
-			if err != nil {
-				c.CloseNow()
-				return
-			}
-		}
+// resumeAfter reads where a client resumes a stream: the Last-Event-ID
+// header (SSE reconnects send it) or ?after=, else noResume.
+func resumeAfter(lastEventID, after string) (int64, error) {
+	v := lastEventID
+	if v == "" {
+		v = after
 	}
+	if v == "" {
+		return noResume, nil
+	}
+	return parseAfter(v)
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/coder/websocket"
@@ -25,20 +26,26 @@ type Stream struct {
 // always of type status. An unknown execution is an error of code
 // conveyor.ENOTFOUND, from Watch or the first Next.
 func (c *Client) Watch(ctx context.Context, id string) (*Stream, error) {
-	return c.watch(ctx, id, "")
+	return c.watch(ctx, id, url.Values{})
+}
+
+// WatchAfter resumes a stream: instead of a status message it starts with
+// the stored events after seq, then goes on live.
+func (c *Client) WatchAfter(ctx context.Context, id string, seq int64) (*Stream, error) {
+	return c.watch(ctx, id, url.Values{"after": {strconv.FormatInt(seq, 10)}})
 }
 
 // WatchWithToken opens a stream with a token from StreamToken instead of
 // the API key, as a browser does.
 func (c *Client) WatchWithToken(ctx context.Context, id, token string) (*Stream, error) {
-	return c.watch(ctx, id, token)
+	return c.watch(ctx, id, url.Values{"token": {token}})
 }
 
-func (c *Client) watch(ctx context.Context, id, token string) (*Stream, error) {
+func (c *Client) watch(ctx context.Context, id string, q url.Values) (*Stream, error) {
 	u := c.baseURL + "/executions/" + url.PathEscape(id) + "/progress/ws"
 	u = "ws" + strings.TrimPrefix(u, "http")
-	if token != "" {
-		u += "?token=" + url.QueryEscape(token)
+	if len(q) > 0 {
+		u += "?" + q.Encode()
 	}
 	header := http.Header{}
 	c.authorize(header)
