@@ -86,9 +86,10 @@ var (
 
 // Engine claims pending executions and runs them.
 type Engine struct {
-	cfg    Config
-	writer *writer
-	wake   chan struct{}
+	cfg     Config
+	writer  *writer
+	creator creator
+	wake    chan struct{}
 
 	runCtx     context.Context
 	cancelRuns context.CancelCauseFunc
@@ -108,7 +109,7 @@ func New(cfg Config) (*Engine, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: cfg, wake: make(chan struct{}, 1), runs: make(map[string]*run)}, nil
+	return &Engine{cfg: cfg, creator: creator{store: cfg.Store}, wake: make(chan struct{}, 1), runs: make(map[string]*run)}, nil
 }
 
 // Start makes the engine claim and run work. On a store of its own it
@@ -225,7 +226,7 @@ func (e *Engine) Submit(ctx context.Context, pipeline string, input json.RawMess
 		Input:     input,
 		CreatedAt: e.now(),
 	}
-	if err := e.cfg.Store.CreateExecution(ctx, ex); err != nil {
+	if err := e.creator.create(ex); err != nil {
 		return nil, err
 	}
 	e.nudge()

@@ -55,7 +55,9 @@ type Config struct {
 	APIKey string
 	// Insecure allows listening beyond loopback without an API key.
 	Insecure bool
-	Logger   *slog.Logger
+	// PprofAddr, when set, is a loopback address serving net/http/pprof.
+	PprofAddr string
+	Logger    *slog.Logger
 }
 
 func (c *Config) validate() error {
@@ -107,6 +109,7 @@ type Server struct {
 	engine *engine.Engine
 	http   *http.Server
 	ln     net.Listener
+	pprof  *http.Server // nil unless Config.PprofAddr
 
 	// On a shared store: the listener of other nodes' notices and the
 	// relay of their events, stopped by stopShared.
@@ -154,6 +157,12 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if cfg.PprofAddr != "" {
+		if err := s.servePprof(cfg.PprofAddr); err != nil {
+			s.ln.Close()
+			return nil, err
+		}
 	}
 	if err := s.engine.Start(ctx); err != nil {
 		s.ln.Close()
@@ -273,6 +282,10 @@ func (s *Server) shutdownEngine() {
 }
 
 func (s *Server) closeStorage() {
+	if s.pprof != nil {
+		s.pprof.Close()
+		s.pprof = nil
+	}
 	if s.stopShared != nil {
 		s.stopShared()
 		s.sharedDone.Wait()

@@ -24,6 +24,7 @@ func benchCmd() *cobra.Command {
 		embedded   bool
 		asJSON     bool
 		cpuProfile string
+		memProfile string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -64,6 +65,14 @@ Results and how to read them: docs/benchmarks.md.`,
 				}
 				defer pprof.StopCPUProfile()
 			}
+			if memProfile != "" {
+				f, err := os.Create(memProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				cfg.HeapProfile = f
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			out := cmd.OutOrStdout()
@@ -94,6 +103,7 @@ Results and how to read them: docs/benchmarks.md.`,
 	f.BoolVar(&embedded, "embedded", false, "start an embedded node (the default without --server)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per scenario per line instead of tables")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process (with the embedded node) to this file")
+	f.StringVar(&memProfile, "memprofile", "", "fanout: write a heap profile of this process, taken while every subscriber is idle, to this file")
 	f.DurationVar(&cfg.Timeout, "timeout", 0, "bound on each scenario (default 10m)")
 	return cmd
 }
@@ -134,6 +144,9 @@ func printResult(w io.Writer, r bench.Result) error {
 		row("subscribers", fmt.Sprintf("%d over %d executions", r.Subscribers, r.FanoutExecutions))
 		if r.RSSPerSubscriberKiB != nil {
 			row("RSS per idle subscriber", fmt.Sprintf("%s KiB (%d → %d KiB)", num(r.RSSPerSubscriberKiB), *r.RSSBeforeKiB, *r.RSSAfterKiB))
+		}
+		if r.GoroutinesPerSubscriber != nil {
+			row("goroutines per subscriber", num(r.GoroutinesPerSubscriber)+" (server and client ends)")
 		}
 		lat("final message ms", r.FanoutFinalLatency)
 		if r.FinalReceived != nil {

@@ -6,11 +6,13 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -43,8 +45,27 @@ type node struct {
 	cmd    *exec.Cmd
 	url    string
 	client *client.Client
-	stderr *strings.Builder
+	stderr *syncBuffer
 	exited chan error
+}
+
+// syncBuffer is a node's log, written by its reader goroutine while the
+// test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) WriteString(v string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.WriteString(v)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 var listening = regexp.MustCompile(`msg="conveyor listening" .*addr=(\S+)`)
@@ -61,7 +82,7 @@ func startNode(t *testing.T, data, pipelines string, args ...string) *node {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	n := &node{cmd: cmd, stderr: &strings.Builder{}, exited: make(chan error, 1)}
+	n := &node{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan error, 1)}
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -287,5 +308,31 @@ func TestNonLoopbackNeedsAPIKey(t *testing.T) {
 	}
 	if _, err := n.client.WithAPIKey("k").List(context.Background(), conveyor.ListFilter{}); err != nil {
 		t.Fatalf("list with the key: %v", err)
+	}
+}
+
+func TestPprofIsLoopbackOnly(t *testing.T) {
+	out, err := exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--pprof", "0.0.0.0:0", "--data", t.TempDir(), "--pipelines", t.TempDir()).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--pprof must be a loopback address") {
+		t.Fatalf("--pprof on 0.0.0.0: err %v, output %s", err, out)
+	}
+	n := startNode(t, t.TempDir(), t.TempDir(), "--pprof", "127.0.0.1:0")
+	m := regexp.MustCompile(`msg="pprof listening" .*addr=(\S+)`).FindStringSubmatch(n.stderr.String())
+	if m == nil {
+		t.Fatalf("no pprof address in the log:\n%s", n.stderr)
+	}
+	resp, err := http.Get("http://" + m[1] + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("pprof answered %d", resp.StatusCode)
+	}
+	if resp, err := http.Get(n.url + "/debug/pprof/cmdline"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("the API serves pprof: %d", resp.StatusCode)
+		}
 	}
 }

@@ -71,6 +71,7 @@ func serveCmd() *cobra.Command {
 	f.StringVar(&origins, "allowed-origins", "", "comma-separated host patterns of other origins allowed to open WebSocket streams [CONVEYOR_ALLOWED_ORIGINS]")
 	f.StringVar(&cfg.APIKey, "api-key", "", "require this key as 'Authorization: Bearer KEY' on every request but /healthz [CONVEYOR_API_KEY]")
 	f.BoolVar(&cfg.Insecure, "insecure", false, "allow listening beyond loopback without an API key [CONVEYOR_INSECURE]")
+	f.StringVar(&cfg.PprofAddr, "pprof", "", "serve net/http/pprof on this loopback address, e.g. 127.0.0.1:6060 (off by default) [CONVEYOR_PPROF]")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json [CONVEYOR_LOG_FORMAT]")
 	f.BoolVar(&benchPipe, "bench-pipelines", false, "also serve the pipelines conveyor bench --server needs (bench.noop, bench.progress, bench.hold) [CONVEYOR_BENCH_PIPELINES]")
 	return cmd

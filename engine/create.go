@@ -1,0 +1,76 @@
+package engine
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/conveyor-run/conveyor"
+)
+
+// creator commits concurrent submissions together (group commit) without
+// a goroutine of its own: the first submitter to find no commit running
+// leads, committing everything queued until the queue is empty, while the
+// others wait for their result.
+type creator struct {
+	store conveyor.Store
+
+	mu      sync.Mutex
+	queue   []*createReq
+	leading bool
+}
+
+type createReq struct {
+	ex   *conveyor.Execution
+	done chan error
+}
+
+// createTimeout bounds one batch commit; the leader's own request context
+// must not cut short the others' submissions.
+const createTimeout = 30 * time.Second
+
+// maxCreateBatch bounds how many executions go into one transaction.
+const maxCreateBatch = 500
+
+// create durably stores ex, sharing a transaction with concurrent calls.
+func (c *creator) create(ex *conveyor.Execution) error {
+	req := &createReq{ex: ex, done: make(chan error, 1)}
+	c.mu.Lock()
+	c.queue = append(c.queue, req)
+	if c.leading {
+		c.mu.Unlock()
+		return <-req.done
+	}
+	c.leading = true
+	for len(c.queue) > 0 {
+		n := min(len(c.queue), maxCreateBatch)
+		batch := c.queue[:n:n]
+		c.queue = c.queue[n:]
+		c.mu.Unlock()
+		c.commit(batch)
+		c.mu.Lock()
+	}
+	c.leading = false
+	c.mu.Unlock()
+	return <-req.done
+}
+
+func (c *creator) commit(batch []*createReq) {
+	ctx, cancel := context.WithTimeout(context.Background(), createTimeout)
+	defer cancel()
+	exs := make([]*conveyor.Execution, len(batch))
+	for i, r := range batch {
+		exs[i] = r.ex
+	}
+	err := c.store.CreateExecutions(ctx, exs)
+	if err != nil && len(batch) > 1 && conveyor.ErrorCode(err) != conveyor.EINTERNAL {
+		// One bad execution must not fail the others: find it.
+		for _, r := range batch {
+			r.done <- c.store.CreateExecutions(ctx, []*conveyor.Execution{r.ex})
+		}
+		return
+	}
+	for _, r := range batch {
+		r.done <- err
+	}
+}
