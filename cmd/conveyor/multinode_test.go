@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"sync"
 	"syscall"
@@ -297,4 +298,23 @@ steps:
 	if last.Type != conveyor.EventCompleted || progressAfterKill == 0 {
 		t.Fatalf("after the LISTEN connections died: final %s, %d progress messages", last.Type, progressAfterKill)
 	}
+}
+
+// TestHealthzReportsAnUnreachableDatabase drops the node's database from
+// under it: /healthz turns 503 while the database cannot be reached.
+func TestHealthzReportsAnUnreachableDatabase(t *testing.T) {
+	nodes, dbName := cluster(t, 1, nil)
+	health := func() int {
+		resp, err := http.Get(nodes[0].url + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := health(); code != http.StatusOK {
+		t.Fatalf("healthz %d before, want 200", code)
+	}
+	pgtest.Exec(t, "DROP DATABASE "+dbName+" WITH (FORCE)")
+	waitFor(t, "healthz to report the database", func() bool { return health() == http.StatusServiceUnavailable })
 }
