@@ -15,6 +15,14 @@ type Store interface {
 	// ID exists.
 	CreateExecution(ctx context.Context, e *Execution) error
 
+	// CreateExecutions durably inserts several executions in one
+	// transaction, each as CreateExecution would; all or nothing. ECONFLICT
+	// if any ID exists (then none is inserted), EINVALID as CreateExecution.
+	// An ID twice in es is ECONFLICT too; an empty es is a no-op. The
+	// executions are submitted in the order of es: lists show the last one
+	// first, claims take the first one first.
+	CreateExecutions(ctx context.Context, es []*Execution) error
+
 	// GetExecution returns the execution with the given id, ENOTFOUND if none.
 	GetExecution(ctx context.Context, id string) (*Execution, error)
 

@@ -114,4 +114,29 @@ func BenchmarkCreateExecution(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "executions/s")
+}
+
+// BenchmarkCreateExecutionsBatch100 submits 100 executions per call, as
+// the engine's group commit of submissions does under load.
+func BenchmarkCreateExecutionsBatch100(b *testing.B) {
+	const batch = 100
+	db := setup(b)
+	ctx := context.Background()
+	exs := make([]*conveyor.Execution, batch)
+	i := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		for j := range exs {
+			i++
+			exs[j] = &conveyor.Execution{ID: fmt.Sprintf("create-%07d", i), Pipeline: "bench", Status: conveyor.StatusPending,
+				Input: []byte(`{"n": 1, "name": "benchmark"}`), CreatedAt: base}
+		}
+		if err := db.CreateExecutions(ctx, exs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/execution")
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "executions/s")
 }

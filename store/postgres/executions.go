@@ -12,14 +12,76 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/conveyor-run/conveyor"
 )
 
-// CreateExecution implements conveyor.Store. Once the execution is
-// committed, it notifies conveyor_submitted with its id.
+// CreateExecution implements conveyor.Store, as a batch of one.
 func (db *DB) CreateExecution(ctx context.Context, e *conveyor.Execution) error {
+	return db.CreateExecutions(ctx, []*conveyor.Execution{e})
+}
+
+// CreateExecutions implements conveyor.Store. The whole batch is one
+// statement (see sqlInsertExecutions), so one round trip and one commit
+// however many executions it carries; an id that exists, or that the batch
+// holds twice, fails it on the unique index and nothing is inserted. Once
+// the batch is committed, it sends one conveyor_submitted notification
+// with the first id, a wake-up hint for the other nodes' claimers.
+func (db *DB) CreateExecutions(ctx context.Context, es []*conveyor.Execution) error {
+	if len(es) == 0 {
+		return nil
+	}
+	// Validate and encode everything before touching the database.
+	var (
+		ids        = make([]string, len(es))
+		pipelines  = make([]string, len(es))
+		statuses   = make([]string, len(es))
+		inputs     = make([]*string, len(es))
+		progress   = make([]*string, len(es))
+		results    = make([]*string, len(es))
+		errs       = make([]*string, len(es))
+		attempts   = make([]int32, len(es))
+		created    = make([]time.Time, len(es))
+		started    = make([]*time.Time, len(es))
+		finished   = make([]*time.Time, len(es))
+		lastSeqs   = make([]int64, len(es))
+		cancelReqs = make([]bool, len(es))
+	)
+	for i, e := range es {
+		if err := checkNew(e); err != nil {
+			return err
+		}
+		p, err := progressColumn(e.Progress)
+		if err != nil {
+			return err
+		}
+		ids[i], pipelines[i], statuses[i] = e.ID, e.Pipeline, string(e.Status)
+		inputs[i], progress[i], results[i], errs[i] = jsonColumn(e.Input), p, jsonColumn(e.Result), errorColumn(e.Error)
+		attempts[i], created[i], started[i], finished[i] = int32(e.Attempt), e.CreatedAt, e.StartedAt, e.FinishedAt
+		lastSeqs[i], cancelReqs[i] = e.LastSeq, e.CancelRequested
+	}
+	_, err := db.pool.Exec(ctx, sqlInsertExecutions, ids, pipelines, statuses, inputs, progress, results, errs,
+		attempts, created, started, finished, lastSeqs, cancelReqs)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == uniqueViolation {
+		return db.conflict(ctx, es)
+	}
+	if err != nil {
+		return fmt.Errorf("create executions: %w", err)
+	}
+	db.notify(ctx, channelSubmitted, []string{es[0].ID})
+	return nil
+}
+
+// uniqueViolation is PostgreSQL's SQLSTATE for a duplicate key.
+const uniqueViolation = "23505"
+
+// checkNew returns EINVALID unless e may be created.
+func checkNew(e *conveyor.Execution) error {
 	switch {
+	case e == nil:
+		return conveyor.Errorf(conveyor.EINVALID, "no execution")
 	case e.ID == "":
 		return conveyor.Errorf(conveyor.EINVALID, "execution has no id")
 	case e.Status != conveyor.StatusPending:
@@ -33,21 +95,40 @@ func (db *DB) CreateExecution(ctx context.Context, e *conveyor.Execution) error 
 	case len(e.Result) > 0 && !json.Valid(e.Result):
 		return conveyor.Errorf(conveyor.EINVALID, "execution result is not valid JSON")
 	}
-	progress, err := progressColumn(e.Progress)
-	if err != nil {
-		return err
-	}
-	tag, err := db.pool.Exec(ctx, sqlInsertExecution, e.ID, e.Pipeline, string(e.Status), jsonColumn(e.Input),
-		progress, jsonColumn(e.Result), errorColumn(e.Error), e.Attempt, e.CreatedAt,
-		e.StartedAt, e.FinishedAt, e.LastSeq, e.CancelRequested)
-	if err != nil {
-		return fmt.Errorf("create execution: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return conveyor.Errorf(conveyor.ECONFLICT, "execution %q already exists", e.ID)
-	}
-	db.notify(ctx, channelSubmitted, []string{e.ID})
 	return nil
+}
+
+// conflict is the ECONFLICT of a batch that the unique index on id
+// refused, naming the first execution of es that the batch holds twice or
+// the store has already, as the SQLite backend does. Finding it costs a
+// query, but only on this path and only for batches of more than one.
+func (db *DB) conflict(ctx context.Context, es []*conveyor.Execution) error {
+	if len(es) == 1 {
+		return conveyor.Errorf(conveyor.ECONFLICT, "execution %q already exists", es[0].ID)
+	}
+	ids := make([]string, len(es))
+	for i, e := range es {
+		ids[i] = e.ID
+	}
+	rows, err := db.pool.Query(ctx, sqlExistingIDs, ids)
+	if err != nil {
+		return conveyor.Errorf(conveyor.ECONFLICT, "an execution of the batch already exists")
+	}
+	existing, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return conveyor.Errorf(conveyor.ECONFLICT, "an execution of the batch already exists")
+	}
+	seen := make(map[string]bool, len(es))
+	for _, e := range es {
+		switch {
+		case seen[e.ID]:
+			return conveyor.Errorf(conveyor.ECONFLICT, "execution %q appears more than once in the batch", e.ID)
+		case slices.Contains(existing, e.ID):
+			return conveyor.Errorf(conveyor.ECONFLICT, "execution %q already exists", e.ID)
+		}
+		seen[e.ID] = true
+	}
+	return conveyor.Errorf(conveyor.ECONFLICT, "an execution of the batch already exists")
 }
 
 // GetExecution implements conveyor.Store.
@@ -460,14 +541,14 @@ func storedTime(t time.Time) time.Time {
 
 // jsonColumn is a JSON value as a json or jsonb parameter: text, or NULL
 // when empty.
-func jsonColumn(b json.RawMessage) any {
+func jsonColumn(b json.RawMessage) *string {
 	if len(b) == 0 {
 		return nil
 	}
-	return string(b)
+	return ptr(string(b))
 }
 
-func progressColumn(p *conveyor.Progress) (any, error) {
+func progressColumn(p *conveyor.Progress) (*string, error) {
 	if p == nil {
 		return nil, nil
 	}
@@ -475,10 +556,10 @@ func progressColumn(p *conveyor.Progress) (any, error) {
 	if err != nil {
 		return nil, conveyor.Errorf(conveyor.EINVALID, "progress cannot be stored: %v", err)
 	}
-	return string(b), nil
+	return ptr(string(b)), nil
 }
 
-func errorColumn(e *conveyor.Error) any {
+func errorColumn(e *conveyor.Error) *string {
 	if e == nil {
 		return nil
 	}
@@ -486,5 +567,5 @@ func errorColumn(e *conveyor.Error) any {
 	if err != nil { // two strings always marshal
 		panic(err)
 	}
-	return string(b)
+	return ptr(string(b))
 }

@@ -214,6 +214,24 @@ func TestListen(t *testing.T) {
 	create(t, a, "other", "p")
 	n.want(conveyor.Notice{Kind: conveyor.NoticeSubmitted, ExecutionID: "other"})
 
+	// A batch is one notice, with its first id; a refused batch is none.
+	batch := func(ids ...string) []*conveyor.Execution {
+		exs := make([]*conveyor.Execution, len(ids))
+		for i, id := range ids {
+			exs[i] = &conveyor.Execution{ID: id, Pipeline: "p", Status: conveyor.StatusPending, CreatedAt: base}
+		}
+		return exs
+	}
+	if err := a.CreateExecutions(ctx, batch("b1", "b2", "b3")); err != nil {
+		t.Fatal(err)
+	}
+	n.want(conveyor.Notice{Kind: conveyor.NoticeSubmitted, ExecutionID: "b1"})
+	if err := a.CreateExecutions(ctx, batch("b4", "b1")); conveyor.ErrorCode(err) != conveyor.ECONFLICT {
+		t.Fatalf("CreateExecutions of an existing id = %v, want a conflict", err)
+	}
+	create(t, a, "after", "p")
+	n.want(conveyor.Notice{Kind: conveyor.NoticeSubmitted, ExecutionID: "after"})
+
 	// Rescues are announced too.
 	evs, err := a.RescueExpired(ctx, base.Add(time.Hour), func(string) int { return 0 })
 	if err != nil || len(evs) != 1 || evs[0].ExecutionID != "y" {

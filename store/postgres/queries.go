@@ -13,11 +13,23 @@ const executionColumns = `num, id, pipeline, status, input, progress, result, er
 	attempt, created_at, started_at, finished_at, last_seq, cancel_requested, node`
 
 const (
-	sqlInsertExecution = `INSERT INTO executions
+	// sqlInsertExecutions inserts a batch of new executions (parallel
+	// arrays) in one statement, numbered in batch order. No ON CONFLICT: an
+	// id that exists or comes twice fails the whole statement with a unique
+	// violation, so the batch goes in all or nothing without a transaction
+	// of its own; sqlExistingIDs then tells which id it was.
+	sqlInsertExecutions = `INSERT INTO executions
 		(id, pipeline, status, input, progress, result, error,
 		 attempt, created_at, started_at, finished_at, last_seq, cancel_requested)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-		ON CONFLICT (id) DO NOTHING`
+		SELECT n.id, n.pipeline, n.status, n.input::json, n.progress::jsonb, n.result::json, n.error::jsonb,
+			n.attempt, n.created_at, n.started_at, n.finished_at, n.last_seq, n.cancel_requested
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+			$8::integer[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::bigint[], $13::boolean[])
+			WITH ORDINALITY AS n(id, pipeline, status, input, progress, result, error,
+				attempt, created_at, started_at, finished_at, last_seq, cancel_requested, ord)
+		ORDER BY n.ord`
+
+	sqlExistingIDs = `SELECT id FROM executions WHERE id = ANY($1::text[])`
 
 	sqlGetExecution = `SELECT ` + executionColumns + ` FROM executions WHERE id = $1`
 

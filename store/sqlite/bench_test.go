@@ -64,6 +64,30 @@ func BenchmarkCreateExecution(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "executions/s")
+}
+
+// BenchmarkCreateExecutionsBatch100 is the engine's group commit of
+// submissions under load: 100 executions per transaction.
+func BenchmarkCreateExecutionsBatch100(b *testing.B) {
+	const batch = 100
+	db := open(b)
+	ctx := context.Background()
+	exs := make([]*conveyor.Execution, batch)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		now := time.Now()
+		for j := range exs {
+			i++
+			exs[j] = &conveyor.Execution{ID: "ex-" + strconv.Itoa(i), Pipeline: "bench", Status: conveyor.StatusPending, Input: benchInput, CreatedAt: now}
+		}
+		if err := db.CreateExecutions(ctx, exs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/execution")
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "executions/s")
 }
 
 // BenchmarkAppendSingle is the worst case of the engine's writer: one

@@ -15,9 +15,68 @@ import (
 	"github.com/conveyor-run/conveyor"
 )
 
-// CreateExecution implements conveyor.Store.
+// CreateExecution implements conveyor.Store, as a batch of one.
 func (db *DB) CreateExecution(ctx context.Context, e *conveyor.Execution) error {
+	return db.CreateExecutions(ctx, []*conveyor.Execution{e})
+}
+
+// insertArgs is the number of parameters of sqlInsertExecution.
+const insertArgs = 14
+
+// CreateExecutions implements conveyor.Store: one IMMEDIATE transaction on
+// the writer, the prepared insert once per execution, in batch order. The
+// first execution whose id exists, or came earlier in the batch, rolls it
+// all back.
+func (db *DB) CreateExecutions(ctx context.Context, es []*conveyor.Execution) error {
+	if len(es) == 0 {
+		return nil
+	}
+	// Validate and encode everything before taking the writer.
+	args := make([]any, 0, len(es)*insertArgs)
+	for _, e := range es {
+		if err := checkNew(e); err != nil {
+			return err
+		}
+		progress, err := progressJSON(e.Progress)
+		if err != nil {
+			return err
+		}
+		errCode, errMsg := errorColumns(e.Error)
+		args = append(args, e.ID, e.Pipeline, string(e.Status), jsonColumn(e.Input),
+			progress, jsonColumn(e.Result), errCode, errMsg, e.Attempt, e.CreatedAt.UnixNano(),
+			timeColumn(e.StartedAt), timeColumn(e.FinishedAt), e.LastSeq, e.CancelRequested)
+	}
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("create executions: %w", err)
+	}
+	defer tx.Rollback()
+	insert := tx.StmtContext(ctx, db.st.insertExecution)
+	for i, e := range es {
+		res, err := insert.ExecContext(ctx, args[i*insertArgs:(i+1)*insertArgs]...)
+		if err != nil {
+			return fmt.Errorf("create executions: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("create executions: %w", err)
+		} else if n == 0 {
+			if slices.ContainsFunc(es[:i], func(x *conveyor.Execution) bool { return x.ID == e.ID }) {
+				return conveyor.Errorf(conveyor.ECONFLICT, "execution %q appears more than once in the batch", e.ID)
+			}
+			return conveyor.Errorf(conveyor.ECONFLICT, "execution %q already exists", e.ID)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("create executions: %w", err)
+	}
+	return nil
+}
+
+// checkNew returns EINVALID unless e may be created.
+func checkNew(e *conveyor.Execution) error {
 	switch {
+	case e == nil:
+		return conveyor.Errorf(conveyor.EINVALID, "no execution")
 	case e.ID == "":
 		return conveyor.Errorf(conveyor.EINVALID, "execution has no id")
 	case e.Status != conveyor.StatusPending:
@@ -30,22 +89,6 @@ func (db *DB) CreateExecution(ctx context.Context, e *conveyor.Execution) error 
 		return conveyor.Errorf(conveyor.EINVALID, "execution input is not valid JSON")
 	case len(e.Result) > 0 && !json.Valid(e.Result):
 		return conveyor.Errorf(conveyor.EINVALID, "execution result is not valid JSON")
-	}
-	progress, err := progressJSON(e.Progress)
-	if err != nil {
-		return err
-	}
-	errCode, errMsg := errorColumns(e.Error)
-	res, err := db.st.insertExecution.ExecContext(ctx, e.ID, e.Pipeline, string(e.Status), jsonColumn(e.Input),
-		progress, jsonColumn(e.Result), errCode, errMsg, e.Attempt, e.CreatedAt.UnixNano(),
-		timeColumn(e.StartedAt), timeColumn(e.FinishedAt), e.LastSeq, e.CancelRequested)
-	if err != nil {
-		return fmt.Errorf("create execution: %w", err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("create execution: %w", err)
-	} else if n == 0 {
-		return conveyor.Errorf(conveyor.ECONFLICT, "execution %q already exists", e.ID)
 	}
 	return nil
 }

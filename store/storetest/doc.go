@@ -30,6 +30,12 @@
 //     ID, not pending, attempt not 0, events, no CreatedAt, input that is
 //     not JSON) with EINVALID and writes nothing. Execution.Node is not
 //     compared: only shared stores set it.
+//   - CreateExecutions checks every execution as CreateExecution does and
+//     is all or nothing: an invalid one (EINVALID), or one whose id exists
+//     or comes twice in the batch (ECONFLICT, naming that id), leaves every
+//     id of the batch ENOTFOUND. A batch is submitted in slice order (lists
+//     show its last execution first, claims take its first first),
+//     whatever its ids and creation times; an empty batch is a no-op.
 //   - Unknown ids of any shape (not only well-formed UUIDs) are ENOTFOUND
 //     for GetExecution and Cancel, and an empty result for Events and Logs.
 //   - Times come back in UTC; the suite only uses whole microseconds, the

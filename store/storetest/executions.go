@@ -3,6 +3,7 @@ package storetest
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/conveyor-run/conveyor"
@@ -40,20 +41,7 @@ var createCases = []testCase{
 	}},
 
 	{"Invalid", func(f *fixture) {
-		cases := []struct {
-			name   string
-			change func(ex *conveyor.Execution)
-		}{
-			{"no id", func(ex *conveyor.Execution) { ex.ID = "" }},
-			{"running", func(ex *conveyor.Execution) { ex.Status = conveyor.StatusRunning }},
-			{"completed", func(ex *conveyor.Execution) { ex.Status = conveyor.StatusCompleted }},
-			{"no status", func(ex *conveyor.Execution) { ex.Status = "" }},
-			{"attempt 1", func(ex *conveyor.Execution) { ex.Attempt = 1 }},
-			{"events", func(ex *conveyor.Execution) { ex.LastSeq = 3 }},
-			{"no creation time", func(ex *conveyor.Execution) { ex.CreatedAt = time.Time{} }},
-			{"input not JSON", func(ex *conveyor.Execution) { ex.Input = json.RawMessage(`{"a":`) }},
-		}
-		for _, c := range cases {
+		for _, c := range invalidChanges {
 			ex := f.newExecution("alpha")
 			c.change(ex)
 			wantCode(f.t, "CreateExecution with "+c.name, f.s.CreateExecution(f.ctx, ex), conveyor.EINVALID)
@@ -66,6 +54,154 @@ var createCases = []testCase{
 			f.t.Errorf("rejected creates left %v", executionIDs(page.Executions))
 		}
 	}},
+}
+
+// invalidChanges each make a new execution one that must not be created.
+var invalidChanges = []struct {
+	name   string
+	change func(ex *conveyor.Execution)
+}{
+	{"no id", func(ex *conveyor.Execution) { ex.ID = "" }},
+	{"running", func(ex *conveyor.Execution) { ex.Status = conveyor.StatusRunning }},
+	{"completed", func(ex *conveyor.Execution) { ex.Status = conveyor.StatusCompleted }},
+	{"no status", func(ex *conveyor.Execution) { ex.Status = "" }},
+	{"attempt 1", func(ex *conveyor.Execution) { ex.Attempt = 1 }},
+	{"events", func(ex *conveyor.Execution) { ex.LastSeq = 3 }},
+	{"no creation time", func(ex *conveyor.Execution) { ex.CreatedAt = time.Time{} }},
+	{"input not JSON", func(ex *conveyor.Execution) { ex.Input = json.RawMessage(`{"a":`) }},
+}
+
+var createBatchCases = []testCase{
+	{"RoundTrip", func(f *fixture) {
+		exs := f.newExecutions(3, "alpha")
+		exs[0].Input = json.RawMessage(`{"name": "r\u00e9sum\u00e9 ✓", "n": [1, 2.5, -3e3, {"deep": null}]}`)
+		exs[1].Input, exs[1].Pipeline = nil, "beta"
+		exs[2].CreatedAt = time.Date(2025, 6, 1, 14, 30, 15, 987654000, time.FixedZone("CEST", 2*3600))
+		f.createBatch(exs)
+		for _, ex := range exs {
+			want := *ex
+			want.CreatedAt = ex.CreatedAt.UTC()
+			checkExecution(f.t, f.get(ex.ID), &want)
+		}
+	}},
+
+	{"SliceOrder", func(f *fixture) {
+		// Submission order is the order of the slice, not of ids or
+		// creation times, and carries on across calls.
+		first := f.create("alpha")
+		exs := f.newExecutions(4, "alpha")
+		for i, ex := range exs {
+			ex.ID = executionID(900 - i)
+			ex.CreatedAt = at(900 - i)
+		}
+		f.createBatch(exs)
+		last := f.create("alpha")
+		all := append(append([]*conveyor.Execution{first}, exs...), last)
+		if got, want := executionIDs(f.list(conveyor.ListFilter{}).Executions), reversed(all); !slices.Equal(got, want) {
+			f.t.Errorf("ListExecutions = %v, want %v", got, want)
+		}
+		if got, want := claimIDs(f.claim(10, at(1000))), executionIDs(all); !slices.Equal(got, want) {
+			f.t.Errorf("ClaimPending = %v, want %v", got, want)
+		}
+	}},
+
+	{"ExistingID", func(f *fixture) {
+		old := f.create("alpha")
+		exs := f.newExecutions(3, "beta")
+		dup := *exs[1]
+		dup.ID = old.ID
+		batch := []*conveyor.Execution{exs[0], &dup, exs[2]}
+		err := f.s.CreateExecutions(f.ctx, batch)
+		wantCode(f.t, "CreateExecutions with an existing id", err, conveyor.ECONFLICT)
+		if msg := conveyor.ErrorMessage(err); !strings.Contains(msg, old.ID) {
+			f.t.Errorf("conflict %q does not name %s", msg, old.ID)
+		}
+		f.wantNone(exs...)
+		checkExecution(f.t, f.get(old.ID), old)
+		// Nothing of the failed batch is left over: the rest goes in.
+		f.createBatch(exs)
+		if got, want := executionIDs(f.list(conveyor.ListFilter{}).Executions), reversed(append([]*conveyor.Execution{old}, exs...)); !slices.Equal(got, want) {
+			f.t.Errorf("ListExecutions = %v, want %v", got, want)
+		}
+	}},
+
+	{"DuplicateInBatch", func(f *fixture) {
+		exs := f.newExecutions(3, "alpha")
+		dup := *exs[0]
+		dup.Pipeline = "beta"
+		batch := slices.Concat(exs, []*conveyor.Execution{&dup})
+		err := f.s.CreateExecutions(f.ctx, batch)
+		wantCode(f.t, "CreateExecutions with an id twice", err, conveyor.ECONFLICT)
+		if msg := conveyor.ErrorMessage(err); !strings.Contains(msg, dup.ID) {
+			f.t.Errorf("conflict %q does not name %s", msg, dup.ID)
+		}
+		f.wantNone(exs...)
+		if page := f.list(conveyor.ListFilter{}); len(page.Executions) != 0 {
+			f.t.Errorf("a rejected batch left %v", executionIDs(page.Executions))
+		}
+	}},
+
+	{"Invalid", func(f *fixture) {
+		for _, c := range invalidChanges {
+			exs := f.newExecutions(3, "alpha")
+			c.change(exs[1])
+			wantCode(f.t, "CreateExecutions with "+c.name, f.s.CreateExecutions(f.ctx, exs), conveyor.EINVALID)
+			f.wantNone(exs...)
+		}
+		wantCode(f.t, "CreateExecutions with a nil execution",
+			f.s.CreateExecutions(f.ctx, []*conveyor.Execution{f.newExecution("alpha"), nil}), conveyor.EINVALID)
+		if page := f.list(conveyor.ListFilter{}); len(page.Executions) != 0 {
+			f.t.Errorf("rejected batches left %v", executionIDs(page.Executions))
+		}
+	}},
+
+	{"Empty", func(f *fixture) {
+		for _, exs := range [][]*conveyor.Execution{nil, {}} {
+			if err := f.s.CreateExecutions(f.ctx, exs); err != nil {
+				f.t.Errorf("CreateExecutions(%#v) = %v, want nil", exs, err)
+			}
+		}
+		if page := f.list(conveyor.ListFilter{}); len(page.Executions) != 0 {
+			f.t.Errorf("empty batches left %v", executionIDs(page.Executions))
+		}
+	}},
+
+	{"Large", func(f *fixture) {
+		// More than a page of ListExecutions, and more than the engine
+		// puts in one batch.
+		exs := f.newExecutions(2*conveyor.MaxListLimit+1, "alpha")
+		f.createBatch(exs)
+		checkPages(f, conveyor.ListFilter{Limit: conveyor.MaxListLimit}, reversed(exs), []int{conveyor.MaxListLimit, conveyor.MaxListLimit, 1})
+	}},
+}
+
+// newExecutions returns n new executions, not yet stored.
+func (f *fixture) newExecutions(n int, pipeline string) []*conveyor.Execution {
+	exs := make([]*conveyor.Execution, n)
+	for i := range exs {
+		exs[i] = f.newExecution(pipeline)
+	}
+	return exs
+}
+
+func (f *fixture) createBatch(exs []*conveyor.Execution) {
+	f.t.Helper()
+	if err := f.s.CreateExecutions(f.ctx, exs); err != nil {
+		f.t.Fatalf("CreateExecutions of %d: %v", len(exs), err)
+	}
+}
+
+// wantNone fails unless none of exs is stored; those without an id are
+// skipped.
+func (f *fixture) wantNone(exs ...*conveyor.Execution) {
+	f.t.Helper()
+	for _, ex := range exs {
+		if ex.ID == "" {
+			continue
+		}
+		_, err := f.s.GetExecution(f.ctx, ex.ID)
+		wantCode(f.t, "GetExecution "+ex.ID+" of a rejected batch", err, conveyor.ENOTFOUND)
+	}
 }
 
 var getCases = []testCase{

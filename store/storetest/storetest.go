@@ -22,6 +22,7 @@ func Run(t *testing.T, newStore func(t *testing.T) conveyor.Store) {
 		cases []testCase
 	}{
 		{"CreateExecution", createCases},
+		{"CreateExecutions", createBatchCases},
 		{"GetExecution", getCases},
 		{"ListExecutions", listCases},
 		{"ClaimPending", claimCases},
