@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -66,6 +67,10 @@ type Config struct {
 	// Nodes and DatabaseURL select PostgreSQL and several embedded nodes.
 	Nodes       int
 	DatabaseURL string
+
+	// HeapProfile, if set, gets a heap profile of this process taken in
+	// the fanout scenario while every subscriber is connected and idle.
+	HeapProfile io.Writer
 
 	// Timeout bounds each scenario; default 10 minutes.
 	Timeout time.Duration
@@ -225,6 +230,9 @@ type Result struct {
 	FanoutFinalMS       *float64 `json:"fanout_final_ms,omitempty"`
 	FanoutFinalLatency  *Latency `json:"fanout_final_latency_ms,omitempty"`
 	FinalReceived       *int     `json:"final_received,omitempty"`
+	// GoroutinesPerSubscriber counts this process's goroutines: server
+	// and client ends when embedded.
+	GoroutinesPerSubscriber *float64 `json:"goroutines_per_subscriber,omitempty"`
 
 	ElapsedSeconds float64  `json:"elapsed_seconds"`
 	Notes          []string `json:"notes,omitempty"`

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -47,6 +49,7 @@ func runFanout(ctx context.Context, cfg Config, t *target, res *Result) error {
 	if t.pid != 0 {
 		before, rssErr = rssKiB(t.pid)
 	}
+	goroutines := runtime.NumGoroutine()
 	subs := make([]*fanoutSubscriber, k)
 	dialStart := time.Now()
 	err := parallel(ctx, k, dialers, func(ctx context.Context, i int) error {
@@ -75,6 +78,15 @@ func runFanout(ctx context.Context, cfg Config, t *target, res *Result) error {
 		return err
 	}
 	cfg.Logger.Info("subscribed", "subscribers", k, "seconds", time.Since(dialStart).Seconds())
+	if t.embedded {
+		res.GoroutinesPerSubscriber = ptr(round3(float64(runtime.NumGoroutine()-goroutines) / float64(k)))
+	}
+	if cfg.HeapProfile != nil {
+		runtime.GC()
+		if err := pprof.Lookup("heap").WriteTo(cfg.HeapProfile, 0); err != nil {
+			return fmt.Errorf("write heap profile: %w", err)
+		}
+	}
 
 	switch {
 	case t.pid == 0:
@@ -92,7 +104,7 @@ func runFanout(ctx context.Context, cfg Config, t *target, res *Result) error {
 		if t.embedded {
 			res.note("RSS is this process's: the embedded node and the bench's %d WebSocket clients together, so it overstates the server's share", k)
 		} else {
-			res.note("RSS of pid %d without a forced GC, so it includes garbage not yet collected", t.pid)
+			res.note("RSS of pid %d, without a forced GC (garbage not yet collected counts) and only meaningful on a freshly started server (Go keeps freed memory)", t.pid)
 		}
 	}
 

@@ -143,7 +143,10 @@ func runProgressLatency(ctx context.Context, cfg Config, t *target, res *Result,
 		res.ServerCPU.Percent = ptr(round3(100 * used.Seconds() / wall.Seconds()))
 		res.ServerCPU.Scope = fmt.Sprintf("server process (pid %d) over %.1fs", t.pid, wall.Seconds())
 		if t.embedded {
-			res.ServerCPU.Scope = fmt.Sprintf("this process over %.1fs: the embedded node and the bench's own %d WebSocket clients together", wall.Seconds(), m)
+			res.ServerCPU.Scope = fmt.Sprintf("this process over %.1fs: the embedded node(s) and the bench's own %d WebSocket clients together", wall.Seconds(), m)
+			if t.backend == "postgres" {
+				res.ServerCPU.Scope += ", without the PostgreSQL server's"
+			}
 		}
 	}
 	return nil

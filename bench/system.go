@@ -43,7 +43,7 @@ func raiseOpenFiles(need uint64, scenario string) (openFiles, error) {
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return openFiles{}, fmt.Errorf("%s needs about %d open files in this process (every connection is a socket here, and two when the server is embedded), "+
 			"but RLIMIT_NOFILE is %d (hard limit %d) and raising the hard limit was refused (%v): "+
-			"raise it (`ulimit -Hn %d` as root, LimitNOFILE= in systemd), ask for fewer, "+
+			"raise it where it is set (`ulimit -Hn %d` by a user allowed to, LimitNOFILE= in systemd, --ulimit nofile= in Docker), ask for fewer, "+
 			"or run the server as its own process (`conveyor serve --bench-pipelines`) and use --server",
 			scenario, need, old.Cur, old.Max, err, need)
 	}
