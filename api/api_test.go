@@ -58,7 +58,8 @@ func setupWithKey(t testing.TB, apiKey string, concurrency int, pipelines ...*co
 	if err := eng.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(api.Config{Store: store, Engine: eng, Hub: h, APIKey: apiKey}))
+	srv := httptest.NewServer(api.New(api.Config{Store: store, Engine: eng, Hub: h, APIKey: apiKey,
+		PingInterval: 50 * time.Millisecond, HeartbeatInterval: 50 * time.Millisecond}))
 	t.Cleanup(func() {
 		stopCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()

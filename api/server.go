@@ -30,9 +30,12 @@ type Config struct {
 	// request but /healthz; streams also accept a token from
 	// POST /executions/{id}/token.
 	APIKey string
-	// PingInterval is how often streams are pinged; default 30s.
+	// PingInterval is how often WebSocket streams are pinged; default 30s.
 	PingInterval time.Duration
-	Logger       *slog.Logger
+	// HeartbeatInterval is how often an idle Server-Sent Events stream gets
+	// a comment line so proxies keep it open; default 15s.
+	HeartbeatInterval time.Duration
+	Logger            *slog.Logger
 }
 
 // Server is the HTTP handler of the API.
@@ -49,6 +52,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.PingInterval <= 0 {
 		cfg.PingInterval = 30 * time.Second
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 15 * time.Second
 	}
 	s := &Server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux()}
 	s.handle("POST /executions", s.createExecution)

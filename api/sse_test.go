@@ -133,3 +133,25 @@ func TestWebSocketResumeAfter(t *testing.T) {
 	nextOfType(t, s, conveyor.EventCompleted)
 	expectEOF(t, s)
 }
+
+func TestSSEHeartbeatWhileIdle(t *testing.T) {
+	t.Parallel()
+	g := newGate()
+	h := setup(t, 1, twoSteps("gated", g))
+	ex := h.submit("gated", nil)
+	recv(t, g.started)
+	resp := getSSE(t, h.url+"/executions/"+ex.ID+"/progress/sse", "")
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if sc.Text() == ": heartbeat" {
+			break
+		}
+	}
+	if sc.Err() != nil {
+		t.Fatal(sc.Err())
+	}
+	send(t, g.release, nil)
+	if evs := readSSE(t, resp.Body); len(evs) == 0 || evs[len(evs)-1].event != "completed" {
+		t.Fatalf("after the heartbeat: %+v", evs)
+	}
+}

@@ -24,9 +24,15 @@ const noResume = -1
 // made before the store is read, so nothing falls between the two, and a
 // slow sender is given only the newest progress.
 //
-// It returns errStreamEnded after the final event, the error of send, or
-// the error of reading the execution (before anything was sent).
-func (s *Server) stream(ctx context.Context, id string, after int64, send func(conveyor.Event) error) error {
+// keepalive is called every keepaliveEvery while the stream waits, from
+// the stream's own goroutine, so a transport needs no goroutine of its own
+// for pings or heartbeats (goroutines are most of an idle stream's memory).
+//
+// It returns errStreamEnded after the final event, the error of send or
+// keepalive, or the error of reading the execution (before anything was
+// sent).
+func (s *Server) stream(ctx context.Context, id string, after int64, send func(conveyor.Event) error,
+	keepaliveEvery time.Duration, keepalive func() error) error {
 	sub, last := s.cfg.Hub.Subscribe(id)
 	defer sub.Close()
 	ex, err := s.cfg.Store.GetExecution(ctx, id)
@@ -60,11 +66,18 @@ func (s *Server) stream(ctx context.Context, id string, after int64, send func(c
 		}
 	}
 
+	tick := time.NewTicker(keepaliveEvery)
+	defer tick.Stop()
 	var buf []conveyor.Event
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-tick.C:
+			if err := keepalive(); err != nil {
+				return err
+			}
+			continue
 		case <-sub.Ready():
 		}
 		buf = sub.Take(buf[:0])

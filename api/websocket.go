@@ -34,12 +34,14 @@ func (s *Server) streamWebSocket(w http.ResponseWriter, r *http.Request) {
 	defer c.CloseNow()
 	c.SetReadLimit(4096) // clients send nothing but control frames
 	ctx := c.CloseRead(r.Context())
-	go s.ping(ctx, c)
 
 	sent := false
 	err = s.stream(ctx, id, after, func(ev conveyor.Event) error {
 		sent = true
 		return writeEvent(ctx, c, ev)
+	}, s.cfg.PingInterval, func() error {
+		go ping(ctx, c)
+		return nil
 	})
 	switch {
 	case errors.Is(err, errStreamEnded):
@@ -58,22 +60,13 @@ func writeEvent(ctx context.Context, c *websocket.Conn, ev conveyor.Event) error
 	return wsjson.Write(ctx, c, ev)
 }
 
-// ping keeps idle connections alive through proxies and finds dead peers.
-func (s *Server) ping(ctx context.Context, c *websocket.Conn) {
-	t := time.NewTicker(s.cfg.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, writeTimeout)
-			err := c.Ping(pctx)
-			cancel()
-			if err != nil {
-				c.CloseNow()
-				return
-			}
-		}
+// ping keeps an idle connection alive through proxies and closes it if
+// the peer does not answer. It waits for the pong, so it runs on a
+// goroutine of its own that lives only that long.
+func ping(ctx context.Context, c *websocket.Conn) {
+	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	if c.Ping(ctx) != nil {
+		c.CloseNow()
 	}
 }
