@@ -189,6 +189,13 @@ func (e *Engine) Running() int {
 	return len(e.runs)
 }
 
+// RunsHere reports whether execution id is running on this engine.
+func (e *Engine) RunsHere(id string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.runs[id] != nil
+}
+
 // Pipeline returns the pipeline with the given name.
 func (e *Engine) Pipeline(name string) (*conveyor.Pipeline, bool) {
 	p, ok := e.cfg.Pipelines[name]

@@ -229,7 +229,7 @@ func (s *Server) startShared() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopShared = cancel
-	r := newRelay(s.store, s.hub, s.cfg.Logger)
+	r := newRelay(s.store, s.hub, s.engine.RunsHere, s.cfg.Logger)
 	s.sharedDone.Go(func() { r.run(ctx) })
 	s.sharedDone.Go(func() {
 		err := shared.Listen(ctx, func(n conveyor.Notice) {
