@@ -49,7 +49,7 @@ func (db *DB) CreateExecutions(ctx context.Context, es []*conveyor.Execution) er
 		cancelReqs = make([]bool, len(es))
 	)
 	for i, e := range es {
-		if err := checkNew(e); err != nil {
+		if err := e.ValidateNew(); err != nil {
 			return err
 		}
 		p, err := progressColumn(e.Progress)
@@ -76,27 +76,6 @@ func (db *DB) CreateExecutions(ctx context.Context, es []*conveyor.Execution) er
 
 // uniqueViolation is PostgreSQL's SQLSTATE for a duplicate key.
 const uniqueViolation = "23505"
-
-// checkNew returns EINVALID unless e may be created.
-func checkNew(e *conveyor.Execution) error {
-	switch {
-	case e == nil:
-		return conveyor.Errorf(conveyor.EINVALID, "no execution")
-	case e.ID == "":
-		return conveyor.Errorf(conveyor.EINVALID, "execution has no id")
-	case e.Status != conveyor.StatusPending:
-		return conveyor.Errorf(conveyor.EINVALID, "new execution must be pending, not %q", e.Status)
-	case e.Attempt != 0 || e.LastSeq != 0:
-		return conveyor.Errorf(conveyor.EINVALID, "new execution must have attempt 0 and no events")
-	case !storable(e.CreatedAt):
-		return conveyor.Errorf(conveyor.EINVALID, "execution has no valid creation time")
-	case len(e.Input) > 0 && !json.Valid(e.Input):
-		return conveyor.Errorf(conveyor.EINVALID, "execution input is not valid JSON")
-	case len(e.Result) > 0 && !json.Valid(e.Result):
-		return conveyor.Errorf(conveyor.EINVALID, "execution result is not valid JSON")
-	}
-	return nil
-}
 
 // conflict is the ECONFLICT of a batch that the unique index on id
 // refused, naming the first execution of es that the batch holds twice or
@@ -135,7 +114,7 @@ func (db *DB) conflict(ctx context.Context, es []*conveyor.Execution) error {
 func (db *DB) GetExecution(ctx context.Context, id string) (*conveyor.Execution, error) {
 	ex, _, err := scanExecution(db.pool.QueryRow(ctx, sqlGetExecution, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, notFound(id)
+		return nil, conveyor.ExecutionNotFound(id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get execution: %w", err)
@@ -143,19 +122,12 @@ func (db *DB) GetExecution(ctx context.Context, id string) (*conveyor.Execution,
 	return ex, nil
 }
 
-func notFound(id string) error {
-	return conveyor.Errorf(conveyor.ENOTFOUND, "execution %q not found", id)
-}
-
 // ListExecutions implements conveyor.Store. Executions go newest first by
 // submission order; the cursor is the number of the last one returned.
 func (db *DB) ListExecutions(ctx context.Context, f conveyor.ListFilter) (*conveyor.ExecutionPage, error) {
-	limit := f.Limit
-	if limit == 0 {
-		limit = conveyor.DefaultListLimit
-	}
-	if limit < 0 || limit > conveyor.MaxListLimit {
-		return nil, conveyor.Errorf(conveyor.EINVALID, "limit must be from 1 to %d", conveyor.MaxListLimit)
+	limit, before, err := f.Page()
+	if err != nil {
+		return nil, err
 	}
 	var where []string
 	var args []any
@@ -164,20 +136,13 @@ func (db *DB) ListExecutions(ctx context.Context, f conveyor.ListFilter) (*conve
 		return "$" + strconv.Itoa(len(args))
 	}
 	if f.Status != "" {
-		if !f.Status.Valid() {
-			return nil, conveyor.Errorf(conveyor.EINVALID, "unknown status %q", f.Status)
-		}
 		where = append(where, "status = "+arg(string(f.Status)))
 	}
 	if f.Pipeline != "" {
 		where = append(where, "pipeline = "+arg(f.Pipeline))
 	}
-	if f.Cursor != "" {
-		num, err := parseCursor(f.Cursor)
-		if err != nil {
-			return nil, err
-		}
-		where = append(where, "num < "+arg(num))
+	if before > 0 {
+		where = append(where, "num < "+arg(before))
 	}
 	query := sqlListExecutions
 	if len(where) > 0 {
@@ -209,16 +174,6 @@ func (db *DB) ListExecutions(ctx context.Context, f conveyor.ListFilter) (*conve
 		return nil, fmt.Errorf("list executions: %w", err)
 	}
 	return page, nil
-}
-
-// parseCursor reads a cursor written by ListExecutions: the decimal number
-// of an execution, nothing else.
-func parseCursor(s string) (int64, error) {
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n <= 0 || strconv.FormatInt(n, 10) != s {
-		return 0, conveyor.Errorf(conveyor.EINVALID, "malformed cursor %q", s)
-	}
-	return n, nil
 }
 
 // ClaimPending implements conveyor.Store. The claimed executions run
@@ -279,7 +234,7 @@ func (db *DB) Cancel(ctx context.Context, id string, now time.Time) (*conveyor.E
 		var err error
 		ex, _, err = scanExecution(tx.QueryRow(ctx, sqlLockExecution, id))
 		if errors.Is(err, pgx.ErrNoRows) {
-			return notFound(id)
+			return conveyor.ExecutionNotFound(id)
 		}
 		if err != nil {
 			return err
@@ -523,13 +478,6 @@ func scanExecution(sc scanner) (*conveyor.Execution, int64, error) {
 		ex.Node = *node
 	}
 	return &ex, num, nil
-}
-
-// storable reports whether t is set and in the years 1678 to 2262.
-// PostgreSQL keeps far more, but the SQLite backend keeps no more (Unix
-// nanoseconds in an int64), and both backends accept the same input.
-func storable(t time.Time) bool {
-	return !t.IsZero() && t.Year() > 1678 && t.Year() < 2262
 }
 
 // storedTime is t as PostgreSQL keeps it, in UTC and whole microseconds,

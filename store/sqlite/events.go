@@ -26,15 +26,8 @@ func (db *DB) Append(ctx context.Context, writes []conveyor.Event) error {
 	enc := make([]encoded, len(writes))
 	for i := range writes {
 		ev := &writes[i]
-		switch {
-		case ev.ExecutionID == "":
-			return conveyor.Errorf(conveyor.EINVALID, "event has no execution id")
-		case ev.Type == "" || ev.Type == conveyor.EventStatus || ev.Type == conveyor.EventError:
-			return conveyor.Errorf(conveyor.EINVALID, "event type %q is not stored", ev.Type)
-		case ev.Seq <= 0:
-			return conveyor.Errorf(conveyor.EINVALID, "event seq %d is not positive", ev.Seq)
-		case !storable(ev.Time):
-			return conveyor.Errorf(conveyor.EINVALID, "event %s #%d of %s has no valid time", ev.Type, ev.Seq, ev.ExecutionID)
+		if err := ev.ValidateStored(); err != nil {
+			return err
 		}
 		data, err := marshalEvent(ev)
 		if err != nil {

@@ -34,7 +34,7 @@ func (db *DB) CreateExecutions(ctx context.Context, es []*conveyor.Execution) er
 	// Validate and encode everything before taking the writer.
 	args := make([]any, 0, len(es)*insertArgs)
 	for _, e := range es {
-		if err := checkNew(e); err != nil {
+		if err := e.ValidateNew(); err != nil {
 			return err
 		}
 		progress, err := progressJSON(e.Progress)
@@ -72,32 +72,11 @@ func (db *DB) CreateExecutions(ctx context.Context, es []*conveyor.Execution) er
 	return nil
 }
 
-// checkNew returns EINVALID unless e may be created.
-func checkNew(e *conveyor.Execution) error {
-	switch {
-	case e == nil:
-		return conveyor.Errorf(conveyor.EINVALID, "no execution")
-	case e.ID == "":
-		return conveyor.Errorf(conveyor.EINVALID, "execution has no id")
-	case e.Status != conveyor.StatusPending:
-		return conveyor.Errorf(conveyor.EINVALID, "new execution must be pending, not %q", e.Status)
-	case e.Attempt != 0 || e.LastSeq != 0:
-		return conveyor.Errorf(conveyor.EINVALID, "new execution must have attempt 0 and no events")
-	case !storable(e.CreatedAt):
-		return conveyor.Errorf(conveyor.EINVALID, "execution has no valid creation time")
-	case len(e.Input) > 0 && !json.Valid(e.Input):
-		return conveyor.Errorf(conveyor.EINVALID, "execution input is not valid JSON")
-	case len(e.Result) > 0 && !json.Valid(e.Result):
-		return conveyor.Errorf(conveyor.EINVALID, "execution result is not valid JSON")
-	}
-	return nil
-}
-
 // GetExecution implements conveyor.Store.
 func (db *DB) GetExecution(ctx context.Context, id string) (*conveyor.Execution, error) {
 	ex, _, err := scanExecution(db.st.getExecution.QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, notFound(id)
+		return nil, conveyor.ExecutionNotFound(id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get execution: %w", err)
@@ -105,37 +84,23 @@ func (db *DB) GetExecution(ctx context.Context, id string) (*conveyor.Execution,
 	return ex, nil
 }
 
-func notFound(id string) error {
-	return conveyor.Errorf(conveyor.ENOTFOUND, "execution %q not found", id)
-}
-
 // ListExecutions implements conveyor.Store. Executions go newest first by
 // submission order; the cursor is the number of the last one returned.
 func (db *DB) ListExecutions(ctx context.Context, f conveyor.ListFilter) (*conveyor.ExecutionPage, error) {
-	limit := f.Limit
-	if limit == 0 {
-		limit = conveyor.DefaultListLimit
-	}
-	if limit < 0 || limit > conveyor.MaxListLimit {
-		return nil, conveyor.Errorf(conveyor.EINVALID, "limit must be from 1 to %d", conveyor.MaxListLimit)
+	limit, before, err := f.Page()
+	if err != nil {
+		return nil, err
 	}
 	var where []string
 	var args []any
 	if f.Status != "" {
-		if !f.Status.Valid() {
-			return nil, conveyor.Errorf(conveyor.EINVALID, "unknown status %q", f.Status)
-		}
 		where, args = append(where, "status = ?"), append(args, string(f.Status))
 	}
 	if f.Pipeline != "" {
 		where, args = append(where, "pipeline = ?"), append(args, f.Pipeline)
 	}
-	if f.Cursor != "" {
-		num, err := parseCursor(f.Cursor)
-		if err != nil {
-			return nil, err
-		}
-		where, args = append(where, "num < ?"), append(args, num)
+	if before > 0 {
+		where, args = append(where, "num < ?"), append(args, before)
 	}
 	query := sqlListExecutions
 	if len(where) > 0 {
@@ -167,16 +132,6 @@ func (db *DB) ListExecutions(ctx context.Context, f conveyor.ListFilter) (*conve
 		return nil, fmt.Errorf("list executions: %w", err)
 	}
 	return page, nil
-}
-
-// parseCursor reads a cursor written by ListExecutions: the decimal number
-// of an execution, nothing else.
-func parseCursor(s string) (int64, error) {
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n <= 0 || strconv.FormatInt(n, 10) != s {
-		return 0, conveyor.Errorf(conveyor.EINVALID, "malformed cursor %q", s)
-	}
-	return n, nil
 }
 
 // ClaimPending implements conveyor.Store.
@@ -250,7 +205,7 @@ func (db *DB) Cancel(ctx context.Context, id string, now time.Time) (*conveyor.E
 	defer tx.Rollback()
 	ex, _, err := scanExecution(tx.QueryRowContext(ctx, sqlGetExecution, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil, notFound(id)
+		return nil, nil, conveyor.ExecutionNotFound(id)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("cancel execution: %w", err)
@@ -399,12 +354,6 @@ func scanExecution(sc scanner) (*conveyor.Execution, int64, error) {
 }
 
 func fromUnixNano(n int64) time.Time { return time.Unix(0, n).UTC() }
-
-// storable reports whether t is set and fits Unix nanoseconds in an int64
-// (the years 1678 to 2262).
-func storable(t time.Time) bool {
-	return !t.IsZero() && t.Year() > 1678 && t.Year() < 2262
-}
 
 func timeColumn(t *time.Time) any {
 	if t == nil {

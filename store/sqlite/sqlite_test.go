@@ -141,14 +141,3 @@ func TestPathNeedingEscapes(t *testing.T) {
 		t.Errorf("Path() = %s", db.Path())
 	}
 }
-
-func TestCursorIsNumber(t *testing.T) {
-	for _, s := range []string{"0", "-1", "+1", "01", "1.0", "9223372036854775808", " 1"} {
-		if _, err := parseCursor(s); conveyor.ErrorCode(err) != conveyor.EINVALID {
-			t.Errorf("parseCursor(%q) = %v, want invalid", s, err)
-		}
-	}
-	if n, err := parseCursor("42"); err != nil || n != 42 {
-		t.Errorf("parseCursor(42) = %d, %v", n, err)
-	}
-}

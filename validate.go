@@ -1,0 +1,102 @@
+package conveyor
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+)
+
+// The checks a Store makes before it writes or queries. They live here,
+// once, rather than in each backend, so that every backend refuses the
+// same input with the same code and message: store/storetest pins them,
+// and the API hands them to clients unchanged.
+
+// StorableTime reports whether t is set and in the years 1679 to 2261. The
+// SQLite backend keeps times as Unix nanoseconds in an int64, which holds
+// no more; PostgreSQL keeps far more, but both backends accept the same
+// input.
+func StorableTime(t time.Time) bool {
+	return !t.IsZero() && t.Year() > 1678 && t.Year() < 2262
+}
+
+// ValidateNew returns EINVALID unless e may be created, as
+// Store.CreateExecution requires: pending, attempt 0, no events, an ID and
+// a storable CreatedAt, and any input or result valid JSON. A nil e is
+// "no execution", so a nil in a batch fails like any other bad execution
+// instead of panicking in the backend.
+func (e *Execution) ValidateNew() error {
+	switch {
+	case e == nil:
+		return Errorf(EINVALID, "no execution")
+	case e.ID == "":
+		return Errorf(EINVALID, "execution has no id")
+	case e.Status != StatusPending:
+		return Errorf(EINVALID, "new execution must be pending, not %q", e.Status)
+	case e.Attempt != 0 || e.LastSeq != 0:
+		return Errorf(EINVALID, "new execution must have attempt 0 and no events")
+	case !StorableTime(e.CreatedAt):
+		return Errorf(EINVALID, "execution has no valid creation time")
+	case len(e.Input) > 0 && !json.Valid(e.Input):
+		return Errorf(EINVALID, "execution input is not valid JSON")
+	case len(e.Result) > 0 && !json.Valid(e.Result):
+		return Errorf(EINVALID, "execution result is not valid JSON")
+	}
+	return nil
+}
+
+// ValidateStored returns EINVALID unless ev may be written by
+// Store.Append: it names an execution, has a positive seq and a storable
+// time, and is of a type that goes in the event log. EventStatus and
+// EventError exist only on streams, so storing one would replay it to
+// every later reader as if it had happened.
+func (ev *Event) ValidateStored() error {
+	switch {
+	case ev.ExecutionID == "":
+		return Errorf(EINVALID, "event has no execution id")
+	case ev.Type == "" || ev.Type == EventStatus || ev.Type == EventError:
+		return Errorf(EINVALID, "event type %q is not stored", ev.Type)
+	case ev.Seq <= 0:
+		return Errorf(EINVALID, "event seq %d is not positive", ev.Seq)
+	case !StorableTime(ev.Time):
+		return Errorf(EINVALID, "event %s #%d of %s has no valid time", ev.Type, ev.Seq, ev.ExecutionID)
+	}
+	return nil
+}
+
+// Page checks f for Store.ListExecutions and returns what the query needs:
+// how many executions the page holds (DefaultListLimit for a zero Limit)
+// and, when f has a cursor, the number of the execution the previous page
+// ended with (0 when it has none). It checks the limit, then the status,
+// then the cursor, so that a filter wrong in more than one way fails with
+// the same message on every backend.
+//
+// A cursor is the decimal number of an execution, as both backends write
+// it into ExecutionPage.NextCursor, and nothing else: no sign, no leading
+// zeros, no spaces. Anything else is EINVALID rather than a page that
+// starts somewhere unexpected.
+func (f ListFilter) Page() (limit int, before int64, err error) {
+	limit = f.Limit
+	if limit == 0 {
+		limit = DefaultListLimit
+	}
+	if limit < 0 || limit > MaxListLimit {
+		return 0, 0, Errorf(EINVALID, "limit must be from 1 to %d", MaxListLimit)
+	}
+	if f.Status != "" && !f.Status.Valid() {
+		return 0, 0, Errorf(EINVALID, "unknown status %q", f.Status)
+	}
+	if f.Cursor != "" {
+		n, err := strconv.ParseInt(f.Cursor, 10, 64)
+		if err != nil || n <= 0 || strconv.FormatInt(n, 10) != f.Cursor {
+			return 0, 0, Errorf(EINVALID, "malformed cursor %q", f.Cursor)
+		}
+		before = n
+	}
+	return limit, before, nil
+}
+
+// ExecutionNotFound is the ENOTFOUND of an execution id that no execution
+// has, the same from every backend and every method that looks one up.
+func ExecutionNotFound(id string) error {
+	return Errorf(ENOTFOUND, "execution %q not found", id)
+}
