@@ -131,7 +131,7 @@ func printResult(w io.Writer, r bench.Result) error {
 		row("executions/s end to end", num(r.ExecutionsPerSecond))
 		lat("submit→start ms, loaded", r.SubmitToStartMS)
 		lat("submit→start ms, idle", r.IdleSubmitToStartMS)
-	case bench.ProgressLatency:
+	case bench.ProgressLatency, bench.CrossNode:
 		row("executions running", fmt.Sprintf("%d at %g updates/s for %gs", r.ExecutionsRunning, r.Rate, r.DurationSeconds))
 		lat("progress latency ms", r.ProgressLatencyMS)
 		if r.MessagesSent != nil && r.MessagesReceived != nil {
