@@ -90,7 +90,11 @@ func (s *ExecSpec) Run(ctx context.Context, x *conveyor.Exec) error {
 	cmd := exec.Command(s.Command[0], s.Command[1:]...)
 	cmd.Dir = s.Dir
 	cmd.Env = s.environ(x, input)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group, so cancel reaches everything it started; and
+	// SIGKILL if the server dies (kill -9), so a step does not run on while
+	// another node retries the execution. Pdeathsig reaches only this
+	// process, not what it started: a best effort.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 
 	// Our own pipes, not exec's: Cmd.Wait would wait for output to close,
 	// which a leftover background process can delay forever, and the group

@@ -186,18 +186,21 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 func (s *Server) openStore(ctx context.Context) error {
 	var err error
 	if s.cfg.DatabaseURL != "" {
-		s.store, err = postgres.Open(ctx, s.cfg.DatabaseURL, &postgres.Options{NodeID: s.cfg.NodeID, Lease: s.cfg.Lease, Logger: s.cfg.Logger})
+		db, err := postgres.Open(ctx, s.cfg.DatabaseURL, &postgres.Options{NodeID: s.cfg.NodeID, Lease: s.cfg.Lease, Logger: s.cfg.Logger})
 		if err != nil {
 			return fmt.Errorf("open PostgreSQL: %w", err)
 		}
+		s.store = db // never a nil *DB in the interface: closeStorage closes what is set
 		return nil
 	}
 	if s.lock, err = lockDataDir(s.cfg.DataDir); err != nil {
 		return err
 	}
-	if s.store, err = sqlite.Open(ctx, s.cfg.DataDir); err != nil {
+	db, err := sqlite.Open(ctx, s.cfg.DataDir)
+	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
+	s.store = db
 	return nil
 }
 

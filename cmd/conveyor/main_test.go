@@ -145,12 +145,13 @@ func status(t *testing.T, c *client.Client, id string) *conveyor.Execution {
 // either retried as a new attempt or failed as interrupted.
 func TestCrashRecovery(t *testing.T) {
 	data, pipes := t.TempDir(), t.TempDir()
-	writePipeline(t, pipes, "stuck", `
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	writePipeline(t, pipes, "stuck", fmt.Sprintf(`
 steps:
   - name: wait
     exec:
-      command: ["sh", "-c", "echo '::progress 1/2 waiting'; exec sleep 60"]
-`)
+      command: ["sh", "-c", "echo $$ > %s; echo '::progress 1/2 waiting'; exec sleep 60"]
+`, pidFile))
 	writePipeline(t, pipes, "second-chance", `
 retries: 1
 steps:
@@ -178,6 +179,15 @@ steps:
 	n.cmd.Process.Signal(syscall.SIGKILL)
 	<-n.exited
 	n.exited <- nil
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stepPid := strings.TrimSpace(string(b))
+	waitFor(t, "the step's process to die with the server", func() bool {
+		stat, err := os.ReadFile("/proc/" + stepPid + "/stat")
+		return err != nil || strings.Contains(string(stat), ") Z ") // gone, or a zombie nobody reaps
+	})
 
 	n2 := startNode(t, data, pipes)
 	got := status(t, n2.client, stuck.ID)
@@ -334,5 +344,13 @@ func TestPprofIsLoopbackOnly(t *testing.T) {
 		if resp.StatusCode != http.StatusNotFound {
 			t.Fatalf("the API serves pprof: %d", resp.StatusCode)
 		}
+	}
+}
+
+func TestUnreachableDatabaseIsAClearError(t *testing.T) {
+	out, err := exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--pipelines", t.TempDir(),
+		"--database-url", "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=2").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "open PostgreSQL") || strings.Contains(string(out), "panic") {
+		t.Fatalf("serve with an unreachable database: err %v, output %s", err, out)
 	}
 }

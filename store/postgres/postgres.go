@@ -127,11 +127,13 @@ func Open(ctx context.Context, url string, opts *Options) (_ *DB, err error) {
 // Migrate applies the migrations the database at url does not have yet,
 // as Open does, and disconnects.
 func Migrate(ctx context.Context, url string) error {
-	cfg, err := pgx.ParseConfig(url)
+	// The pool's parser, as Open uses, so pool_* settings in the URL that
+	// serve accepts are accepted here too.
+	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return fmt.Errorf("parse database url: %w", err)
 	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	conn, err := pgx.ConnectConfig(ctx, cfg.ConnConfig)
 	if err != nil {
 		return fmt.Errorf("connect to database: %w", err)
 	}
