@@ -95,7 +95,7 @@ func TestSSELiveThenResumeWithLastEventID(t *testing.T) {
 
 	// Reconnect after the started event: everything stored after it.
 	resumed := readSSE(t, getSSE(t, h.url+"/executions/"+ex.ID+"/progress/sse", "1").Body)
-	if len(resumed) == 0 || resumed[0].data.Seq != 2 || resumed[len(resumed)-1].event != "completed" {
+	if len(resumed) == 0 || resumed[0].data.Seq <= 1 || resumed[len(resumed)-1].event != "completed" {
 		t.Fatalf("resumed SSE events %+v", resumed)
 	}
 	for _, ev := range resumed {
@@ -126,11 +126,15 @@ func TestWebSocketResumeAfter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	// The stored events after seq 1; progress shorter-lived than the
+	// store's sampling interval is carried by the completed event alone.
 	first := nextEvent(t, s)
-	if first.Type == conveyor.EventStatus || first.Seq != 2 {
-		t.Fatalf("first resumed message %+v, want the event with seq 2", first)
+	if first.Type == conveyor.EventStatus || first.Seq <= 1 {
+		t.Fatalf("first resumed message %+v, want a stored event after seq 1", first)
 	}
-	nextOfType(t, s, conveyor.EventCompleted)
+	if first.Type != conveyor.EventCompleted {
+		nextOfType(t, s, conveyor.EventCompleted)
+	}
 	expectEOF(t, s)
 }
 

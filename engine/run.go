@@ -51,6 +51,9 @@ func (e *Engine) newRun(c conveyor.Claim) *run {
 	}
 	r.state.total = -1
 	r.state.started = c.Started.Time
+	// The started event was just stored: the first progress sample is due
+	// an interval after it, so an execution shorter than that stores none.
+	r.storedAt = c.Started.Time
 	if r.p != nil && r.p.Handler == nil {
 		r.state.total = len(r.p.Steps)
 	}
@@ -242,7 +245,8 @@ func (r *run) finish(err error) {
 	r.emitMu.Lock()
 	defer r.emitMu.Unlock()
 	r.emitProgressLocked()
-	r.storeUnstoredLocked()
+	// Progress not yet stored stays so: the final event carries the
+	// latest progress, and one write fewer per execution is throughput.
 
 	now := r.e.now()
 	ev := conveyor.Event{ExecutionID: r.ex.ID, Time: now, Attempt: r.ex.Attempt}
