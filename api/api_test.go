@@ -58,8 +58,14 @@ func setupWithKey(t testing.TB, apiKey string, concurrency int, pipelines ...*co
 	if err := eng.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(api.Config{Store: store, Engine: eng, Hub: h, APIKey: apiKey,
-		PingInterval: 50 * time.Millisecond, HeartbeatInterval: 50 * time.Millisecond}))
+	cfg := api.Config{Store: store, Engine: eng, Hub: h, APIKey: apiKey}
+	if _, isTest := t.(*testing.T); isTest {
+		// Tests ping and heartbeat often so every stream exercises both;
+		// benchmarks keep the defaults, as pings would skew what they
+		// measure.
+		cfg.PingInterval, cfg.HeartbeatInterval = 50*time.Millisecond, 50*time.Millisecond
+	}
+	srv := httptest.NewServer(api.New(cfg))
 	t.Cleanup(func() {
 		stopCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
