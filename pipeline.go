@@ -16,7 +16,7 @@ type Pipeline struct {
 	Name        string
 	Description string
 	Retries     int           // extra attempts after a failure or a crash
-	Timeout     time.Duration // whole execution; 0 = none
+	Timeout     time.Duration // each attempt of the whole pipeline; 0 = none
 	Steps       []Step
 	Handler     HandlerFunc
 }

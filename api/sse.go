@@ -24,7 +24,6 @@ func (s *Server) streamSSE(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{}) // a server WriteTimeout would cut the stream
 
 	started := false
 	write := func(b []byte) error {
@@ -36,6 +35,9 @@ func (s *Server) streamSSE(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusOK)
 			started = true
 		}
+		// Each write gets its own deadline: a client that stops reading is
+		// dropped, and a server-wide WriteTimeout cannot cut a long stream.
+		_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		if _, err := w.Write(b); err != nil {
 			return err
 		}

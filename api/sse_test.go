@@ -159,3 +159,23 @@ func TestSSEHeartbeatWhileIdle(t *testing.T) {
 		t.Fatalf("after the heartbeat: %+v", evs)
 	}
 }
+
+// TestResumeAtTheFinalEventEnds: a client that already has the final event
+// (a browser EventSource reconnecting after it) gets an ended stream, not
+// one held open forever.
+func TestResumeAtTheFinalEventEnds(t *testing.T) {
+	t.Parallel()
+	h := setup(t, 1, &conveyor.Pipeline{Name: "quick", Steps: []conveyor.Step{{Name: "a", Run: noop}}})
+	ex := h.submit("quick", nil)
+	done := h.waitStatus(ex.ID, conveyor.StatusCompleted)
+
+	if evs := readSSE(t, getSSE(t, h.url+"/executions/"+ex.ID+"/progress/sse", strconv.FormatInt(done.LastSeq, 10)).Body); len(evs) != 0 {
+		t.Fatalf("SSE resumed at the final seq sent %+v", evs)
+	}
+	s, err := h.client.WatchAfter(t.Context(), ex.ID, done.LastSeq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	expectEOF(t, s)
+}

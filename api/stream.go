@@ -57,6 +57,9 @@ func (s *Server) stream(ctx context.Context, id string, after int64, send func(c
 		if after, err = s.replay(ctx, id, after, send); err != nil {
 			return err
 		}
+		if ex.Status.Final() {
+			return errStreamEnded // the client already had the final event
+		}
 		s.cfg.Hub.Seen(id, after)
 		if last.Seq > after && last.Type == conveyor.EventProgress {
 			if err := send(last); err != nil {

@@ -253,6 +253,12 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // the store. Streams stay open while executions finish so watchers see
 // their final messages.
 func (s *Server) Run(ctx context.Context) error {
+	// Requests live in a context that shutdown cancels once the engine has
+	// stopped, so streams end after their final messages instead of
+	// holding the HTTP shutdown.
+	reqCtx, endRequests := context.WithCancel(context.WithoutCancel(ctx))
+	defer endRequests()
+	s.http.BaseContext = func(net.Listener) context.Context { return reqCtx }
 	served := make(chan error, 1)
 	go func() { served <- s.http.Serve(s.ln) }()
 
@@ -265,6 +271,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.cfg.Logger.Info("shutting down", "running", s.engine.Running(), "timeout", s.cfg.ShutdownTimeout)
 	s.shutdownEngine()
+	endRequests()
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	err := s.http.Shutdown(shutdownCtx)
