@@ -1,9 +1,11 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/conveyor-run/conveyor"
 )
@@ -33,6 +35,12 @@ type errorBody struct {
 // *conveyor.Error are logged and answered as internal, so no internals leak.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code := conveyor.ErrorCode(err)
+	if code == conveyor.EINTERNAL && s.storeUnreachable(r.Context()) {
+		// Not a bug but an outage: tell clients to retry.
+		s.logger.Warn("request failed: store unreachable", "method", r.Method, "path", r.URL.Path, "err", err)
+		err = conveyor.Errorf(conveyor.EUNAVAILABLE, "the database is unreachable; retry later")
+		code = conveyor.EUNAVAILABLE
+	}
 	status, ok := statusOf[code]
 	if !ok {
 		status = http.StatusInternalServerError
@@ -41,6 +49,13 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	writeJSON(w, status, errorBody{Error: &conveyor.Error{Code: code, Message: conveyor.ErrorMessage(err)}})
+}
+
+// storeUnreachable reports whether the store fails a quick ping.
+func (s *Server) storeUnreachable(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	return s.cfg.Store.Ping(ctx) != nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -317,4 +317,8 @@ func TestHealthzReportsAnUnreachableDatabase(t *testing.T) {
 	}
 	pgtest.Exec(t, "DROP DATABASE "+dbName+" WITH (FORCE)")
 	waitFor(t, "healthz to report the database", func() bool { return health() == http.StatusServiceUnavailable })
+	// API calls fail as unavailable (retry later), not as internal errors.
+	if _, err := nodes[0].client.List(context.Background(), conveyor.ListFilter{}); conveyor.ErrorCode(err) != conveyor.EUNAVAILABLE {
+		t.Fatalf("list without a database: %v, want unavailable", err)
+	}
 }
