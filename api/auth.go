@@ -19,7 +19,8 @@ const StreamTokenTTL = 10 * time.Minute
 // authorized reports whether r may proceed. Without an API key every
 // request may. With one, a request needs "Authorization: Bearer KEY",
 // except /healthz and streams opened with a valid token for their
-// execution (browsers cannot set headers on a WebSocket).
+// execution (browsers cannot set headers on a WebSocket or an
+// EventSource).
 func (s *Server) authorized(r *http.Request) bool {
 	if s.cfg.APIKey == "" || r.URL.Path == "/healthz" {
 		return true
@@ -27,7 +28,7 @@ func (s *Server) authorized(r *http.Request) bool {
 	if key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
 		return subtle.ConstantTimeCompare([]byte(key), []byte(s.cfg.APIKey)) == 1
 	}
-	if id := r.PathValue("id"); id != "" && strings.HasSuffix(r.URL.Path, "/progress/ws") {
+	if id := r.PathValue("id"); id != "" && (strings.HasSuffix(r.URL.Path, "/progress/ws") || strings.HasSuffix(r.URL.Path, "/progress/sse")) {
 		return s.validStreamToken(r.URL.Query().Get("token"), id, time.Now())
 	}
 	return false

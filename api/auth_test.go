@@ -65,3 +65,41 @@ func TestAPIKeyIsRequired(t *testing.T) {
 	send(t, g.release, nil)
 	nextOfType(t, s, conveyor.EventCompleted)
 }
+
+// TestSSEStreamOpensWithItsToken: a browser's EventSource cannot send the
+// key either, so the Server-Sent Events stream takes the same tokens as the
+// WebSocket (the dashboard uses them).
+func TestSSEStreamOpensWithItsToken(t *testing.T) {
+	t.Parallel()
+	g := newGate()
+	h := setupWithKey(t, "s3cret", 1, twoSteps("gated", g))
+	ctx := context.Background()
+	ex := h.submit("gated", nil)
+	if id := recv(t, g.started); id != ex.ID {
+		t.Fatalf("started %s, want %s", id, ex.ID)
+	}
+	other := h.submit("gated", nil) // pending behind ex
+	token, err := h.client.StreamToken(ctx, ex.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sse := func(id string) string { return h.url + "/executions/" + id + "/progress/sse" }
+	for _, url := range []string{sse(ex.ID), sse(ex.ID) + "?token=garbage", sse(other.ID) + "?token=" + token} {
+		if resp := getSSE(t, url, ""); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("GET %s: %d, want 401", url, resp.StatusCode)
+		}
+	}
+	if _, err := h.client.Cancel(ctx, other.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	resp := getSSE(t, sse(ex.ID)+"?token="+token, "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("SSE with its token: %d, want 200", resp.StatusCode)
+	}
+	send(t, g.release, nil)
+	evs := readSSE(t, resp.Body)
+	if len(evs) < 2 || evs[0].event != "status" || evs[len(evs)-1].event != "completed" {
+		t.Fatalf("events %+v, want status first and completed last", evs)
+	}
+}

@@ -1,5 +1,6 @@
 // Package api serves Conveyor over HTTP: REST for executions and pipelines,
-// and a WebSocket stream of each execution's events.
+// a WebSocket and a Server-Sent Events stream of each execution's events,
+// and the dashboard (package web) at /ui/.
 package api
 
 import (
@@ -15,6 +16,7 @@ import (
 	"github.com/conveyor-run/conveyor"
 	"github.com/conveyor-run/conveyor/engine"
 	"github.com/conveyor-run/conveyor/hub"
+	"github.com/conveyor-run/conveyor/web"
 )
 
 // Config configures a Server.
@@ -70,6 +72,10 @@ func New(cfg Config) *Server {
 	s.handle("GET /pipelines", s.listPipelines)
 	s.handle("GET /pipelines/{name}", s.getPipeline)
 	s.handle("GET /healthz", s.healthz)
+	// The dashboard is a public page, outside the API key check; the
+	// calls it makes to the API carry the key.
+	s.mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
+	s.mux.Handle("GET /ui/", http.StripPrefix("/ui", web.Handler()))
 	return s
 }
 

@@ -1,0 +1,440 @@
+package web_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"go.uber.org/goleak"
+
+	"github.com/conveyor-run/conveyor"
+	"github.com/conveyor-run/conveyor/client"
+	"github.com/conveyor-run/conveyor/server"
+)
+
+const (
+	chromiumPath = "/usr/bin/chromium"
+	apiKey       = "dashboard-test-key"
+)
+
+// agent is a Go handler the test drives: it reports step 1 of 2 (or of an
+// unknown total), then reports each message the test sends as half of
+// step 1, and finishes step 2 when the test releases it.
+type agent struct {
+	say     chan string
+	release chan struct{}
+}
+
+func (a *agent) run(ctx context.Context, x *conveyor.Exec) error {
+	var in struct {
+		UnknownTotal bool `json:"unknown_total"`
+	}
+	if err := json.Unmarshal(x.Input, &in); err != nil {
+		return err
+	}
+	if in.UnknownTotal {
+		x.Progress(conveyor.Update{Step: 1, Steps: conveyor.UnknownSteps, StepName: "search", Message: "waiting for the test"})
+	} else {
+		x.Progress(conveyor.Update{Step: 1, Steps: 2, StepName: "fetch", Message: "waiting for the test"})
+	}
+	x.Log("fetching for input " + string(x.Input))
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case msg := <-a.say:
+			x.Progress(conveyor.Update{Done: 1, Total: 2, Message: msg})
+		case <-a.release:
+			x.Progress(conveyor.Update{Step: 2, StepName: "write", Message: "writing"})
+			x.Log("wrote 3 rows")
+			return x.SetResult(map[string]any{"rows": 3})
+		}
+	}
+}
+
+// startNode runs a real node with the API key (none if "") on a free
+// loopback port and the agent pipeline, and returns its base URL.
+func startNode(t *testing.T, a *agent, key string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := server.Open(ctx, server.Config{
+		Addr:            "127.0.0.1:0",
+		DataDir:         t.TempDir(),
+		APIKey:          key,
+		ShutdownTimeout: 5 * time.Second,
+		Logger:          slog.New(slog.DiscardHandler),
+		Pipelines: []*conveyor.Pipeline{{
+			Name:        "agent",
+			Description: "A Go handler the test drives",
+			Handler:     a.run,
+		}},
+	})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("node: %v", err)
+		}
+	})
+	return "http://" + srv.Addr()
+}
+
+// TestDashboardIsPublicAndServesItsFiles checks the routes of the page:
+// the files need no key, with the types and headers a browser needs, while
+// the API beside them still does.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func TestDashboardIsPublicAndServesItsFiles(t *testing.T) {
+	t.Parallel()
+	base := startNode(t, &agent{}, apiKey)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	resp, err := noRedirect.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/ui/" {
+		t.Fatalf("GET /: %d to %q, want a redirect to /ui/", resp.StatusCode, resp.Header.Get("Location"))
+	}
+
+	for _, c := range []struct{ path, contentType, contains string }{
+		{"/ui/", "text/html; charset=utf-8", `<script src="app.js" defer></script>`},
+		{"/ui/index.html", "text/html; charset=utf-8", "<title>Conveyor</title>"},
+		{"/ui/app.js", "text/javascript; charset=utf-8", "EventSource"},
+		{"/ui/style.css", "text/css; charset=utf-8", ".bar"},
+	} {
+		resp, err := http.Get(base + c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != c.contentType {
+			t.Errorf("GET %s: %d %q, want 200 %q", c.path, resp.StatusCode, resp.Header.Get("Content-Type"), c.contentType)
+		}
+		if !strings.Contains(string(body), c.contains) {
+			t.Errorf("GET %s: body lacks %q", c.path, c.contains)
+		}
+		if strings.HasPrefix(c.contentType, "text/html") && !strings.Contains(resp.Header.Get("Content-Security-Policy"), "script-src 'self'") {
+			t.Errorf("GET %s: Content-Security-Policy %q", c.path, resp.Header.Get("Content-Security-Policy"))
+		}
+
+		// A reload revalidates with the ETag and gets 304.
+		req, _ := http.NewRequest("GET", base+c.path, nil)
+		req.Header.Set("If-None-Match", resp.Header.Get("ETag"))
+		again, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again.Body.Close()
+		if again.StatusCode != http.StatusNotModified {
+			t.Errorf("GET %s with its ETag: %d, want 304", c.path, again.StatusCode)
+		}
+	}
+
+	for path, want := range map[string]int{
+		"/ui/missing.js": http.StatusNotFound,
+		"/executions":    http.StatusUnauthorized,
+		"/pipelines":     http.StatusUnauthorized,
+	} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s without a key: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+}
+
+// browser starts a headless Chromium for the test. Without one the test is
+// skipped, except under CI=true, where the browser test must run.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true but no Chromium at %s (apt-get install chromium): %v", chromiumPath, err)
+		}
+		t.Skipf("no Chromium at %s: %v", chromiumPath, err)
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1440, 900),
+	)
+	ctx, cancelCtx := chromedp.NewContext(allocCtx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, time.Minute)
+	t.Cleanup(func() {
+		cancelTimeout()
+		cancelCtx()
+		cancelAlloc()
+	})
+
+	if err := chromedp.Do(ctx); err != nil { // starts the browser
+		t.Fatalf("start Chromium: %v", err)
+	}
+	return ctx
+}
+
+// newPage opens a tab of the browser. An exception in the page fails the
+// test: the page must run clean.
+func newPage(t *testing.T, browserCtx context.Context) *page {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browserCtx)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("open a tab: %v", err)
+	}
+	errs := &jsErrors{}
+	err := chromedp.Listen(ctx, func(ev any) {
+		if ev, ok := ev.(*runtime.EventExceptionThrown); ok && ev.ExceptionDetails != nil {
+			d := ev.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil {
+				msg += " " + d.Exception.Description
+			}
+			errs.add(fmt.Sprintf("%s (%s:%d)", msg, d.URL, d.LineNumber+1))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &page{t: t, ctx: ctx, errs: errs}
+}
+
+type jsErrors struct {
+	mu   sync.Mutex
+	errs []string
+}
+
+func (e *jsErrors) add(s string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.errs = append(e.errs, s)
+}
+
+func (e *jsErrors) check(t *testing.T) {
+	t.Helper()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, s := range e.errs {
+		t.Errorf("JavaScript exception in the page: %s", s)
+	}
+}
+
+// page drives the dashboard in a browser tab.
+type page struct {
+	t    *testing.T
+	ctx  context.Context
+	errs *jsErrors
+}
+
+func (p *page) run(what string, actions ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	if err := chromedp.Do(p.ctx, actions...); err != nil {
+		p.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// waitFor polls the page until the JavaScript expression is true, failing
+// after a deadline with what the page shows.
+func (p *page) waitFor(what, expr string) {
+	p.t.Helper()
+	_, err := chromedp.Run(p.ctx, chromedp.Poll[bool](expr,
+		chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(10*time.Second)))
+	if err != nil {
+		shown, _ := chromedp.Run(p.ctx, chromedp.Evaluate[string](`document.body.innerText`))
+		p.errs.check(p.t)
+		p.t.Fatalf("waiting for %s: %v\nthe page shows:\n%s", what, err, shown)
+	}
+}
+
+// eval evaluates a JavaScript expression in the page.
+func eval[T any](p *page, expr string) T {
+	p.t.Helper()
+	v, err := chromedp.Run(p.ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		p.t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+func (p *page) text(sel string) string {
+	p.t.Helper()
+	return eval[string](p, fmt.Sprintf(`document.querySelector(%s).textContent`, js(sel)))
+}
+
+func (p *page) hidden(sel string) bool {
+	p.t.Helper()
+	return eval[bool](p, fmt.Sprintf(`document.querySelector(%s).hidden`, js(sel)))
+}
+
+// js quotes s as a JavaScript string literal.
+func js(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// row is a JavaScript expression for the table row of execution id.
+func row(id string) string {
+	return fmt.Sprintf(`document.querySelector(%s)`, js(`#executions tr[data-id="`+id+`"]`))
+}
+
+// start submits the form with input and returns the new execution's id.
+func (p *page) start(input, previousID string) string {
+	p.t.Helper()
+	p.run("submit the form", chromedp.SetValue(chromedp.CSS("#input"), input), chromedp.Click(chromedp.CSS("#start")))
+	p.waitFor("the started execution", fmt.Sprintf(`!document.querySelector('#start-ok').hidden && document.querySelector('#start-ok').dataset.id !== %s`, js(previousID)))
+	return eval[string](p, `document.querySelector('#start-ok').dataset.id`)
+}
+
+// TestDashboardInBrowser drives the dashboard in headless Chromium against
+// a real node, with an API key (entered in the page; streams then open
+// with tokens) and without: it gets a clear error for a bad input, starts
+// an execution from the form and watches its live progress to 100 %,
+// cancels another from its row, and reads the detail of the first.
+//
+// CONVEYOR_DASHBOARD_SCREENSHOT=/tmp/dashboard.png saves a screenshot of
+// the page at the end, to look at what the test saw.
+func TestDashboardInBrowser(t *testing.T) {
+	t.Parallel()
+	browserCtx := browser(t)
+	for _, key := range []string{apiKey, ""} {
+		name := "with an API key"
+		if key == "" {
+			name = "without an API key"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testDashboard(t, browserCtx, key)
+		})
+	}
+}
+
+func testDashboard(t *testing.T, browserCtx context.Context, key string) {
+	a := &agent{say: make(chan string), release: make(chan struct{})}
+	base := startNode(t, a, key)
+	p := newPage(t, browserCtx)
+	ctx := p.ctx
+	began := time.Now()
+
+	p.run("open the page", chromedp.Navigate(base+"/"))
+	if key != "" {
+		// Without the key the page says what is missing.
+		p.waitFor("the unauthorized banner", `!document.querySelector('#banner').hidden && document.querySelector('#banner').textContent.includes('unauthorized')`)
+		p.run("enter the API key", chromedp.SendKeys(chromedp.CSS("#api-key"), key), chromedp.Click(chromedp.CSS("#api-key-save")))
+	}
+	p.waitFor("the pipelines", `document.querySelector('#banner').hidden && document.querySelector('#pipeline option[value="agent"]') !== null`)
+	if key != "" {
+		if stored := eval[string](p, `localStorage.getItem('conveyor.apiKey')`); stored != key {
+			t.Errorf("localStorage has key %q, want %q", stored, key)
+		}
+	}
+
+	// An input the API refuses shows its error code and message.
+	p.run("submit a bad input", chromedp.SetValue(chromedp.CSS("#input"), `[1, 2]`), chromedp.Click(chromedp.CSS("#start")))
+	p.waitFor("the API error", `!document.querySelector('#start-error').hidden`)
+	if got := p.text("#start-error"); !strings.Contains(got, "invalid") || !strings.Contains(got, "422") || !strings.Contains(got, "input") {
+		t.Errorf("error shown for a bad input: %q, want the code, the message and the status", got)
+	}
+
+	// Started from the form, the execution streams its progress live.
+	first := p.start(`{"rows": 3}`, "")
+	p.waitFor("live progress from the handler", fmt.Sprintf(`(r => r && r.dataset.status === 'running' && r.hasAttribute('data-live') &&
+		r.querySelector('.msg').textContent === 'waiting for the test' && r.querySelector('.step').textContent === '1/2 fetch' &&
+		r.querySelector('.pct').textContent === '0%%')(%s)`, row(first)))
+	if !p.hidden("#start-error") {
+		t.Error("the old error is still shown after a successful start")
+	}
+	send(t, a.say, "half of fetch")
+	p.waitFor("the next progress message", fmt.Sprintf(`(r => r.querySelector('.msg').textContent === 'half of fetch' &&
+		r.querySelector('.pct').textContent === '25%%')(%s)`, row(first)))
+	send(t, a.release, struct{}{})
+	p.waitFor("the completed execution at 100%", fmt.Sprintf(`(r => r.dataset.status === 'completed' &&
+		r.querySelector('.badge').textContent === 'completed' && r.querySelector('.pct').textContent === '100%%' &&
+		r.querySelector('.bar .fill').style.width === '100%%' && !r.hasAttribute('data-live') &&
+		r.querySelector('.cancel').hidden)(%s)`, row(first)))
+
+	// An unknown total shows a moving bar; cancel from the row stops it.
+	second := p.start(`{"unknown_total": true}`, first)
+	p.waitFor("the second execution running with an unknown total", fmt.Sprintf(`(r => r && r.dataset.status === 'running' &&
+		r.querySelector('.msg').textContent === 'waiting for the test' && r.querySelector('.step').textContent === '1/? search' &&
+		r.querySelector('.bar').classList.contains('indeterminate') && r.querySelector('.pct').textContent === '…' &&
+		!r.querySelector('.cancel').hidden)(%s)`, row(second)))
+	p.run("click cancel", chromedp.Click(chromedp.CSS(`#executions tr[data-id="`+second+`"] button.cancel`)))
+	p.waitFor("the cancelled execution", fmt.Sprintf(`(r => r.dataset.status === 'cancelled' && !r.hasAttribute('data-live'))(%s)`, row(second)))
+	c := client.New(base, nil).WithAPIKey(key)
+	for id, want := range map[string]conveyor.Status{first: conveyor.StatusCompleted, second: conveyor.StatusCancelled} {
+		ex, err := c.Get(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ex.Status != want {
+			t.Errorf("execution %s is %s on the server, want %s", id, ex.Status, want)
+		}
+	}
+
+	// The detail panel shows the fields, the result, the logs and the events.
+	p.run("open the detail", chromedp.Click(chromedp.CSS(`#executions tr[data-id="`+first+`"] .exec-name`)))
+	p.waitFor("the detail panel", `!document.querySelector('#detail').hidden &&
+		document.querySelector('#detail-logs').textContent.includes('wrote 3 rows') &&
+		document.querySelector('#detail-events').textContent.includes('completed') &&
+		document.querySelector('#detail-result').textContent.includes('"rows": 3') &&
+		document.querySelector('#detail-status').textContent === 'completed' &&
+		document.querySelector('#detail-progress .pct').textContent === '100%'`)
+	if got := p.text("#detail-fields"); !strings.Contains(got, first) || !strings.Contains(got, "agent") {
+		t.Errorf("detail fields %q lack the id and the pipeline", got)
+	}
+
+	if path := os.Getenv("CONVEYOR_DASHBOARD_SCREENSHOT"); path != "" && key != "" {
+		p.run("close the detail", chromedp.Click(chromedp.CSS("#detail-close")))
+		p.waitFor("the closed detail and settled animations", `document.querySelector('#detail').hidden &&
+			document.getAnimations().every(a => a.playState !== 'running' || a.effect.getTiming().iterations === Infinity)`)
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.errs.check(t)
+	t.Logf("browser steps took %s", time.Since(began).Round(time.Millisecond))
+}
+
+func send[T any](t *testing.T, c chan<- T, v T) {
+	t.Helper()
+	select {
+	case c <- v:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler did not take the test's signal")
+	}
+}
