@@ -86,6 +86,18 @@ func (h *harness) submit(pipeline string, input any) *conveyor.Execution {
 	return ex
 }
 
+// watch opens the WebSocket stream of execution id, closed when the test
+// ends.
+func (h *harness) watch(id string) *client.Stream {
+	h.t.Helper()
+	s, err := h.client.Watch(context.Background(), id)
+	if err != nil {
+		h.t.Fatalf("watch %s: %v", id, err)
+	}
+	h.t.Cleanup(func() { s.Close() })
+	return s
+}
+
 // waitStatus polls until the execution has the status, failing after a
 // deadline.
 func (h *harness) waitStatus(id string, want conveyor.Status) *conveyor.Execution {

@@ -152,11 +152,7 @@ func TestHandlerWithUnknownTotal(t *testing.T) {
 	h := setup(t, 1, &conveyor.Pipeline{Name: "agent", Handler: agent})
 	ex := h.submit("agent", nil)
 	recv(t, g.started)
-	s, err := h.client.Watch(context.Background(), ex.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := h.watch(ex.ID)
 	nextOfType(t, s, conveyor.EventStatus)
 	send(t, g.updates, conveyor.Update{Step: 2, StepName: "search", Message: "looking"})
 	ev := nextOfType(t, s, conveyor.EventProgress)
@@ -188,11 +184,7 @@ func TestSlowSubscriberNeverSlowsTheExecution(t *testing.T) {
 	h := setup(t, 1, &conveyor.Pipeline{Name: "chatty", Steps: []conveyor.Step{{Name: "wait", Run: g.run}, {Name: "talk", Run: chatty}}})
 	ex := h.submit("chatty", nil)
 	recv(t, g.started)
-	s, err := h.client.Watch(context.Background(), ex.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := h.watch(ex.ID)
 	// The client reads nothing until the execution has completed.
 	send(t, g.release, nil)
 	h.waitStatus(ex.ID, conveyor.StatusCompleted)

@@ -145,11 +145,7 @@ func TestSeedStreamAlreadyCompleted(t *testing.T) {
 	ex := h.submit("quick", nil)
 	h.waitStatus(ex.ID, conveyor.StatusCompleted)
 
-	s, err := h.client.Watch(context.Background(), ex.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := h.watch(ex.ID)
 	status := nextEvent(t, s)
 	if status.Type != conveyor.EventStatus || status.Status != conveyor.StatusCompleted || status.ExecutionID != ex.ID {
 		t.Fatalf("first message %+v, want status completed", status)
@@ -168,11 +164,7 @@ func TestSeedStreamLiveProgress(t *testing.T) {
 	ex := h.submit("gated", nil)
 	recv(t, g.started)
 
-	s, err := h.client.Watch(context.Background(), ex.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := h.watch(ex.ID)
 	status := nextEvent(t, s)
 	if status.Type != conveyor.EventStatus || status.Status != conveyor.StatusRunning {
 		t.Fatalf("first message %+v, want status running", status)
@@ -204,11 +196,7 @@ func TestSeedStreamCancellation(t *testing.T) {
 	h := setup(t, 1, twoSteps("gated", g))
 	ex := h.submit("gated", nil)
 	recv(t, g.started)
-	s, err := h.client.Watch(context.Background(), ex.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := h.watch(ex.ID)
 	nextOfType(t, s, conveyor.EventStatus)
 
 	if _, err := h.client.Cancel(context.Background(), ex.ID); err != nil {
@@ -227,11 +215,7 @@ func TestSeedStreamFailure(t *testing.T) {
 	h := setup(t, 1, twoSteps("gated", g))
 	ex := h.submit("gated", nil)
 	recv(t, g.started)
-	s, err := h.client.Watch(context.Background(), ex.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := h.watch(ex.ID)
 	nextOfType(t, s, conveyor.EventStatus)
 
 	send(t, g.release, errors.New("disk full"))
