@@ -27,6 +27,7 @@ type harness struct {
 	client *client.Client
 	store  conveyor.Store
 	engine *engine.Engine
+	api    *api.Server
 }
 
 func setup(t testing.TB, concurrency int, pipelines ...*conveyor.Pipeline) *harness {
@@ -65,7 +66,8 @@ func setupWithKey(t testing.TB, apiKey string, concurrency int, pipelines ...*co
 		// measure.
 		cfg.PingInterval, cfg.HeartbeatInterval = 50*time.Millisecond, 50*time.Millisecond
 	}
-	srv := httptest.NewServer(api.New(cfg))
+	a := api.New(cfg)
+	srv := httptest.NewServer(a)
 	t.Cleanup(func() {
 		stopCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
@@ -74,7 +76,7 @@ func setupWithKey(t testing.TB, apiKey string, concurrency int, pipelines ...*co
 		srv.Close()
 		store.Close()
 	})
-	return &harness{t: t, url: srv.URL, client: client.New(srv.URL, srv.Client()).WithAPIKey(apiKey), store: store, engine: eng}
+	return &harness{t: t, url: srv.URL, client: client.New(srv.URL, srv.Client()).WithAPIKey(apiKey), store: store, engine: eng, api: a}
 }
 
 func (h *harness) submit(pipeline string, input any) *conveyor.Execution {

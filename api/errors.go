@@ -34,13 +34,8 @@ type errorBody struct {
 // writeError answers with err's code and message. Errors that are not a
 // *conveyor.Error are logged and answered as internal, so no internals leak.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	err = s.classify(r.Context(), err)
 	code := conveyor.ErrorCode(err)
-	if code == conveyor.EINTERNAL && s.storeUnreachable(r.Context()) {
-		// Not a bug but an outage: tell clients to retry.
-		s.logger.Warn("request failed: store unreachable", "method", r.Method, "path", r.URL.Path, "err", err)
-		err = conveyor.Errorf(conveyor.EUNAVAILABLE, "the database is unreachable; retry later")
-		code = conveyor.EUNAVAILABLE
-	}
 	status, ok := statusOf[code]
 	if !ok {
 		status = http.StatusInternalServerError
@@ -49,6 +44,16 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	writeJSON(w, status, errorBody{Error: &conveyor.Error{Code: code, Message: conveyor.ErrorMessage(err)}})
+}
+
+// classify turns an unexpected error met while the store is unreachable
+// into EUNAVAILABLE: not a bug but an outage, so clients should retry.
+func (s *Server) classify(ctx context.Context, err error) error {
+	if conveyor.ErrorCode(err) != conveyor.EINTERNAL || !s.storeUnreachable(ctx) {
+		return err
+	}
+	s.logger.Warn("request failed: store unreachable", "err", err)
+	return conveyor.Errorf(conveyor.EUNAVAILABLE, "the database is unreachable; retry later")
 }
 
 // storeUnreachable reports whether the store fails a quick ping.

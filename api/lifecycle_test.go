@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/conveyor-run/conveyor"
 )
 
@@ -291,5 +293,34 @@ func TestWebSocketRejectsForeignOrigin(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Fatalf("Origin %s: status %d, want %d", origin, resp.StatusCode, want)
 		}
+	}
+}
+
+// TestCloseStreamsSendsWhatIsQueuedThenGoesAway: on shutdown a stream
+// sends the events it already holds, then closes with 1001 going away.
+func TestCloseStreamsSendsWhatIsQueuedThenGoesAway(t *testing.T) {
+	t.Parallel()
+	g := newGate()
+	h := setup(t, 1, twoSteps("gated", g))
+	ex := h.submit("gated", nil)
+	recv(t, g.started)
+	s := h.watch(ex.ID)
+	nextOfType(t, s, conveyor.EventStatus)
+
+	h.api.CloseStreams()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		_, err := s.Next(ctx)
+		if err == nil {
+			continue
+		}
+		if websocket.CloseStatus(err) != websocket.StatusGoingAway {
+			t.Fatalf("stream ended with %v, want close 1001 going away", err)
+		}
+		break
+	}
+	if _, err := h.client.Cancel(ctx, ex.ID); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/conveyor-run/conveyor"
@@ -45,6 +46,16 @@ type Server struct {
 	cfg    Config
 	logger *slog.Logger
 	mux    *http.ServeMux
+
+	closing   chan struct{} // closed by CloseStreams
+	closeOnce sync.Once
+}
+
+// CloseStreams makes every open stream send what it already holds and
+// end (WebSocket: close 1001 going away). A node calls it on shutdown once
+// its engine has published the final events of its runs.
+func (s *Server) CloseStreams() {
+	s.closeOnce.Do(func() { close(s.closing) })
 }
 
 // New returns the API handler.
@@ -58,7 +69,7 @@ func New(cfg Config) *Server {
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = 15 * time.Second
 	}
-	s := &Server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux(), closing: make(chan struct{})}
 	s.handle("POST /executions", s.createExecution)
 	s.handle("GET /executions", s.listExecutions)
 	s.handle("GET /executions/{id}", s.getExecution)

@@ -8,8 +8,11 @@ import (
 	"github.com/conveyor-run/conveyor"
 )
 
-// errStreamEnded is returned by stream after the final event was sent.
-var errStreamEnded = errors.New("stream ended")
+// Why a stream ended without an error of its transport.
+var (
+	errStreamEnded  = errors.New("stream ended")         // the final event was sent
+	errServerClosed = errors.New("server shutting down") // CloseStreams
+)
 
 // noResume asks stream for a fresh stream: a status message first.
 const noResume = -1
@@ -81,6 +84,22 @@ func (s *Server) stream(ctx context.Context, id string, after int64, send func(c
 				return err
 			}
 			continue
+		case <-s.closing:
+			// Send what is already queued (the final events of runs the
+			// engine just stopped), then end.
+			for _, ev := range sub.Take(buf[:0]) {
+				if ev.Seq <= after {
+					continue
+				}
+				if err := send(ev); err != nil {
+					return err
+				}
+				after = ev.Seq
+				if ev.Type.Final() {
+					return errStreamEnded
+				}
+			}
+			return errServerClosed
 		case <-sub.Ready():
 		}
 		buf = sub.Take(buf[:0])
@@ -151,7 +170,8 @@ func openingMessages(ex *conveyor.Execution, last conveyor.Event) (conveyor.Even
 }
 
 // errorMessage is the stream message for a failure to open a stream.
-func errorMessage(id string, err error) conveyor.Event {
+func (s *Server) errorMessage(ctx context.Context, id string, err error) conveyor.Event {
+	err = s.classify(ctx, err)
 	return conveyor.Event{Type: conveyor.EventError, ExecutionID: id, Time: time.Now().UTC(),
 		Error: &conveyor.Error{Code: conveyor.ErrorCode(err), Message: conveyor.ErrorMessage(err)}}
 }

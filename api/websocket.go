@@ -46,8 +46,10 @@ func (s *Server) streamWebSocket(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, errStreamEnded):
 		c.Close(websocket.StatusNormalClosure, "")
+	case errors.Is(err, errServerClosed):
+		c.Close(websocket.StatusGoingAway, "server shutting down")
 	case !sent && ctx.Err() == nil:
-		msg := errorMessage(id, err)
+		msg := s.errorMessage(ctx, id, err)
 		if writeEvent(ctx, c, msg) == nil {
 			c.Close(websocket.StatusNormalClosure, msg.Error.Code)
 		}

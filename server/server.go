@@ -107,6 +107,7 @@ type Server struct {
 	store  conveyor.Store
 	hub    *hub.Hub
 	engine *engine.Engine
+	api    *api.Server
 	http   *http.Server
 	ln     net.Listener
 	pprof  *http.Server // nil unless Config.PprofAddr
@@ -169,11 +170,12 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	s.startShared()
+	s.api = api.New(api.Config{
+		Store: s.store, Engine: s.engine, Hub: h, APIKey: cfg.APIKey,
+		AllowedOrigins: cfg.AllowedOrigins, Logger: cfg.Logger,
+	})
 	s.http = &http.Server{
-		Handler: api.New(api.Config{
-			Store: s.store, Engine: s.engine, Hub: h, APIKey: cfg.APIKey,
-			AllowedOrigins: cfg.AllowedOrigins, Logger: cfg.Logger,
-		}),
+		Handler:           s.api,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
@@ -253,12 +255,6 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // the store. Streams stay open while executions finish so watchers see
 // their final messages.
 func (s *Server) Run(ctx context.Context) error {
-	// Requests live in a context that shutdown cancels once the engine has
-	// stopped, so streams end after their final messages instead of
-	// holding the HTTP shutdown.
-	reqCtx, endRequests := context.WithCancel(context.WithoutCancel(ctx))
-	defer endRequests()
-	s.http.BaseContext = func(net.Listener) context.Context { return reqCtx }
 	served := make(chan error, 1)
 	go func() { served <- s.http.Serve(s.ln) }()
 
@@ -271,7 +267,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.cfg.Logger.Info("shutting down", "running", s.engine.Running(), "timeout", s.cfg.ShutdownTimeout)
 	s.shutdownEngine()
-	endRequests()
+	// The engine has published every final event: streams send what they
+	// hold and close, instead of holding the HTTP shutdown.
+	s.api.CloseStreams()
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	err := s.http.Shutdown(shutdownCtx)
