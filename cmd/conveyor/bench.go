@@ -38,7 +38,7 @@ Scenarios (--scenario, default all):
                     each: delay from x.Progress to receipt, messages sent/received, CPU
   fanout            idle WebSocket subscribers over a few executions: RSS per
                     subscriber, time for the final message to reach them all
-  cross-node        progress latency across nodes (PostgreSQL, --nodes 2+; not available yet)
+  cross-node        progress latency across nodes (PostgreSQL, --nodes 2+): runner and subscriber on different nodes
 
 Without --server, each scenario runs on a fresh embedded node (SQLite in a
 temporary folder, removed afterwards) in this process. With --server, the
@@ -95,8 +95,8 @@ Results and how to read them: docs/benchmarks.md.`,
 	f.IntVar(&cfg.Subscribers, "subscribers", bench.DefaultSubscribers, "fanout: WebSocket subscribers")
 	f.IntVar(&cfg.FanoutExecutions, "fanout-executions", bench.DefaultFanoutExecutions, "fanout: executions the subscribers are spread over")
 	f.IntVar(&cfg.Workers, "workers", bench.DefaultWorkers, "embedded: executions the node runs at once (serve --concurrency); at least --executions-running")
-	f.IntVar(&cfg.Nodes, "nodes", 1, "embedded: nodes to start (2+ needs --database-url; not available yet)")
-	f.StringVar(&cfg.DatabaseURL, "database-url", "", "embedded: PostgreSQL URL instead of SQLite (not available yet)")
+	f.IntVar(&cfg.Nodes, "nodes", 1, "embedded: nodes to start (2+ needs --database-url)")
+	f.StringVar(&cfg.DatabaseURL, "database-url", "", "embedded: PostgreSQL URL instead of SQLite; each scenario creates and drops a database of its own")
 	f.StringVar(&cfg.ServerURL, "server", "", "URL of a running server on this machine, e.g. http://127.0.0.1:8080")
 	f.StringVar(&cfg.APIKey, "api-key", os.Getenv("CONVEYOR_API_KEY"), "with --server: the server's API key [CONVEYOR_API_KEY]")
 	f.IntVar(&cfg.ServerPID, "server-pid", 0, "with --server: the server's process id, to read its RSS and CPU from /proc")
