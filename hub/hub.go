@@ -73,8 +73,8 @@ func (h *Hub) Publish(ev conveyor.Event) {
 	t := h.topics[ev.ExecutionID]
 	h.mu.RUnlock()
 	if t == nil {
-		if ev.Type.Final() {
-			return // nobody listens and nothing can follow
+		if ev.Type != conveyor.EventProgress {
+			return // nobody listens, and the store has it
 		}
 		h.mu.Lock()
 		if t = h.topics[ev.ExecutionID]; t == nil {
@@ -90,7 +90,11 @@ func (h *Hub) Publish(ev conveyor.Event) {
 	for _, s := range t.subs {
 		s.push(ev)
 	}
-	forget := ev.Type.Final() && len(t.subs) == 0
+	// With nobody listening, a status event ends what the topic must
+	// remember: status events are stored before they are published, so a
+	// later subscriber finds them in the store. (Keeping topics until the
+	// final event would leak those of executions retried on another node.)
+	forget := ev.Type != conveyor.EventProgress && len(t.subs) == 0
 	t.mu.Unlock()
 	if forget {
 		h.drop(ev.ExecutionID, t)

@@ -87,6 +87,14 @@ func TestTopicsAreReleased(t *testing.T) {
 		t.Fatalf("after the last subscriber left a finished topic: %d topics", n)
 	}
 
+	// An execution retried on another node never publishes its final
+	// event here: the retrying event must release the topic.
+	h.Publish(ev("c", 1, conveyor.EventProgress))
+	h.Publish(ev("c", 2, conveyor.EventRetrying))
+	if n := h.Topics(); n != 0 {
+		t.Fatalf("after retrying with no subscribers: %d topics", n)
+	}
+
 	s, _ = h.Subscribe("never-published")
 	s.Close()
 	if n := h.Topics(); n != 0 {
