@@ -50,8 +50,10 @@ func (s *progressState) apply(u conveyor.Update, ownSteps bool) {
 			s.name = u.StepName
 		}
 	}
-	if u.Total > 0 && !math.IsNaN(u.Done) {
-		s.frac = min(max(u.Done/u.Total, 0), 1)
+	// Non-finite numbers (a rate of rows/0) cannot be encoded as JSON, and
+	// one such event would fail the whole batch of writes it is in.
+	if f := u.Done / u.Total; u.Total > 0 && finite(f) {
+		s.frac = min(max(f, 0), 1)
 	}
 	if u.Message != "" {
 		s.message = u.Message
@@ -60,7 +62,11 @@ func (s *progressState) apply(u conveyor.Update, ownSteps bool) {
 		if s.metrics == nil {
 			s.metrics = make(map[string]float64, len(u.Metrics))
 		}
-		maps.Copy(s.metrics, u.Metrics)
+		for k, v := range u.Metrics {
+			if finite(v) {
+				s.metrics[k] = v
+			}
+		}
 	}
 	s.derive()
 }
@@ -112,3 +118,5 @@ func (s *progressState) completed() *conveyor.Progress {
 		Metrics:         maps.Clone(s.metrics),
 	}
 }
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"encoding/json"
+	"math"
 	"testing"
 	"time"
 
@@ -92,5 +94,21 @@ func BenchmarkReport(b *testing.B) {
 	for i := range b.N {
 		u.Done = float64(i % 100)
 		r.report(u, 1)
+	}
+}
+
+func TestNonFiniteNumbersAreDropped(t *testing.T) {
+	t.Parallel()
+	s := progressState{}
+	s.beginStep(1, 2, "a")
+	inf := math.Inf(1)
+	s.apply(conveyor.Update{Done: 1, Total: 2, Metrics: map[string]float64{"rows": 5}}, false)
+	s.apply(conveyor.Update{Done: inf, Total: inf, Metrics: map[string]float64{"rate": inf, "nan": math.NaN(), "rows": 6}}, false)
+	p := s.snapshot(time.Time{})
+	if *p.Percentage != 25 || p.Metrics["rows"] != 6 || len(p.Metrics) != 1 {
+		t.Fatalf("after non-finite numbers: %v%% %v", *p.Percentage, p.Metrics)
+	}
+	if _, err := json.Marshal(p); err != nil {
+		t.Fatalf("progress cannot be encoded: %v", err)
 	}
 }

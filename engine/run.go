@@ -106,7 +106,7 @@ func (r *run) execute() (err error) {
 		r.state.beginStep(i+1, len(r.p.Steps), step.Name)
 		r.dirty = true
 		r.mu.Unlock()
-		r.flushProgress()
+		r.kickEmitter() // the emitter publishes it and times its store write
 
 		sctx, cancel := ctx, context.CancelFunc(func() {})
 		if step.Timeout > 0 {
@@ -171,6 +171,11 @@ func (r *run) report(u conveyor.Update, step int) {
 		r.dirty = true
 	}
 	r.mu.Unlock()
+	r.kickEmitter()
+}
+
+// kickEmitter wakes the emitter without blocking.
+func (r *run) kickEmitter() {
 	select {
 	case r.kick <- struct{}{}:
 	default:
@@ -286,10 +291,20 @@ func (r *run) finish(err error) {
 	r.seq++
 	ev.Seq, ev.Status = r.seq, conveyor.StatusOf(ev.Type)
 	r.ended = true
-	if werr := r.e.writer.writeDurable(ev); werr != nil {
-		// The store still says running; the next start recovers it.
+	// A final status must not be lost to a short outage: keep trying
+	// until it is stored or the node stops (then the store still says
+	// running, and recovery or a lease rescue settles it).
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		werr := r.e.writer.writeDurable(ev)
+		if werr == nil {
+			break
+		}
 		r.e.cfg.Logger.Error("write final event", "execution", r.ex.ID, "event", ev.Type, "err", werr)
-		return
+		select {
+		case <-r.e.runCtx.Done():
+			return
+		case <-time.After(backoff):
+		}
 	}
 	r.e.cfg.PublishFunc(ev)
 	r.e.cfg.Logger.Info("execution "+string(ev.Type), "execution", r.ex.ID, "pipeline", r.ex.Pipeline,

@@ -105,7 +105,17 @@ func (w *writer) flush(events []conveyor.Event, lines []conveyor.LogLine) error 
 			time.Sleep(backoff)
 		}
 		if len(events) > 0 {
-			if err = w.store.Append(ctx, events); err != nil {
+			if err = w.store.Append(ctx, events); conveyor.ErrorCode(err) == conveyor.EINVALID && len(events) > 1 {
+				// One event the store refuses must not sink the others
+				// batched with it: write them one by one.
+				for _, ev := range events {
+					if err := w.store.Append(ctx, []conveyor.Event{ev}); err != nil {
+						w.logger.Error("write event", "execution", ev.ExecutionID, "seq", ev.Seq, "err", err)
+					}
+				}
+				err = nil
+			}
+			if err != nil {
 				w.logger.Warn("write events", "events", len(events), "attempt", attempt+1, "err", err)
 				continue
 			}

@@ -69,21 +69,10 @@ func (h *Hub) Subscribe(id string) (*Subscription, conveyor.Event) {
 // Publish delivers ev to every subscriber of its execution. It never
 // blocks on a subscriber. ev must not be modified afterwards.
 func (h *Hub) Publish(ev conveyor.Event) {
-	h.mu.RLock()
-	t := h.topics[ev.ExecutionID]
-	h.mu.RUnlock()
+	t := h.lockTopic(ev.ExecutionID, ev.Type == conveyor.EventProgress)
 	if t == nil {
-		if ev.Type != conveyor.EventProgress {
-			return // nobody listens, and the store has it
-		}
-		h.mu.Lock()
-		if t = h.topics[ev.ExecutionID]; t == nil {
-			t = &topic{}
-			h.topics[ev.ExecutionID] = t
-		}
-		h.mu.Unlock()
+		return // nobody listens, and the store has this status event
 	}
-	t.mu.Lock()
 	if ev.Seq > t.last.Seq {
 		t.last = ev
 	}
@@ -134,7 +123,12 @@ func (h *Hub) Seen(id string, seq int64) {
 	h.mu.RUnlock()
 	if t != nil {
 		t.mu.Lock()
-		t.seen = max(t.seen, seq)
+		// The lowest seq any subscriber needs events after: a later
+		// subscriber's newer snapshot must not hide events from an
+		// earlier one (they skip what they already have).
+		if t.seen == 0 || seq < t.seen {
+			t.seen = seq
+		}
 		t.mu.Unlock()
 	}
 }
@@ -219,7 +213,36 @@ func (s *Subscription) Close() {
 			break
 		}
 	}
-	if len(t.subs) == 0 && (t.last.Seq == 0 || t.last.Type.Final()) {
+	if len(t.subs) == 0 {
+		// Nobody listens: the next progress event makes a new topic, and
+		// the store has every status event. (Keeping it would leak the
+		// topics of executions relayed from other nodes.)
 		delete(h.topics, s.id)
 	}
+}
+
+// lockTopic returns the topic of id with its lock held, making one if
+// create is set, or nil. The hub's lock is held until the topic's is taken,
+// so Close cannot remove the topic in between (a publish to a removed
+// topic would never reach its new subscribers).
+func (h *Hub) lockTopic(id string, create bool) *topic {
+	h.mu.RLock()
+	if t := h.topics[id]; t != nil {
+		t.mu.Lock()
+		h.mu.RUnlock()
+		return t
+	}
+	h.mu.RUnlock()
+	if !create {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t := h.topics[id]
+	if t == nil {
+		t = &topic{}
+		h.topics[id] = t
+	}
+	t.mu.Lock()
+	return t
 }
