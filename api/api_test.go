@@ -148,6 +148,17 @@ func (g *gate) run(ctx context.Context, x *conveyor.Exec) error {
 
 func noop(context.Context, *conveyor.Exec) error { return nil }
 
+// runGated starts a node with one gated pipeline, submits an execution
+// of it and waits until its gate step runs.
+func runGated(t testing.TB) (*harness, *gate, *conveyor.Execution) {
+	t.Helper()
+	g := newGate()
+	h := setup(t, 1, twoSteps("gated", g))
+	ex := h.submit("gated", nil)
+	recv(t, g.started)
+	return h, g, ex
+}
+
 // twoSteps is a pipeline whose second step is the gate.
 func twoSteps(name string, g *gate) *conveyor.Pipeline {
 	return &conveyor.Pipeline{Name: name, Steps: []conveyor.Step{

@@ -300,10 +300,7 @@ func TestWebSocketRejectsForeignOrigin(t *testing.T) {
 // sends the events it already holds, then closes with 1001 going away.
 func TestCloseStreamsSendsWhatIsQueuedThenGoesAway(t *testing.T) {
 	t.Parallel()
-	g := newGate()
-	h := setup(t, 1, twoSteps("gated", g))
-	ex := h.submit("gated", nil)
-	recv(t, g.started)
+	h, _, ex := runGated(t)
 	s := h.watch(ex.ID)
 	nextOfType(t, s, conveyor.EventStatus)
 

@@ -73,10 +73,7 @@ func TestSeedProgressPendingIs204(t *testing.T) {
 
 func TestSeedProgressRunningIs200(t *testing.T) {
 	t.Parallel()
-	g := newGate()
-	h := setup(t, 1, twoSteps("gated", g))
-	ex := h.submit("gated", nil)
-	recv(t, g.started)
+	h, g, ex := runGated(t)
 	send(t, g.updates, conveyor.Update{Done: 1, Total: 4, Message: "a quarter", Metrics: map[string]float64{"rows": 250}})
 
 	var p *conveyor.Progress
@@ -159,10 +156,7 @@ func TestSeedStreamAlreadyCompleted(t *testing.T) {
 
 func TestSeedStreamLiveProgress(t *testing.T) {
 	t.Parallel()
-	g := newGate()
-	h := setup(t, 1, twoSteps("gated", g))
-	ex := h.submit("gated", nil)
-	recv(t, g.started)
+	h, g, ex := runGated(t)
 
 	s := h.watch(ex.ID)
 	status := nextEvent(t, s)
@@ -192,10 +186,7 @@ func TestSeedStreamLiveProgress(t *testing.T) {
 
 func TestSeedStreamCancellation(t *testing.T) {
 	t.Parallel()
-	g := newGate()
-	h := setup(t, 1, twoSteps("gated", g))
-	ex := h.submit("gated", nil)
-	recv(t, g.started)
+	h, _, ex := runGated(t)
 	s := h.watch(ex.ID)
 	nextOfType(t, s, conveyor.EventStatus)
 
@@ -211,10 +202,7 @@ func TestSeedStreamCancellation(t *testing.T) {
 
 func TestSeedStreamFailure(t *testing.T) {
 	t.Parallel()
-	g := newGate()
-	h := setup(t, 1, twoSteps("gated", g))
-	ex := h.submit("gated", nil)
-	recv(t, g.started)
+	h, g, ex := runGated(t)
 	s := h.watch(ex.ID)
 	nextOfType(t, s, conveyor.EventStatus)
 

@@ -69,10 +69,7 @@ func getSSE(t *testing.T, url, lastEventID string) *http.Response {
 
 func TestSSELiveThenResumeWithLastEventID(t *testing.T) {
 	t.Parallel()
-	g := newGate()
-	h := setup(t, 1, twoSteps("gated", g))
-	ex := h.submit("gated", nil)
-	recv(t, g.started)
+	h, g, ex := runGated(t)
 
 	resp := getSSE(t, h.url+"/executions/"+ex.ID+"/progress/sse", "")
 	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" || resp.StatusCode != 200 {
@@ -140,10 +137,7 @@ func TestWebSocketResumeAfter(t *testing.T) {
 
 func TestSSEHeartbeatWhileIdle(t *testing.T) {
 	t.Parallel()
-	g := newGate()
-	h := setup(t, 1, twoSteps("gated", g))
-	ex := h.submit("gated", nil)
-	recv(t, g.started)
+	h, g, ex := runGated(t)
 	resp := getSSE(t, h.url+"/executions/"+ex.ID+"/progress/sse", "")
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {

@@ -35,6 +35,22 @@ func cluster(t *testing.T, n int, pipelines map[string]string, args ...string) (
 	return nodes, dbName
 }
 
+// notRunning waits until execution id runs and ready(it) holds, then
+// returns one of two nodes that does not run it.
+func notRunning(t *testing.T, nodes []*node, id string, ready func(*conveyor.Execution) bool) *node {
+	t.Helper()
+	var runner string
+	waitFor(t, "the execution to run", func() bool {
+		got := status(t, nodes[0].client, id)
+		runner = got.Node
+		return got.Status == conveyor.StatusRunning && ready(got)
+	})
+	if runner == "node-0" {
+		return nodes[1]
+	}
+	return nodes[0]
+}
+
 // watchToEnd streams an execution until its final message.
 func watchToEnd(ctx context.Context, c *client.Client, id string) (conveyor.Event, error) {
 	s, err := c.Watch(ctx, id)
@@ -217,16 +233,9 @@ steps:
 	if err != nil {
 		t.Fatal(err)
 	}
-	var runner string
-	waitFor(t, "the execution to run", func() bool {
-		got := status(t, nodes[0].client, ex.ID)
-		runner = got.Node
-		return got.Status == conveyor.StatusRunning && got.Progress != nil && got.Progress.Message == "waiting"
+	other := notRunning(t, nodes, ex.ID, func(got *conveyor.Execution) bool {
+		return got.Progress != nil && got.Progress.Message == "waiting"
 	})
-	other := nodes[0]
-	if runner == "node-0" {
-		other = nodes[1]
-	}
 	s, err := other.client.Watch(ctx, ex.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -257,16 +266,7 @@ steps:
 	if err != nil {
 		t.Fatal(err)
 	}
-	var runner string
-	waitFor(t, "the execution to run", func() bool {
-		got := status(t, nodes[0].client, ex.ID)
-		runner = got.Node
-		return got.Status == conveyor.StatusRunning
-	})
-	watcher := nodes[0]
-	if runner == "node-0" {
-		watcher = nodes[1]
-	}
+	watcher := notRunning(t, nodes, ex.ID, func(*conveyor.Execution) bool { return true })
 	s, err := watcher.client.Watch(ctx, ex.ID)
 	if err != nil {
 		t.Fatal(err)
