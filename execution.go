@@ -119,3 +119,22 @@ func StatusOf(t EventType) Status {
 	}
 	return ""
 }
+
+// MaxRunningPercentage is the highest percentage of an execution that has
+// not completed: 100 is reserved for completed.
+const MaxRunningPercentage = 99.9
+
+// CancelInstead turns a completed event into the cancelled event a store
+// keeps when a cancel was recorded while the execution ran and its runner
+// completed it before it noticed: once a cancel is accepted for a running
+// execution, it ends cancelled unless it had finished first. The result
+// goes; the progress stays, below 100.
+func (ev *Event) CancelInstead() {
+	ev.Type, ev.Status, ev.Result = EventCancelled, StatusCancelled, nil
+	if p := ev.Progress; p != nil && p.Percentage != nil && *p.Percentage > MaxRunningPercentage {
+		c := *p
+		pct := MaxRunningPercentage
+		c.Percentage = &pct
+		ev.Progress = &c
+	}
+}

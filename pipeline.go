@@ -61,11 +61,30 @@ type Exec struct {
 	ResultFunc   func(json.RawMessage)
 }
 
-// Progress reports progress. It never blocks on subscribers.
+// Progress reports progress. It never blocks on subscribers. Texts are
+// cleaned (CleanText): a NUL or invalid UTF-8 becomes U+FFFD.
 func (x *Exec) Progress(u Update) {
-	if x.ProgressFunc != nil {
-		x.ProgressFunc(u)
+	if x.ProgressFunc == nil {
+		return
 	}
+	u.StepName, u.Message = CleanText(u.StepName), CleanText(u.Message)
+	for k := range u.Metrics {
+		if !StorableText(k) {
+			u.Metrics = cleanKeys(u.Metrics)
+			break
+		}
+	}
+	x.ProgressFunc(u)
+}
+
+// cleanKeys returns a copy of m with its keys cleaned; the caller's map
+// is left alone.
+func cleanKeys(m map[string]float64) map[string]float64 {
+	c := make(map[string]float64, len(m))
+	for k, v := range m {
+		c[CleanText(k)] = v
+	}
+	return c
 }
 
 // Log appends a line to the execution's log, as stream "log".
@@ -73,9 +92,10 @@ func (x *Exec) Log(line string) { x.LogTo("log", line) }
 
 // LogTo appends a line to the execution's log from the named stream, such
 // as "stdout" or "stderr" of an exec step.
+// Texts are cleaned (CleanText).
 func (x *Exec) LogTo(stream, line string) {
 	if x.LogFunc != nil {
-		x.LogFunc(stream, line)
+		x.LogFunc(CleanText(stream), CleanText(line))
 	}
 }
 
@@ -86,7 +106,7 @@ func (x *Exec) SetResult(v any) error {
 		return err
 	}
 	if x.ResultFunc != nil {
-		x.ResultFunc(b)
+		x.ResultFunc(CleanJSON(b))
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // The checks a Store makes before it writes or queries. They live here,
@@ -38,6 +39,8 @@ func (e *Execution) ValidateNew() error {
 		return Errorf(EINVALID, "execution has no valid creation time")
 	case len(e.Input) > 0 && !json.Valid(e.Input):
 		return Errorf(EINVALID, "execution input is not valid JSON")
+	case !utf8.Valid(e.Input) || !StorableText(e.Pipeline):
+		return Errorf(EINVALID, "execution input or pipeline name is not valid UTF-8")
 	case len(e.Result) > 0 && !json.Valid(e.Result):
 		return Errorf(EINVALID, "execution result is not valid JSON")
 	}
@@ -59,6 +62,30 @@ func (ev *Event) ValidateStored() error {
 		return Errorf(EINVALID, "event seq %d is not positive", ev.Seq)
 	case !StorableTime(ev.Time):
 		return Errorf(EINVALID, "event %s #%d of %s has no valid time", ev.Type, ev.Seq, ev.ExecutionID)
+	case !ev.Progress.storable() || ev.Error != nil && (!StorableText(ev.Error.Code) || !StorableText(ev.Error.Message)):
+		return Errorf(EINVALID, "event %s #%d of %s holds a NUL or invalid UTF-8 (see CleanText)", ev.Type, ev.Seq, ev.ExecutionID)
+	case !utf8.Valid(ev.Result) || len(ev.Result) > 0 && !json.Valid(ev.Result):
+		return Errorf(EINVALID, "event %s #%d of %s has a result that is not valid JSON in UTF-8", ev.Type, ev.Seq, ev.ExecutionID)
+	}
+	return nil
+}
+
+// ValidateStored returns EINVALID unless l may be written by
+// Store.AppendLogs: every text storable (see CleanText).
+func (l *LogLine) ValidateStored() error {
+	if !StorableText(l.Line) || !StorableText(l.Step) || !StorableText(l.Stream) {
+		return Errorf(EINVALID, "log line of %s holds a NUL or invalid UTF-8 (see CleanText)", l.ExecutionID)
+	}
+	return nil
+}
+
+// Lookup returns ENOTFOUND for an id no execution can have, because no
+// store keeps it as text (a NUL or invalid UTF-8, as a path segment can
+// carry), so that backends answer "not found" alike instead of failing
+// on the query.
+func Lookup(id string) error {
+	if !StorableText(id) {
+		return ExecutionNotFound(id)
 	}
 	return nil
 }
@@ -84,6 +111,9 @@ func (f ListFilter) Page() (limit int, before int64, err error) {
 	}
 	if f.Status != "" && !f.Status.Valid() {
 		return 0, 0, Errorf(EINVALID, "unknown status %q", f.Status)
+	}
+	if !StorableText(f.Pipeline) {
+		return 0, 0, Errorf(EINVALID, "pipeline %q is not valid UTF-8 without NUL", f.Pipeline)
 	}
 	if f.Cursor != "" {
 		n, err := strconv.ParseInt(f.Cursor, 10, 64)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/conveyor-run/conveyor"
 )
@@ -34,6 +35,11 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) 
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		return conveyor.Errorf(conveyor.EUNSUPPORTED, "Content-Type must be application/json")
+	}
+	if !utf8.Valid(body) {
+		// JSON is UTF-8 (RFC 8259); Go's decoder would quietly keep the
+		// bad bytes, and a store could not.
+		return conveyor.Errorf(conveyor.EBADREQUEST, "request body is not valid UTF-8")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

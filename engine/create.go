@@ -34,6 +34,11 @@ const maxCreateBatch = 500
 
 // create durably stores ex, sharing a transaction with concurrent calls.
 func (c *creator) create(ex *conveyor.Execution) error {
+	// Checked before it joins a batch: one bad execution must not fail a
+	// transaction others share.
+	if err := ex.ValidateNew(); err != nil {
+		return err
+	}
 	req := &createReq{ex: ex, done: make(chan error, 1)}
 	c.mu.Lock()
 	c.queue = append(c.queue, req)

@@ -22,10 +22,6 @@ type progressState struct {
 	started time.Time
 }
 
-// maxRunningPercentage keeps a running execution below 100, which is
-// reserved for completed.
-const maxRunningPercentage = 99.9
-
 // beginStep moves a declarative pipeline to step n of total.
 func (s *progressState) beginStep(n, total int, name string) {
 	s.step, s.total, s.name = n, total, name
@@ -76,7 +72,7 @@ func (s *progressState) derive() {
 		return
 	}
 	p := (float64(max(s.step-1, 0)) + s.frac) / float64(s.total) * 100
-	p = math.Round(min(p, maxRunningPercentage)*100) / 100
+	p = math.Round(min(p, conveyor.MaxRunningPercentage)*100) / 100
 	s.pct = max(s.pct, p)
 }
 

@@ -38,8 +38,8 @@ func TestPercentageNeverGoesBackwardsAndStopsBelow100(t *testing.T) {
 	}
 	s.beginStep(2, 2, "b")
 	s.apply(conveyor.Update{Done: 1, Total: 1}, false)
-	if got := pct(s.snapshot(start)); got != maxRunningPercentage {
-		t.Fatalf("last step done while running: %v, want %v", got, maxRunningPercentage)
+	if got := pct(s.snapshot(start)); got != conveyor.MaxRunningPercentage {
+		t.Fatalf("last step done while running: %v, want %v", got, conveyor.MaxRunningPercentage)
 	}
 	done := s.completed()
 	if *done.Percentage != 100 || done.CurrentStep != 2 || *done.TotalSteps != 2 {

@@ -126,12 +126,11 @@ func (r *run) execute() (err error) {
 	return nil
 }
 
-// stepError prefers why ctx ended (cancel, timeout, shutdown) over the
-// error that ending it caused in the step.
+// stepError prefers why ctx ended (cancel, timeout, shutdown) over what
+// the step returned: the error that ending it caused, or nil from a
+// program that exits 0 on SIGTERM. A step that ran out of time or was
+// cancelled did not succeed, whatever it says.
 func stepError(ctx context.Context, err error) error {
-	if err == nil {
-		return nil
-	}
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
@@ -276,9 +275,9 @@ func (r *run) finish(err error) {
 		case errors.Is(err, errShutdown):
 			ev.Error = conveyor.Errorf(conveyor.EINTERRUPTED, "the node shut down before the execution finished")
 		case errors.As(err, &ce):
-			ev.Error = ce
+			ev.Error = &conveyor.Error{Code: ce.Code, Message: conveyor.CleanText(ce.Message)}
 		default:
-			ev.Error = conveyor.Errorf(conveyor.ESTEPFAILED, "%s", err)
+			ev.Error = conveyor.Errorf(conveyor.ESTEPFAILED, "%s", conveyor.CleanText(err.Error()))
 		}
 		if ev.Type == "" {
 			ev.Type = conveyor.EventFailed
@@ -294,12 +293,20 @@ func (r *run) finish(err error) {
 	// A final status must not be lost to a short outage: keep trying
 	// until it is stored or the node stops (then the store still says
 	// running, and recovery or a lease rescue settles it).
+	replaced := false
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
-		werr := r.e.writer.writeDurable(ev)
+		stored, werr := r.e.writer.writeDurable(ev)
 		if werr == nil {
+			ev = stored // a completed event becomes cancelled if a cancel came first
 			break
 		}
 		r.e.cfg.Logger.Error("write final event", "execution", r.ex.ID, "event", ev.Type, "err", werr)
+		if conveyor.ErrorCode(werr) == conveyor.EINVALID && !replaced {
+			// The store refuses what the event holds: end the execution
+			// with one it can keep rather than leave it running forever.
+			ev, replaced = unstorable(ev, werr), true
+			continue
+		}
 		select {
 		case <-r.e.runCtx.Done():
 			return
@@ -309,6 +316,16 @@ func (r *run) finish(err error) {
 	r.e.cfg.PublishFunc(ev)
 	r.e.cfg.Logger.Info("execution "+string(ev.Type), "execution", r.ex.ID, "pipeline", r.ex.Pipeline,
 		"attempt", r.ex.Attempt, "duration", now.Sub(r.state.started).Round(time.Millisecond), "error", errText(ev.Error))
+}
+
+// unstorable is the failed event that replaces a final event the store
+// refused: no progress, no result, an error saying why.
+func unstorable(ev conveyor.Event, err error) conveyor.Event {
+	return conveyor.Event{
+		Type: conveyor.EventFailed, Status: conveyor.StatusFailed,
+		ExecutionID: ev.ExecutionID, Seq: ev.Seq, Time: ev.Time, Attempt: ev.Attempt,
+		Error: conveyor.Errorf(conveyor.ESTEPFAILED, "the %s event could not be stored: %s", ev.Type, conveyor.CleanText(conveyor.ErrorMessage(err))),
+	}
 }
 
 func errText(e *conveyor.Error) string {

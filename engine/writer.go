@@ -23,7 +23,14 @@ type writer struct {
 type writeReq struct {
 	event *conveyor.Event
 	line  *conveyor.LogLine
-	done  chan error // nil: nobody waits for the commit
+	done  chan writeResult // nil: nobody waits for the commit
+}
+
+// writeResult is the event as the store kept it (a completed event may
+// have become cancelled: see conveyor.Store.Append) or why it was not.
+type writeResult struct {
+	event conveyor.Event
+	err   error
 }
 
 func newWriter(store conveyor.Store, logger *slog.Logger) *writer {
@@ -37,11 +44,13 @@ func (w *writer) write(ev conveyor.Event) {
 	w.reqs <- writeReq{event: &ev}
 }
 
-// writeDurable queues ev and waits until it is committed.
-func (w *writer) writeDurable(ev conveyor.Event) error {
-	done := make(chan error, 1)
+// writeDurable queues ev and waits until it is committed. It returns ev
+// as the store kept it.
+func (w *writer) writeDurable(ev conveyor.Event) (conveyor.Event, error) {
+	done := make(chan writeResult, 1)
 	w.reqs <- writeReq{event: &ev, done: done}
-	return <-done
+	r := <-done
+	return r.event, r.err
 }
 
 func (w *writer) writeLog(line conveyor.LogLine) {
@@ -56,10 +65,14 @@ func (w *writer) close() {
 
 func (w *writer) loop() {
 	defer close(w.done)
+	type waiter struct {
+		event int // index in events
+		done  chan writeResult
+	}
 	var (
 		events  []conveyor.Event
 		lines   []conveyor.LogLine
-		waiters []chan error
+		waiters []waiter
 	)
 	add := func(r writeReq) {
 		if r.event != nil {
@@ -69,7 +82,7 @@ func (w *writer) loop() {
 			lines = append(lines, *r.line)
 		}
 		if r.done != nil {
-			waiters = append(waiters, r.done)
+			waiters = append(waiters, waiter{len(events) - 1, r.done})
 		}
 	}
 	for r := range w.reqs {
@@ -86,48 +99,65 @@ func (w *writer) loop() {
 				break drain
 			}
 		}
-		err := w.flush(events, lines)
-		for _, c := range waiters {
-			c <- err
+		errs := w.flush(events, lines)
+		for _, wt := range waiters {
+			wt.done <- writeResult{events[wt.event], errs[wt.event]}
 		}
 		clear(events)
 		events, lines, waiters = events[:0], lines[:0], waiters[:0]
 	}
 }
 
-// flush commits one batch, retrying briefly so a momentary failure (a busy
-// database) does not lose a status change.
-func (w *writer) flush(events []conveyor.Event, lines []conveyor.LogLine) error {
+// flush commits one batch and returns the error of each event, nil when
+// stored. The store may rewrite events in place (see conveyor.Store.Append).
+func (w *writer) flush(events []conveyor.Event, lines []conveyor.LogLine) []error {
+	errs := make([]error, len(events))
+	if len(events) > 0 {
+		err := w.retry("write events", func(ctx context.Context) error { return w.store.Append(ctx, events) })
+		if conveyor.ErrorCode(err) == conveyor.EINVALID && len(events) > 1 {
+			// One event the store refuses must not sink the others
+			// batched with it: write them one by one.
+			err = nil
+			for i := range events {
+				errs[i] = w.retry("write event", func(ctx context.Context) error { return w.store.Append(ctx, events[i:i+1]) })
+			}
+		}
+		if err != nil {
+			for i := range errs {
+				errs[i] = err
+			}
+		}
+	}
+	if len(lines) > 0 {
+		err := w.retry("write logs", func(ctx context.Context) error { return w.store.AppendLogs(ctx, lines) })
+		if conveyor.ErrorCode(err) == conveyor.EINVALID && len(lines) > 1 {
+			for i := range lines {
+				err := w.retry("write log line", func(ctx context.Context) error { return w.store.AppendLogs(ctx, lines[i:i+1]) })
+				if err != nil {
+					w.logger.Error("log line dropped", "execution", lines[i].ExecutionID, "err", err)
+				}
+			}
+		} else if err != nil {
+			w.logger.Error("log lines dropped", "lines", len(lines), "err", err)
+		}
+	}
+	return errs
+}
+
+// retry calls write until it succeeds, the store refuses the data
+// (EINVALID: retrying cannot help) or five attempts failed, backing off
+// so a momentary failure (a busy database) does not lose a status change.
+func (w *writer) retry(what string, write func(context.Context) error) error {
 	ctx := context.Background()
 	var err error
 	for attempt, backoff := 0, 10*time.Millisecond; attempt < 5; attempt, backoff = attempt+1, backoff*4 {
 		if attempt > 0 {
 			time.Sleep(backoff)
 		}
-		if len(events) > 0 {
-			if err = w.store.Append(ctx, events); conveyor.ErrorCode(err) == conveyor.EINVALID && len(events) > 1 {
-				// One event the store refuses must not sink the others
-				// batched with it: write them one by one.
-				for _, ev := range events {
-					if err := w.store.Append(ctx, []conveyor.Event{ev}); err != nil {
-						w.logger.Error("write event", "execution", ev.ExecutionID, "seq", ev.Seq, "err", err)
-					}
-				}
-				err = nil
-			}
-			if err != nil {
-				w.logger.Warn("write events", "events", len(events), "attempt", attempt+1, "err", err)
-				continue
-			}
-			events = nil
+		if err = write(ctx); err == nil || conveyor.ErrorCode(err) == conveyor.EINVALID {
+			return err
 		}
-		if len(lines) > 0 {
-			if err = w.store.AppendLogs(ctx, lines); err != nil {
-				w.logger.Warn("write logs", "lines", len(lines), "attempt", attempt+1, "err", err)
-				continue
-			}
-		}
-		return nil
+		w.logger.Warn(what, "attempt", attempt+1, "err", err)
 	}
 	return err
 }

@@ -146,10 +146,11 @@ func (s *ExecSpec) Run(ctx context.Context, x *conveyor.Exec) error {
 
 	var exitErr *exec.ExitError
 	switch {
+	case ctx.Err() != nil:
+		// Stopped, even if it exited 0 on SIGTERM: not a success.
+		return ctx.Err()
 	case waitErr == nil:
 		return nil
-	case ctx.Err() != nil:
-		return ctx.Err()
 	case errors.As(waitErr, &exitErr):
 		msg := exitErr.Error() // "exit status 3", "signal: killed"
 		if lastStderr != "" {

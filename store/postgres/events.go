@@ -16,7 +16,9 @@ import (
 // carries: this is where the engine's group commit lands. Each write is
 // fenced by the attempt and the running status of its execution and by
 // LastSeq; writes that fail the fence, or whose execution is unknown, are
-// dropped. After the commit it sends the executions' new LastSeq on
+// dropped. A completed write to an execution with a cancel requested is
+// stored, and left in writes, as cancelled (conveyor.Event.CancelInstead).
+// After the commit it sends the executions' new LastSeq on
 // conveyor_events.
 func (db *DB) Append(ctx context.Context, writes []conveyor.Event) error {
 	if len(writes) == 0 {
@@ -33,6 +35,9 @@ func (db *DB) Append(ctx context.Context, writes []conveyor.Event) error {
 		errs     = make([]*string, len(writes))
 		results  = make([]*string, len(writes))
 		times    = make([]time.Time, len(writes)) // only final writes need theirs
+		// What a completed write becomes when a cancel was requested.
+		cancelledData     = make([]*string, len(writes))
+		cancelledProgress = make([]*string, len(writes))
 	)
 	for i := range writes {
 		ev := &writes[i]
@@ -44,12 +49,20 @@ func (db *DB) Append(ctx context.Context, writes []conveyor.Event) error {
 			return err
 		}
 		ids[i], seqs[i], attempts[i], types[i], data[i] = ev.ExecutionID, ev.Seq, int32(ev.Attempt), string(ev.Type), d
-		if ev.Progress != nil {
-			p, err := json.Marshal(ev.Progress)
+		if progress[i], err = progressColumn(ev.Progress); err != nil {
+			return err
+		}
+		if ev.Type == conveyor.EventCompleted {
+			alt := *ev
+			alt.CancelInstead()
+			d, err := marshalEvent(&alt)
 			if err != nil {
-				return conveyor.Errorf(conveyor.EINVALID, "progress cannot be stored: %v", err)
+				return err
 			}
-			progress[i] = ptr(string(p))
+			cancelledData[i] = &d
+			if cancelledProgress[i], err = progressColumn(alt.Progress); err != nil {
+				return err
+			}
 		}
 		if ev.Type.Final() || ev.Type == conveyor.EventRetrying {
 			if ev.Error != nil {
@@ -62,22 +75,40 @@ func (db *DB) Append(ctx context.Context, writes []conveyor.Event) error {
 			times[i] = ev.Time
 		}
 	}
-	rows, err := db.pool.Query(ctx, sqlAppend, ids, seqs, attempts, types, data, progress, errs, results, times)
+	rows, err := db.pool.Query(ctx, sqlAppend, ids, seqs, attempts, types, data, progress, errs, results, times,
+		cancelledData, cancelledProgress)
 	if err != nil {
-		return fmt.Errorf("append events: %w", err)
+		return storeError("append events", err)
 	}
 	defer rows.Close()
-	var marks []eventMark
+	var (
+		marks     []eventMark
+		cancelled map[eventMark]bool
+	)
 	for rows.Next() {
-		var m eventMark
-		if err := rows.Scan(&m.id, &m.seq); err != nil {
-			return fmt.Errorf("append events: %w", err)
+		var (
+			m      eventMark
+			status string
+		)
+		if err := rows.Scan(&m.id, &m.seq, &status); err != nil {
+			return storeError("append events", err)
 		}
 		marks = append(marks, m)
+		if status == string(conveyor.StatusCancelled) {
+			if cancelled == nil {
+				cancelled = map[eventMark]bool{}
+			}
+			cancelled[m] = true
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("append events: %w", err)
+		return storeError("append events", err)
+	}
+	for i := range writes {
+		if ev := &writes[i]; ev.Type == conveyor.EventCompleted && cancelled[eventMark{ev.ExecutionID, ev.Seq}] {
+			ev.CancelInstead()
+		}
 	}
 	db.notifyEvents(ctx, marks)
 	return nil
@@ -89,6 +120,9 @@ func ptr[T any](v T) *T { return &v }
 func (db *DB) Events(ctx context.Context, id string, after int64, limit int) ([]conveyor.Event, error) {
 	if limit <= 0 {
 		return nil, conveyor.Errorf(conveyor.EINVALID, "limit %d is not positive", limit)
+	}
+	if conveyor.Lookup(id) != nil {
+		return nil, nil
 	}
 	rows, err := db.pool.Query(ctx, sqlEvents, id, after, limit)
 	if err != nil {

@@ -68,7 +68,7 @@ func (db *DB) CreateExecutions(ctx context.Context, es []*conveyor.Execution) er
 		return db.conflict(ctx, es)
 	}
 	if err != nil {
-		return fmt.Errorf("create executions: %w", err)
+		return storeError("create executions", err)
 	}
 	db.notify(ctx, channelSubmitted, []string{es[0].ID})
 	return nil
@@ -112,6 +112,9 @@ func (db *DB) conflict(ctx context.Context, es []*conveyor.Execution) error {
 
 // GetExecution implements conveyor.Store.
 func (db *DB) GetExecution(ctx context.Context, id string) (*conveyor.Execution, error) {
+	if err := conveyor.Lookup(id); err != nil {
+		return nil, err
+	}
 	ex, _, err := scanExecution(db.pool.QueryRow(ctx, sqlGetExecution, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, conveyor.ExecutionNotFound(id)
@@ -225,6 +228,9 @@ func (db *DB) ClaimPending(ctx context.Context, limit int, now time.Time) ([]con
 // running it stops it, or conveyor_events with the cancelled event of a
 // pending one.
 func (db *DB) Cancel(ctx context.Context, id string, now time.Time) (*conveyor.Execution, *conveyor.Event, error) {
+	if err := conveyor.Lookup(id); err != nil {
+		return nil, nil, err
+	}
 	now = storedTime(now)
 	var (
 		ex *conveyor.Execution

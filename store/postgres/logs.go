@@ -28,6 +28,9 @@ func (db *DB) AppendLogs(ctx context.Context, lines []conveyor.LogLine) error {
 		seen    = map[string]bool{}
 	)
 	for i, l := range lines {
+		if err := l.ValidateStored(); err != nil {
+			return err
+		}
 		ids[i], times[i], steps[i], streams[i], texts[i] = l.ExecutionID, l.Time, l.Step, l.Stream, l.Line
 		if !seen[l.ExecutionID] {
 			seen[l.ExecutionID] = true
@@ -38,13 +41,16 @@ func (db *DB) AppendLogs(ctx context.Context, lines []conveyor.LogLine) error {
 	b.Queue(sqlInsertLogs, ids, times, steps, streams, texts)
 	b.Queue(sqlTrimLogs, batch, conveyor.MaxLogLines)
 	if err := db.pool.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("append logs: %w", err)
+		return storeError("append logs", err)
 	}
 	return nil
 }
 
 // Logs implements conveyor.Store.
 func (db *DB) Logs(ctx context.Context, id string) ([]conveyor.LogLine, error) {
+	if conveyor.Lookup(id) != nil {
+		return nil, nil
+	}
 	rows, err := db.pool.Query(ctx, sqlLogs, id)
 	if err != nil {
 		return nil, fmt.Errorf("read logs: %w", err)

@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/conveyor-run/conveyor"
@@ -183,6 +185,18 @@ func (db *DB) ownPID(pid uint32) bool {
 
 // errorf wraps err with what failed, keeping *conveyor.Error values as
 // they are so their codes reach the caller.
+// storeError wraps err with what failed, as EINVALID when PostgreSQL
+// refused the data itself (SQLSTATE class 22: a NUL in text, invalid
+// UTF-8, a number out of range): retrying cannot help, and the caller
+// must learn which write it was rather than retry a whole batch forever.
+func storeError(what string, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22") {
+		return conveyor.Errorf(conveyor.EINVALID, "%s: the database refused the data: %s", what, pgErr.Message)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
 func errorf(what string, err error) error {
 	var ce *conveyor.Error
 	if errors.As(err, &ce) {

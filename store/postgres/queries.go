@@ -66,22 +66,32 @@ const (
 	// one by one with a fenced UPDATE each, as the SQLite backend does,
 	// without a round trip per write. Accepted writes are stored; each
 	// execution then takes its newest seq, its newest progress and the
-	// outcome of the write that ended the attempt, if one did. It returns
-	// each changed execution's id and new LastSeq, for the notification.
+	// outcome of the write that ended the attempt, if one did. A completed
+	// write to an execution with a cancel requested is stored as the
+	// cancelled event the caller encoded beside it ($10, $11). It returns
+	// each changed execution's id, new LastSeq and status, for the
+	// notification and to tell the caller which writes became cancelled.
 	sqlAppend = `WITH w AS (
 			SELECT * FROM unnest($1::text[], $2::bigint[], $3::integer[], $4::text[],
-				$5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])
-				WITH ORDINALITY AS w(id, seq, attempt, type, data, progress, error, result, time, ord)
+				$5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::text[])
+				WITH ORDINALITY AS w(id, seq, attempt, type, data, progress, error, result, time,
+					cancelled_data, cancelled_progress, ord)
 		), x AS (
 			-- Only by id, so that the unique index on id finds the rows
 			-- whatever the planner thinks of the share of running ones.
-			SELECT id, status, attempt, last_seq FROM executions
+			SELECT id, status, attempt, last_seq, cancel_requested FROM executions
 			WHERE id = ANY($1::text[])
 			ORDER BY id
 			FOR NO KEY UPDATE
 		), fenced AS (
-			SELECT w.*, greatest(x.last_seq, max(w.seq) OVER before) AS floor
-			FROM w JOIN x ON x.id = w.id AND x.attempt = w.attempt AND x.status = 'running'
+			SELECT w.id, w.seq, w.attempt, w.ord, w.error, w.time,
+				CASE WHEN c.cancelled THEN 'cancelled' ELSE w.type END AS type,
+				CASE WHEN c.cancelled THEN w.cancelled_data ELSE w.data END AS data,
+				CASE WHEN c.cancelled THEN w.cancelled_progress ELSE w.progress END AS progress,
+				CASE WHEN c.cancelled THEN NULL ELSE w.result END AS result,
+				greatest(x.last_seq, max(w.seq) OVER before) AS floor
+			FROM w JOIN x ON x.id = w.id AND x.attempt = w.attempt AND x.status = 'running',
+				LATERAL (SELECT w.type = 'completed' AND x.cancel_requested AS cancelled) c
 			WINDOW before AS (PARTITION BY w.id ORDER BY w.ord ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
 		), ordered AS (
 			SELECT fenced.*, count(*) FILTER (WHERE type IN ('completed', 'failed', 'cancelled', 'retrying')) OVER before AS ended
@@ -112,7 +122,7 @@ const (
 		FROM outcome o
 		-- x locked these rows, running this attempt, for the whole statement.
 		WHERE e.id = o.id
-		RETURNING e.id, e.last_seq`
+		RETURNING e.id, e.last_seq, e.status`
 
 	sqlEvents = `SELECT data FROM events WHERE execution_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`
 

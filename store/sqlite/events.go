@@ -13,7 +13,9 @@ import (
 // this is where the engine's group commit lands, so the cost of a commit
 // is shared by every event queued while the previous one ran. Each write
 // updates its execution only if it is the current attempt of a running
-// execution and its seq is after LastSeq, and is stored only if it did.
+// execution and its seq is after LastSeq, and is stored only if it did. A
+// completed write to an execution with a cancel requested is stored, and
+// left in writes, as cancelled (conveyor.Event.CancelInstead).
 func (db *DB) Append(ctx context.Context, writes []conveyor.Event) error {
 	if len(writes) == 0 {
 		return nil
@@ -46,31 +48,55 @@ func (db *DB) Append(ctx context.Context, writes []conveyor.Event) error {
 	}
 	defer tx.Rollback()
 	var (
-		progress = tx.StmtContext(ctx, db.st.appendProgress)
-		final    = tx.StmtContext(ctx, db.st.appendFinal)
-		retrying = tx.StmtContext(ctx, db.st.appendRetrying)
-		insert   = tx.StmtContext(ctx, db.st.insertEvent)
+		progress  = tx.StmtContext(ctx, db.st.appendProgress)
+		final     = tx.StmtContext(ctx, db.st.appendFinal)
+		completed = tx.StmtContext(ctx, db.st.appendCompleted)
+		retrying  = tx.StmtContext(ctx, db.st.appendRetrying)
+		insert    = tx.StmtContext(ctx, db.st.insertEvent)
 	)
+	applied := func(res sql.Result, err error) (bool, error) {
+		if err != nil {
+			return false, err
+		}
+		n, err := res.RowsAffected()
+		return n > 0, err
+	}
+	appendFinal := func(stmt *sql.Stmt, ev *conveyor.Event, progress any) (bool, error) {
+		errCode, errMsg := errorColumns(ev.Error)
+		return applied(stmt.ExecContext(ctx, ev.Seq, string(conveyor.StatusOf(ev.Type)), ev.Time.UnixNano(),
+			progress, errCode, errMsg, jsonColumn(ev.Result), ev.ExecutionID, ev.Attempt))
+	}
 	for i := range writes {
 		ev := &writes[i]
-		var res sql.Result
+		var ok bool
 		switch {
 		case ev.Type == conveyor.EventRetrying:
 			errCode, errMsg := errorColumns(ev.Error)
-			res, err = retrying.ExecContext(ctx, ev.Seq, errCode, errMsg, ev.ExecutionID, ev.Attempt)
+			ok, err = applied(retrying.ExecContext(ctx, ev.Seq, errCode, errMsg, ev.ExecutionID, ev.Attempt))
+		case ev.Type == conveyor.EventCompleted:
+			if ok, err = appendFinal(completed, ev, enc[i].progress); err == nil && !ok {
+				// Fenced off, or a cancel is requested: then it ends cancelled.
+				alt := *ev
+				alt.CancelInstead()
+				if enc[i].data, err = marshalEvent(&alt); err != nil {
+					return err
+				}
+				if enc[i].progress, err = progressJSON(alt.Progress); err != nil {
+					return err
+				}
+				if ok, err = appendFinal(final, &alt, enc[i].progress); ok {
+					*ev = alt
+				}
+			}
 		case ev.Type.Final():
-			errCode, errMsg := errorColumns(ev.Error)
-			res, err = final.ExecContext(ctx, ev.Seq, string(conveyor.StatusOf(ev.Type)), ev.Time.UnixNano(),
-				enc[i].progress, errCode, errMsg, jsonColumn(ev.Result), ev.ExecutionID, ev.Attempt)
+			ok, err = appendFinal(final, ev, enc[i].progress)
 		default:
-			res, err = progress.ExecContext(ctx, ev.Seq, enc[i].progress, ev.ExecutionID, ev.Attempt)
+			ok, err = applied(progress.ExecContext(ctx, ev.Seq, enc[i].progress, ev.ExecutionID, ev.Attempt))
 		}
 		if err != nil {
 			return fmt.Errorf("append %s event: %w", ev.Type, err)
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("append %s event: %w", ev.Type, err)
-		} else if n == 0 {
+		if !ok {
 			continue // fenced off
 		}
 		if _, err := insert.ExecContext(ctx, ev.ExecutionID, ev.Seq, string(ev.Type), enc[i].data); err != nil {
@@ -87,6 +113,9 @@ func (db *DB) Append(ctx context.Context, writes []conveyor.Event) error {
 func (db *DB) Events(ctx context.Context, id string, after int64, limit int) ([]conveyor.Event, error) {
 	if limit <= 0 {
 		return nil, conveyor.Errorf(conveyor.EINVALID, "limit %d is not positive", limit)
+	}
+	if conveyor.Lookup(id) != nil {
+		return nil, nil
 	}
 	rows, err := db.st.events.QueryContext(ctx, id, after, limit)
 	if err != nil {

@@ -74,6 +74,9 @@ func (db *DB) CreateExecutions(ctx context.Context, es []*conveyor.Execution) er
 
 // GetExecution implements conveyor.Store.
 func (db *DB) GetExecution(ctx context.Context, id string) (*conveyor.Execution, error) {
+	if err := conveyor.Lookup(id); err != nil {
+		return nil, err
+	}
 	ex, _, err := scanExecution(db.st.getExecution.QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, conveyor.ExecutionNotFound(id)
@@ -197,6 +200,9 @@ func (db *DB) ClaimPending(ctx context.Context, limit int, now time.Time) ([]con
 
 // Cancel implements conveyor.Store.
 func (db *DB) Cancel(ctx context.Context, id string, now time.Time) (*conveyor.Execution, *conveyor.Event, error) {
+	if err := conveyor.Lookup(id); err != nil {
+		return nil, nil, err
+	}
 	now = now.UTC()
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {

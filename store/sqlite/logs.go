@@ -14,6 +14,11 @@ func (db *DB) AppendLogs(ctx context.Context, lines []conveyor.LogLine) error {
 	if len(lines) == 0 {
 		return nil
 	}
+	for i := range lines {
+		if err := lines[i].ValidateStored(); err != nil {
+			return err
+		}
+	}
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("append logs: %w", err)
@@ -45,6 +50,9 @@ func (db *DB) AppendLogs(ctx context.Context, lines []conveyor.LogLine) error {
 
 // Logs implements conveyor.Store.
 func (db *DB) Logs(ctx context.Context, id string) ([]conveyor.LogLine, error) {
+	if conveyor.Lookup(id) != nil {
+		return nil, nil
+	}
 	rows, err := db.r.QueryContext(ctx, sqlLogs, id)
 	if err != nil {
 		return nil, fmt.Errorf("read logs: %w", err)

@@ -44,6 +44,10 @@ const (
 		progress = coalesce(?4, progress), error_code = ?5, error_message = ?6, result = ?7` + fenceFinal
 	fenceFinal = ` WHERE id = ?8 AND attempt = ?9 AND status = 'running' AND last_seq < ?1`
 
+	// A completed write is refused while a cancel is requested: Append
+	// then writes it as cancelled (conveyor.Event.CancelInstead).
+	sqlAppendCompleted = sqlAppendFinal + ` AND NOT cancel_requested`
+
 	sqlAppendRetrying = `UPDATE executions SET last_seq = ?1, status = 'pending', progress = NULL,
 		error_code = ?2, error_message = ?3` + fenceRetrying
 	fenceRetrying = ` WHERE id = ?4 AND attempt = ?5 AND status = 'running' AND last_seq < ?1`
@@ -83,6 +87,7 @@ type statements struct {
 	claimPending    *sql.Stmt
 	appendProgress  *sql.Stmt
 	appendFinal     *sql.Stmt
+	appendCompleted *sql.Stmt
 	appendRetrying  *sql.Stmt
 	insertEvent     *sql.Stmt
 	insertLog       *sql.Stmt
@@ -102,6 +107,7 @@ func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
 		{w, &st.claimPending, sqlClaimPending},
 		{w, &st.appendProgress, sqlAppendProgress},
 		{w, &st.appendFinal, sqlAppendFinal},
+		{w, &st.appendCompleted, sqlAppendCompleted},
 		{w, &st.appendRetrying, sqlAppendRetrying},
 		{w, &st.insertEvent, sqlInsertEvent},
 		{w, &st.insertLog, sqlInsertLog},

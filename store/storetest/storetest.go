@@ -29,6 +29,8 @@ func Run(t *testing.T, newStore func(t *testing.T) conveyor.Store) {
 		{"Append", appendCases},
 		{"Events", eventsCases},
 		{"Cancel", cancelCases},
+		{"CancelWins", cancelWinsCases},
+		{"Text", textCases},
 		{"RecoverInterrupted", recoverCases},
 		{"Logs", logsCases},
 		{"Ping", pingCases},
