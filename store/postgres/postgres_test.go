@@ -28,7 +28,13 @@ func TestMain(m *testing.M) {
 // open opens a store on the database at dbURL, closed when t ends.
 func open(t testing.TB, dbURL, node string) *DB {
 	t.Helper()
-	db, err := Open(context.Background(), dbURL, &Options{NodeID: node, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	return openLease(t, dbURL, node, 0)
+}
+
+// openLease opens a store whose leases last lease (zero: DefaultLease).
+func openLease(t testing.TB, dbURL, node string, lease time.Duration) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), dbURL, &Options{NodeID: node, Lease: lease, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -60,6 +66,17 @@ func TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) conveyor.Store { return setup(t) })
 }
 
+func TestSharedStore(t *testing.T) {
+	pgtest.AdminURL(t)
+	t.Parallel()
+	storetest.RunShared(t, func(t *testing.T) storetest.OpenNodeFunc {
+		_, dbURL := pgtest.NewDatabase(t)
+		return func(node string, lease time.Duration) conveyor.SharedStore {
+			return openLease(t, dbURL, node, lease)
+		}
+	})
+}
+
 var base = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
 func create(t testing.TB, db *DB, id, pipeline string) *conveyor.Execution {
@@ -80,15 +97,6 @@ func claim(t testing.TB, db *DB, limit int, now time.Time) []conveyor.Claim {
 	return claims
 }
 
-func get(t testing.TB, db *DB, id string) *conveyor.Execution {
-	t.Helper()
-	ex, err := db.GetExecution(context.Background(), id)
-	if err != nil {
-		t.Fatalf("GetExecution %s: %v", id, err)
-	}
-	return ex
-}
-
 func progressEvent(ex *conveyor.Execution, seq int64) conveyor.Event {
 	return conveyor.Event{Type: conveyor.EventProgress, ExecutionID: ex.ID, Seq: seq, Time: base.Add(time.Duration(seq) * time.Second),
 		Attempt: ex.Attempt, Progress: &conveyor.Progress{CurrentStep: 1, CurrentStepName: "work"}}
@@ -104,17 +112,15 @@ func leaseUntil(t testing.TB, db *DB, id string) *time.Time {
 	return lease
 }
 
-func TestClaimRecordsNodeAndLease(t *testing.T) {
+func TestLeaseColumn(t *testing.T) {
+	// What storetest.RunShared cannot see: with no Options.Lease a claim
+	// holds DefaultLease, and lease_until is cleared when the attempt ends.
 	t.Parallel()
 	db := setup(t)
 	create(t, db, "x", "p")
 	now := base.Add(time.Minute)
-	c := claim(t, db, 1, now)
-	if len(c) != 1 || c[0].Execution.Node != "node-a" {
-		t.Fatalf("claims = %+v, want x on node-a", c)
-	}
-	if got := get(t, db, "x").Node; got != "node-a" {
-		t.Errorf("Node = %q, want node-a", got)
+	if c := claim(t, db, 1, now); len(c) != 1 {
+		t.Fatalf("claims = %+v, want x", c)
 	}
 	if got := leaseUntil(t, db, "x"); got == nil || !got.Equal(now.Add(DefaultLease)) {
 		t.Errorf("lease_until = %v, want %v", got, now.Add(DefaultLease))
@@ -304,203 +310,6 @@ func TestDeliver(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("notices = %+v, want %+v", got, want)
 	}
-}
-
-func TestRenewLeases(t *testing.T) {
-	t.Parallel()
-	a, b := twoNodes(t)
-	ctx := t.Context()
-	for _, id := range []string{"a1", "a2", "a3", "b1"} {
-		create(t, a, id, "p")
-	}
-	claim(t, a, 3, base) // a1, a2, a3
-	claim(t, b, 1, base) // b1
-	if _, _, err := b.Cancel(ctx, "a2", base); err != nil {
-		t.Fatal(err)
-	}
-	// a3 finished: its lease is gone with it.
-	if err := a.Append(ctx, []conveyor.Event{{Type: conveyor.EventCompleted, ExecutionID: "a3", Seq: 2, Time: base, Attempt: 1}}); err != nil {
-		t.Fatal(err)
-	}
-
-	now := base.Add(20 * time.Second)
-	r, err := a.RenewLeases(ctx, []string{"a1", "a2", "a3", "b1", "unknown"}, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := []string{"a3", "b1", "unknown"}; !slices.Equal(r.Lost, want) {
-		t.Errorf("Lost = %v, want %v", r.Lost, want)
-	}
-	if want := []string{"a2"}; !slices.Equal(r.CancelRequested, want) {
-		t.Errorf("CancelRequested = %v, want %v", r.CancelRequested, want)
-	}
-	for id, want := range map[string]time.Time{"a1": now.Add(DefaultLease), "a2": now.Add(DefaultLease), "b1": base.Add(DefaultLease)} {
-		if got := leaseUntil(t, a, id); got == nil || !got.Equal(want) {
-			t.Errorf("%s: lease until %v, want %v", id, got, want)
-		}
-	}
-
-	if r, err := a.RenewLeases(ctx, nil, now); err != nil || r.Lost != nil || r.CancelRequested != nil {
-		t.Errorf("RenewLeases(nil) = %+v, %v", r, err)
-	}
-}
-
-func TestRescueExpired(t *testing.T) {
-	t.Parallel()
-	a, b := twoNodes(t)
-	ctx := t.Context()
-	retries := func(pipeline string) int { return map[string]int{"retry": 1}[pipeline] }
-	create(t, a, "renewed", "retry")
-	create(t, a, "retried", "retry")
-	create(t, a, "failed", "once")
-	claim(t, a, 3, base)
-	create(t, a, "pending", "retry")
-	if err := a.Append(ctx, []conveyor.Event{progressEvent(get(t, a, "failed"), 2)}); err != nil {
-		t.Fatal(err)
-	}
-
-	// Nothing expired yet.
-	if evs, err := b.RescueExpired(ctx, base.Add(DefaultLease), retries); err != nil || len(evs) != 0 {
-		t.Fatalf("RescueExpired before the leases expired = %+v, %v; want none", evs, err)
-	}
-	if _, err := a.RenewLeases(ctx, []string{"renewed"}, base.Add(20*time.Second)); err != nil {
-		t.Fatal(err)
-	}
-
-	now := base.Add(DefaultLease + time.Second)
-	evs, err := b.RescueExpired(ctx, now, retries)
-	if err != nil {
-		t.Fatal(err)
-	}
-	byID := map[string]conveyor.Event{}
-	for _, ev := range evs {
-		byID[ev.ExecutionID] = ev
-	}
-	if len(evs) != 2 || len(byID) != 2 {
-		t.Fatalf("rescued %+v, want retried and failed", evs)
-	}
-	if ev := byID["retried"]; ev.Type != conveyor.EventRetrying || ev.Seq != 2 || ev.Error == nil || ev.Error.Code != conveyor.EINTERRUPTED ||
-		!strings.Contains(ev.Error.Message, "node a") || !ev.Time.Equal(now) {
-		t.Errorf("retried: event %+v", ev)
-	}
-	if ev := byID["failed"]; ev.Type != conveyor.EventFailed || ev.Seq != 3 || ev.Error == nil || ev.Error.Code != conveyor.EINTERRUPTED || ev.Progress == nil {
-		t.Errorf("failed: event %+v", ev)
-	}
-	if got := get(t, b, "retried"); got.Status != conveyor.StatusPending || got.LastSeq != 2 {
-		t.Errorf("retried: status %s, last seq %d", got.Status, got.LastSeq)
-	}
-	if got := get(t, b, "failed"); got.Status != conveyor.StatusFailed || got.FinishedAt == nil || !got.FinishedAt.Equal(now) {
-		t.Errorf("failed: status %s, finished %v", got.Status, got.FinishedAt)
-	}
-	if got := get(t, b, "renewed"); got.Status != conveyor.StatusRunning {
-		t.Errorf("renewed: status %s, want running", got.Status)
-	}
-
-	// Node a finds out at its next renewal; its late writes are fenced.
-	r, err := a.RenewLeases(ctx, []string{"renewed", "retried", "failed"}, now)
-	if err != nil || !slices.Equal(r.Lost, []string{"retried", "failed"}) {
-		t.Errorf("RenewLeases after the rescue = %+v, %v; want retried and failed lost", r, err)
-	}
-	if err := a.Append(ctx, []conveyor.Event{{Type: conveyor.EventCompleted, ExecutionID: "failed", Seq: 4, Time: now, Attempt: 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if got := get(t, a, "failed"); got.Status != conveyor.StatusFailed || got.LastSeq != 3 {
-		t.Errorf("after a stale write: status %s, last seq %d; want failed, 3", got.Status, got.LastSeq)
-	}
-
-	// b claims the retry: its lease, its node.
-	c := claim(t, b, 10, now)
-	if len(c) != 2 || c[0].Execution.ID != "retried" || c[0].Execution.Node != "b" || c[0].Execution.Attempt != 2 {
-		t.Errorf("claims after the rescue = %+v", c)
-	}
-}
-
-func TestRescueExpiredConcurrently(t *testing.T) {
-	// Nodes rescuing at once never both act on one execution.
-	t.Parallel()
-	a, b := twoNodes(t)
-	ctx := t.Context()
-	const n = 200
-	for i := range n {
-		create(t, a, fmt.Sprintf("x%03d", i), "p")
-	}
-	claim(t, a, n, base)
-	now := base.Add(time.Hour)
-	var (
-		mu  sync.Mutex
-		all []conveyor.Event
-		wg  sync.WaitGroup
-	)
-	for _, db := range []*DB{a, b, a, b} {
-		wg.Go(func() {
-			evs, err := db.RescueExpired(ctx, now, func(string) int { return 0 })
-			if err != nil {
-				t.Error(err)
-			}
-			mu.Lock()
-			all = append(all, evs...)
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	seen := map[string]int{}
-	for _, ev := range all {
-		seen[ev.ExecutionID]++
-	}
-	if len(all) != n || len(seen) != n {
-		t.Errorf("%d rescue events for %d executions, want %d for %d", len(all), len(seen), n, n)
-	}
-}
-
-func TestClaimConcurrentNodes(t *testing.T) {
-	t.Parallel()
-	a, b := twoNodes(t)
-	ctx := t.Context()
-	const n = 500
-	for i := range n {
-		create(t, a, fmt.Sprintf("x%03d", i), "p")
-	}
-	var (
-		mu      sync.Mutex
-		claimed = map[string][]string{} // id -> nodes
-		wg      sync.WaitGroup
-	)
-	for _, db := range []*DB{a, b} {
-		for range 4 {
-			wg.Go(func() {
-				for {
-					claims, err := db.ClaimPending(ctx, 5, base)
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					if len(claims) == 0 {
-						return
-					}
-					mu.Lock()
-					for _, c := range claims {
-						claimed[c.Execution.ID] = append(claimed[c.Execution.ID], db.node)
-						if c.Execution.Node != db.node {
-							t.Errorf("%s claimed by %s records node %q", c.Execution.ID, db.node, c.Execution.Node)
-						}
-					}
-					mu.Unlock()
-				}
-			})
-		}
-	}
-	wg.Wait()
-	if len(claimed) != n {
-		t.Errorf("%d executions claimed, want %d", len(claimed), n)
-	}
-	perNode := map[string]int{}
-	for id, nodes := range claimed {
-		if len(nodes) != 1 {
-			t.Errorf("%s claimed by %v, want once", id, nodes)
-		}
-		perNode[nodes[0]]++
-	}
-	t.Logf("claims per node: %v", perNode)
 }
 
 func TestConcurrentOpen(t *testing.T) {

@@ -21,6 +21,28 @@
 // must be isolated from the others (its own file, or its own schema on a
 // shared PostgreSQL server).
 //
+// A conveyor.SharedStore backend also calls RunShared, with a function
+// that makes a new, empty database and returns an OpenNodeFunc, which
+// opens a store on it as a given node with a given lease length:
+//
+//	func TestSharedStore(t *testing.T) {
+//		storetest.RunShared(t, func(t *testing.T) storetest.OpenNodeFunc {
+//			dbURL := newDatabase(t)
+//			return func(node string, lease time.Duration) conveyor.SharedStore {
+//				db, err := postgres.Open(context.Background(), dbURL, &postgres.Options{NodeID: node, Lease: lease})
+//				if err != nil {
+//					t.Fatal(err)
+//				}
+//				t.Cleanup(func() { db.Close() })
+//				return db
+//			}
+//		})
+//	}
+//
+// Each of its subtests opens two nodes on one database. The suite picks
+// the lease length, so it knows to the microsecond when a lease ends, and
+// passes every time explicitly: nothing sleeps.
+//
 // # What it pins
 //
 // Every behaviour documented on conveyor.Store, plus the choices the
@@ -63,4 +85,17 @@
 //     and returns lines in the order they were appended.
 //   - A retry keeps CancelRequested, so the next claim sees it and the
 //     runner cancels at once.
+//
+// And, for shared stores, what conveyor.SharedStore leaves open:
+//
+//   - A claim records the claiming node in Execution.Node, which keeps
+//     naming it after the attempt ends.
+//   - A lease taken or renewed at t holds through t plus the lease length
+//     inclusive: RescueExpired at that instant rescues nothing, a
+//     microsecond later it does, whichever node runs it (its own too).
+//   - RenewLeases reports Lost and CancelRequested in the order of the ids
+//     it was given, each id once however often it was given; unknown ids
+//     are Lost; an execution with a cancel requested is still renewed.
+//     No ids is the zero Renewal.
+//   - A rescue's error message names the node whose lease expired.
 package storetest
