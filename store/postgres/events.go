@@ -38,45 +38,49 @@ func (db *DB) Append(ctx context.Context, writes []conveyor.Event) error {
 		// What a completed write becomes when a cancel was requested.
 		cancelledData     = make([]*string, len(writes))
 		cancelledProgress = make([]*string, len(writes))
+		// The status after a write that ends the attempt, NULL for others:
+		// the lifecycle decides it (conveyor.StatusOf), the SQL applies it.
+		statuses = make([]*string, len(writes))
 	)
 	for i := range writes {
 		ev := &writes[i]
 		if err := ev.ValidateStored(); err != nil {
 			return err
 		}
-		d, err := marshalEvent(ev)
+		d, err := conveyor.EncodeEvent(ev)
 		if err != nil {
 			return err
 		}
-		ids[i], seqs[i], attempts[i], types[i], data[i] = ev.ExecutionID, ev.Seq, int32(ev.Attempt), string(ev.Type), d
+		ids[i], seqs[i], attempts[i], types[i], data[i] = ev.ExecutionID, ev.Seq, int32(ev.Attempt), string(ev.Type), string(d)
 		if progress[i], err = progressColumn(ev.Progress); err != nil {
 			return err
 		}
 		if ev.Type == conveyor.EventCompleted {
 			alt := *ev
 			alt.CancelInstead()
-			d, err := marshalEvent(&alt)
+			d, err := conveyor.EncodeEvent(&alt)
 			if err != nil {
 				return err
 			}
-			cancelledData[i] = &d
+			cancelledData[i] = ptr(string(d))
 			if cancelledProgress[i], err = progressColumn(alt.Progress); err != nil {
 				return err
 			}
 		}
-		if ev.Type.Final() || ev.Type == conveyor.EventRetrying {
+		if ev.Type.EndsAttempt() {
+			statuses[i] = ptr(string(conveyor.StatusOf(ev.Type)))
 			if ev.Error != nil {
 				e, _ := json.Marshal(ev.Error)
 				errs[i] = ptr(string(e))
 			}
 			if len(ev.Result) > 0 {
-				results[i] = ptr(string(ev.Result)) // valid: marshalEvent checked it
+				results[i] = ptr(string(ev.Result)) // valid: ValidateStored checked it
 			}
 			times[i] = ev.Time
 		}
 	}
 	rows, err := db.pool.Query(ctx, sqlAppend, ids, seqs, attempts, types, data, progress, errs, results, times,
-		cancelledData, cancelledProgress)
+		cancelledData, cancelledProgress, statuses)
 	if err != nil {
 		return storeError("append events", err)
 	}
@@ -135,11 +139,10 @@ func (db *DB) Events(ctx context.Context, id string, after int64, limit int) ([]
 		if err := rows.Scan(&data); err != nil {
 			return nil, fmt.Errorf("read events: %w", err)
 		}
-		var ev conveyor.Event
-		if err := json.Unmarshal(data, &ev); err != nil {
-			return nil, fmt.Errorf("read events of %s: decode: %w", id, err)
+		ev, err := conveyor.DecodeEvent(data)
+		if err != nil {
+			return nil, fmt.Errorf("read events of %s: %w", id, err)
 		}
-		ev.Time = ev.Time.UTC()
 		evs = append(evs, ev)
 	}
 	rows.Close()
@@ -151,23 +154,12 @@ func (db *DB) Events(ctx context.Context, id string, after int64, limit int) ([]
 
 // insertEvent stores ev in tx.
 func insertEvent(ctx context.Context, tx pgx.Tx, ev *conveyor.Event) error {
-	data, err := marshalEvent(ev)
+	data, err := conveyor.EncodeEvent(ev)
 	if err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, sqlInsertEvent, ev.ExecutionID, ev.Seq, string(ev.Type), data); err != nil {
+	if _, err := tx.Exec(ctx, sqlInsertEvent, ev.ExecutionID, ev.Seq, string(ev.Type), string(data)); err != nil {
 		return fmt.Errorf("insert %s event: %w", ev.Type, err)
 	}
 	return nil
-}
-
-// marshalEvent encodes ev as stored, its time in UTC.
-func marshalEvent(ev *conveyor.Event) (string, error) {
-	e := *ev
-	e.Time = e.Time.UTC()
-	b, err := json.Marshal(&e)
-	if err != nil {
-		return "", conveyor.Errorf(conveyor.EINVALID, "event %s #%d of %s cannot be stored: %v", ev.Type, ev.Seq, ev.ExecutionID, err)
-	}
-	return string(b), nil
 }

@@ -200,14 +200,7 @@ func (db *DB) ClaimPending(ctx context.Context, limit int, now time.Time) ([]con
 		if err != nil {
 			return nil, fmt.Errorf("claim executions: %w", err)
 		}
-		claims = append(claims, conveyor.Claim{Execution: ex, Started: conveyor.Event{
-			Type:        conveyor.EventStarted,
-			ExecutionID: ex.ID,
-			Seq:         ex.LastSeq,
-			Time:        now,
-			Attempt:     ex.Attempt,
-			Status:      conveyor.StatusRunning,
-		}})
+		claims = append(claims, conveyor.Claim{Execution: ex, Started: conveyor.StartedEvent(ex, now)})
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -245,27 +238,14 @@ func (db *DB) Cancel(ctx context.Context, id string, now time.Time) (*conveyor.E
 		if err != nil {
 			return err
 		}
-		switch ex.Status {
-		case conveyor.StatusRunning:
-			// The runner sees the request and writes the final event.
-			if _, err := tx.Exec(ctx, sqlRequestCancel, id); err != nil {
-				return err
-			}
-			ex.CancelRequested = true
-		case conveyor.StatusPending:
-			ev = &conveyor.Event{
-				Type:        conveyor.EventCancelled,
-				ExecutionID: id,
-				Seq:         ex.LastSeq + 1,
-				Time:        now,
-				Attempt:     ex.Attempt,
-				Status:      conveyor.StatusCancelled,
-			}
-			return finish(ctx, tx, ex, ev)
-		default:
-			return conveyor.Errorf(conveyor.ECONFLICT, "execution %q is already %s", id, ex.Status)
+		if ev, err = ex.Cancel(now); err != nil {
+			return err
 		}
-		return nil
+		if ev != nil {
+			return finish(ctx, tx, ev)
+		}
+		_, err = tx.Exec(ctx, sqlRequestCancel, id)
+		return err
 	})
 	if err != nil {
 		return nil, nil, errorf("cancel execution", err)
@@ -283,9 +263,7 @@ func (db *DB) Cancel(ctx context.Context, id string, now time.Time) (*conveyor.E
 // whichever node claimed it. Nodes sharing a database use RescueExpired.
 // A nil retries means no pipeline has retries.
 func (db *DB) RecoverInterrupted(ctx context.Context, now time.Time, retries func(pipeline string) int) ([]conveyor.Event, error) {
-	evs, err := db.interrupt(ctx, sqlRunning, []any{}, now, retries, func(ex *conveyor.Execution) string {
-		return fmt.Sprintf("the node running attempt %d stopped before it finished", ex.Attempt)
-	})
+	evs, err := db.interrupt(ctx, sqlRunning, []any{}, now, retries, conveyor.NodeStopped)
 	if err != nil {
 		return nil, errorf("recover executions", err)
 	}
@@ -297,22 +275,19 @@ func (db *DB) RecoverInterrupted(ctx context.Context, now time.Time, retries fun
 // them. Executions another transaction holds are skipped, so nodes
 // rescuing at once never both act on one.
 func (db *DB) RescueExpired(ctx context.Context, now time.Time, retries func(pipeline string) int) ([]conveyor.Event, error) {
-	evs, err := db.interrupt(ctx, sqlExpired, []any{storedTime(now)}, now, retries, func(ex *conveyor.Execution) string {
-		return fmt.Sprintf("node %s stopped renewing the lease of attempt %d before it finished", ex.Node, ex.Attempt)
-	})
+	evs, err := db.interrupt(ctx, sqlExpired, []any{storedTime(now)}, now, retries, conveyor.LeaseExpired)
 	if err != nil {
 		return nil, errorf("rescue expired executions", err)
 	}
 	return evs, nil
 }
 
-// interrupt ends the attempt of every execution that query locks: back to
-// pending with a retrying event while it has retries left (attempt <=
-// retries(pipeline)), otherwise failed with EINTERRUPTED. why says what
-// happened, for the error message. It returns the events appended, oldest
-// execution first, and notifies conveyor_events of them after the commit.
+// interrupt ends the attempt of every execution that query locks, as
+// conveyor.Execution.Interrupt says. It returns the events appended,
+// oldest execution first, and notifies conveyor_events of them after the
+// commit.
 func (db *DB) interrupt(ctx context.Context, query string, args []any, now time.Time, retries func(string) int,
-	why func(*conveyor.Execution) string) ([]conveyor.Event, error) {
+	why conveyor.Interruption) ([]conveyor.Event, error) {
 	now = storedTime(now)
 	type interrupted struct {
 		num int64
@@ -342,22 +317,9 @@ func (db *DB) interrupt(ctx context.Context, query string, args []any, now time.
 			return err
 		}
 		for i, ex := range exs {
-			ev := conveyor.Event{ExecutionID: ex.ID, Seq: ex.LastSeq + 1, Time: now, Attempt: ex.Attempt}
-			if retries != nil && ex.Attempt <= retries(ex.Pipeline) {
-				ev.Type, ev.Status = conveyor.EventRetrying, conveyor.StatusPending
-				ev.Error = conveyor.Errorf(conveyor.EINTERRUPTED, "%s; retrying", why(ex))
-				if _, err := tx.Exec(ctx, sqlRequeue, ev.Seq, errorColumn(ev.Error), ex.ID); err != nil {
-					return fmt.Errorf("execution %s: %w", ex.ID, err)
-				}
-				if err := insertEvent(ctx, tx, &ev); err != nil {
-					return fmt.Errorf("execution %s: %w", ex.ID, err)
-				}
-			} else {
-				ev.Type, ev.Status, ev.Progress = conveyor.EventFailed, conveyor.StatusFailed, ex.Progress
-				ev.Error = conveyor.Errorf(conveyor.EINTERRUPTED, "%s and no retries were left", why(ex))
-				if err := finish(ctx, tx, ex, &ev); err != nil {
-					return fmt.Errorf("execution %s: %w", ex.ID, err)
-				}
+			ev := ex.Interrupt(now, retriesOf(retries, ex.Pipeline), why)
+			if err := finish(ctx, tx, &ev); err != nil {
+				return fmt.Errorf("execution %s: %w", ex.ID, err)
 			}
 			done = append(done, interrupted{nums[i], ev})
 		}
@@ -376,17 +338,28 @@ func (db *DB) interrupt(ctx context.Context, query string, args []any, now time.
 	return evs, nil
 }
 
-// finish gives ex the final status of ev and appends ev, in tx; ex is
-// updated to match.
-func finish(ctx context.Context, tx pgx.Tx, ex *conveyor.Execution, ev *conveyor.Event) error {
-	if _, err := tx.Exec(ctx, sqlFinish, string(ev.Status), ev.Time, ev.Seq, errorColumn(ev.Error), ex.ID); err != nil {
+// finish persists ev, which ends an attempt without its runner (a cancel
+// or an interruption: see conveyor.Execution.Cancel and Interrupt), and
+// appends it, in tx.
+func finish(ctx context.Context, tx pgx.Tx, ev *conveyor.Event) error {
+	var err error
+	if ev.Type == conveyor.EventRetrying {
+		_, err = tx.Exec(ctx, sqlRequeue, ev.Seq, errorColumn(ev.Error), ev.ExecutionID)
+	} else {
+		_, err = tx.Exec(ctx, sqlFinish, string(ev.Status), ev.Time, ev.Seq, errorColumn(ev.Error), ev.ExecutionID)
+	}
+	if err != nil {
 		return err
 	}
-	if err := insertEvent(ctx, tx, ev); err != nil {
-		return err
+	return insertEvent(ctx, tx, ev)
+}
+
+// retriesOf is retries(pipeline), 0 when retries is nil.
+func retriesOf(retries func(string) int, pipeline string) int {
+	if retries == nil {
+		return 0
 	}
-	ex.Status, ex.FinishedAt, ex.LastSeq, ex.Error, ex.Result = ev.Status, &ev.Time, ev.Seq, ev.Error, nil
-	return nil
+	return retries(pipeline)
 }
 
 // RenewLeases extends to now plus Options.Lease the leases of the

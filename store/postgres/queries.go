@@ -59,7 +59,9 @@ const (
 		SELECT ` + executionColumns + ` FROM started ORDER BY num`
 
 	// sqlAppend applies a batch of writes (parallel arrays, in batch order)
-	// in one statement. A write is accepted when its execution is running
+	// in one statement. Which writes end the attempt, and with which
+	// status, the caller says ($12, NULL for writes that do not); the
+	// lifecycle rules stay in Go. A write is accepted when its execution is running
 	// the write's attempt, its seq is after both LastSeq and every earlier
 	// write of that attempt in the batch, and no earlier accepted write of
 	// the execution ended the attempt. That is exactly applying the writes
@@ -73,9 +75,9 @@ const (
 	// notification and to tell the caller which writes became cancelled.
 	sqlAppend = `WITH w AS (
 			SELECT * FROM unnest($1::text[], $2::bigint[], $3::integer[], $4::text[],
-				$5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::text[])
+				$5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::text[], $12::text[])
 				WITH ORDINALITY AS w(id, seq, attempt, type, data, progress, error, result, time,
-					cancelled_data, cancelled_progress, ord)
+					cancelled_data, cancelled_progress, status, ord)
 		), x AS (
 			-- Only by id, so that the unique index on id finds the rows
 			-- whatever the planner thinks of the share of running ones.
@@ -86,15 +88,16 @@ const (
 		), fenced AS (
 			SELECT w.id, w.seq, w.attempt, w.ord, w.error, w.time,
 				CASE WHEN c.cancelled THEN 'cancelled' ELSE w.type END AS type,
+				CASE WHEN c.cancelled THEN 'cancelled' ELSE w.status END AS status,
 				CASE WHEN c.cancelled THEN w.cancelled_data ELSE w.data END AS data,
 				CASE WHEN c.cancelled THEN w.cancelled_progress ELSE w.progress END AS progress,
 				CASE WHEN c.cancelled THEN NULL ELSE w.result END AS result,
 				greatest(x.last_seq, max(w.seq) OVER before) AS floor
 			FROM w JOIN x ON x.id = w.id AND x.attempt = w.attempt AND x.status = 'running',
-				LATERAL (SELECT w.type = 'completed' AND x.cancel_requested AS cancelled) c
+				LATERAL (SELECT w.status = 'completed' AND x.cancel_requested AS cancelled) c
 			WINDOW before AS (PARTITION BY w.id ORDER BY w.ord ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
 		), ordered AS (
-			SELECT fenced.*, count(*) FILTER (WHERE type IN ('completed', 'failed', 'cancelled', 'retrying')) OVER before AS ended
+			SELECT fenced.*, count(status) OVER before AS ended
 			FROM fenced WHERE seq > floor
 			WINDOW before AS (PARTITION BY id ORDER BY ord ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
 		), accepted AS (
@@ -105,20 +108,20 @@ const (
 		), outcome AS MATERIALIZED (
 			SELECT id, attempt, max(seq) AS last_seq,
 				(array_agg(progress ORDER BY ord DESC) FILTER (WHERE progress IS NOT NULL))[1] AS progress,
-				(array_agg(type) FILTER (WHERE type IN ('completed', 'failed', 'cancelled', 'retrying')))[1] AS final,
-				(array_agg(error) FILTER (WHERE type IN ('completed', 'failed', 'cancelled', 'retrying')))[1] AS error,
-				(array_agg(result) FILTER (WHERE type IN ('completed', 'failed', 'cancelled', 'retrying')))[1] AS result,
-				(array_agg(time) FILTER (WHERE type IN ('completed', 'failed', 'cancelled', 'retrying')))[1] AS time
+				(array_agg(status) FILTER (WHERE status IS NOT NULL))[1] AS status,
+				(array_agg(error) FILTER (WHERE status IS NOT NULL))[1] AS error,
+				(array_agg(result) FILTER (WHERE status IS NOT NULL))[1] AS result,
+				(array_agg(time) FILTER (WHERE status IS NOT NULL))[1] AS time
 			FROM accepted GROUP BY id, attempt
 		)
 		UPDATE executions e SET
 			last_seq = o.last_seq,
-			status = CASE WHEN o.final IS NULL THEN e.status WHEN o.final = 'retrying' THEN 'pending' ELSE o.final END,
-			progress = CASE WHEN o.final = 'retrying' THEN NULL ELSE coalesce(o.progress::jsonb, e.progress) END,
-			error = CASE WHEN o.final IS NULL THEN e.error ELSE o.error::jsonb END,
-			result = CASE WHEN o.final IS NULL OR o.final = 'retrying' THEN e.result ELSE o.result::json END,
-			finished_at = CASE WHEN o.final IN ('completed', 'failed', 'cancelled') THEN o.time ELSE e.finished_at END,
-			lease_until = CASE WHEN o.final IS NULL THEN e.lease_until END
+			status = coalesce(o.status, e.status),
+			progress = CASE WHEN o.status = 'pending' THEN NULL ELSE coalesce(o.progress::jsonb, e.progress) END,
+			error = CASE WHEN o.status IS NULL THEN e.error ELSE o.error::jsonb END,
+			result = CASE WHEN o.status IS NULL OR o.status = 'pending' THEN e.result ELSE o.result::json END,
+			finished_at = CASE WHEN o.status IS NULL OR o.status = 'pending' THEN e.finished_at ELSE o.time END,
+			lease_until = CASE WHEN o.status IS NULL THEN e.lease_until END
 		FROM outcome o
 		-- x locked these rows, running this attempt, for the whole statement.
 		WHERE e.id = o.id

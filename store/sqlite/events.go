@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 
 	"github.com/conveyor-run/conveyor"
@@ -31,7 +30,7 @@ func (db *DB) Append(ctx context.Context, writes []conveyor.Event) error {
 		if err := ev.ValidateStored(); err != nil {
 			return err
 		}
-		data, err := marshalEvent(ev)
+		data, err := conveyor.EncodeEvent(ev)
 		if err != nil {
 			return err
 		}
@@ -39,7 +38,7 @@ func (db *DB) Append(ctx context.Context, writes []conveyor.Event) error {
 		if err != nil {
 			return err
 		}
-		enc[i] = encoded{data, progress}
+		enc[i] = encoded{string(data), progress}
 	}
 
 	tx, err := db.w.BeginTx(ctx, nil)
@@ -78,9 +77,11 @@ func (db *DB) Append(ctx context.Context, writes []conveyor.Event) error {
 				// Fenced off, or a cancel is requested: then it ends cancelled.
 				alt := *ev
 				alt.CancelInstead()
-				if enc[i].data, err = marshalEvent(&alt); err != nil {
+				var data []byte
+				if data, err = conveyor.EncodeEvent(&alt); err != nil {
 					return err
 				}
+				enc[i].data = string(data)
 				if enc[i].progress, err = progressJSON(alt.Progress); err != nil {
 					return err
 				}
@@ -128,11 +129,10 @@ func (db *DB) Events(ctx context.Context, id string, after int64, limit int) ([]
 		if err := rows.Scan(&data); err != nil {
 			return nil, fmt.Errorf("read events: %w", err)
 		}
-		var ev conveyor.Event
-		if err := json.Unmarshal(data, &ev); err != nil {
-			return nil, fmt.Errorf("read events of %s: decode: %w", id, err)
+		ev, err := conveyor.DecodeEvent(data)
+		if err != nil {
+			return nil, fmt.Errorf("read events of %s: %w", id, err)
 		}
-		ev.Time = ev.Time.UTC()
 		evs = append(evs, ev)
 	}
 	if err := rows.Err(); err != nil {
@@ -143,23 +143,12 @@ func (db *DB) Events(ctx context.Context, id string, after int64, limit int) ([]
 
 // insertEvent stores ev with the insert statement of a transaction.
 func insertEvent(ctx context.Context, insert *sql.Stmt, ev *conveyor.Event) error {
-	data, err := marshalEvent(ev)
+	data, err := conveyor.EncodeEvent(ev)
 	if err != nil {
 		return err
 	}
-	if _, err := insert.ExecContext(ctx, ev.ExecutionID, ev.Seq, string(ev.Type), data); err != nil {
+	if _, err := insert.ExecContext(ctx, ev.ExecutionID, ev.Seq, string(ev.Type), string(data)); err != nil {
 		return fmt.Errorf("insert %s event: %w", ev.Type, err)
 	}
 	return nil
-}
-
-// marshalEvent encodes ev as stored, its time in UTC.
-func marshalEvent(ev *conveyor.Event) (string, error) {
-	e := *ev
-	e.Time = e.Time.UTC()
-	b, err := json.Marshal(&e)
-	if err != nil {
-		return "", conveyor.Errorf(conveyor.EINVALID, "event %s #%d of %s cannot be stored: %v", ev.Type, ev.Seq, ev.ExecutionID, err)
-	}
-	return string(b), nil
 }

@@ -179,14 +179,7 @@ func (db *DB) ClaimPending(ctx context.Context, limit int, now time.Time) ([]con
 	insert := tx.StmtContext(ctx, db.st.insertEvent)
 	claims := make([]conveyor.Claim, len(cs))
 	for i, c := range cs {
-		ev := conveyor.Event{
-			Type:        conveyor.EventStarted,
-			ExecutionID: c.ex.ID,
-			Seq:         c.ex.LastSeq,
-			Time:        now,
-			Attempt:     c.ex.Attempt,
-			Status:      conveyor.StatusRunning,
-		}
+		ev := conveyor.StartedEvent(c.ex, now)
 		if err := insertEvent(ctx, insert, &ev); err != nil {
 			return nil, fmt.Errorf("claim executions: %w", err)
 		}
@@ -217,28 +210,17 @@ func (db *DB) Cancel(ctx context.Context, id string, now time.Time) (*conveyor.E
 		return nil, nil, fmt.Errorf("cancel execution: %w", err)
 	}
 
-	var ev *conveyor.Event
-	switch ex.Status {
-	case conveyor.StatusRunning:
-		// The runner sees the request and writes the final event.
-		if _, err := tx.ExecContext(ctx, sqlRequestCancel, id); err != nil {
-			return nil, nil, fmt.Errorf("cancel execution: %w", err)
-		}
-		ex.CancelRequested = true
-	case conveyor.StatusPending:
-		ev = &conveyor.Event{
-			Type:        conveyor.EventCancelled,
-			ExecutionID: id,
-			Seq:         ex.LastSeq + 1,
-			Time:        now,
-			Attempt:     ex.Attempt,
-			Status:      conveyor.StatusCancelled,
-		}
-		if err := finish(ctx, tx, db.st.insertEvent, ex, ev); err != nil {
-			return nil, nil, fmt.Errorf("cancel execution: %w", err)
-		}
-	default:
-		return nil, nil, conveyor.Errorf(conveyor.ECONFLICT, "execution %q is already %s", id, ex.Status)
+	ev, err := ex.Cancel(now)
+	if err != nil {
+		return nil, nil, err
+	}
+	if ev != nil {
+		err = finish(ctx, tx, db.st.insertEvent, ev)
+	} else {
+		_, err = tx.ExecContext(ctx, sqlRequestCancel, id)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("cancel execution: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, nil, fmt.Errorf("cancel execution: %w", err)
@@ -276,23 +258,9 @@ func (db *DB) RecoverInterrupted(ctx context.Context, now time.Time, retries fun
 
 	var evs []conveyor.Event
 	for _, ex := range running {
-		ev := conveyor.Event{ExecutionID: ex.ID, Seq: ex.LastSeq + 1, Time: now, Attempt: ex.Attempt}
-		if retries != nil && ex.Attempt <= retries(ex.Pipeline) {
-			ev.Type, ev.Status = conveyor.EventRetrying, conveyor.StatusPending
-			ev.Error = conveyor.Errorf(conveyor.EINTERRUPTED, "the node running attempt %d stopped before it finished; retrying", ex.Attempt)
-			errCode, errMsg := errorColumns(ev.Error)
-			if _, err := tx.ExecContext(ctx, sqlRequeue, ev.Seq, errCode, errMsg, ex.ID); err != nil {
-				return nil, fmt.Errorf("recover execution %s: %w", ex.ID, err)
-			}
-			if err := insertEvent(ctx, tx.StmtContext(ctx, db.st.insertEvent), &ev); err != nil {
-				return nil, fmt.Errorf("recover execution %s: %w", ex.ID, err)
-			}
-		} else {
-			ev.Type, ev.Status, ev.Progress = conveyor.EventFailed, conveyor.StatusFailed, ex.Progress
-			ev.Error = conveyor.Errorf(conveyor.EINTERRUPTED, "the node running attempt %d stopped before it finished and no retries were left", ex.Attempt)
-			if err := finish(ctx, tx, db.st.insertEvent, ex, &ev); err != nil {
-				return nil, fmt.Errorf("recover execution %s: %w", ex.ID, err)
-			}
+		ev := ex.Interrupt(now, retriesOf(retries, ex.Pipeline), conveyor.NodeStopped)
+		if err := finish(ctx, tx, db.st.insertEvent, &ev); err != nil {
+			return nil, fmt.Errorf("recover execution %s: %w", ex.ID, err)
 		}
 		evs = append(evs, ev)
 	}
@@ -302,18 +270,29 @@ func (db *DB) RecoverInterrupted(ctx context.Context, now time.Time, retries fun
 	return evs, nil
 }
 
-// finish gives ex the final status of ev and appends ev, in tx; ex is
-// updated to match.
-func finish(ctx context.Context, tx *sql.Tx, insert *sql.Stmt, ex *conveyor.Execution, ev *conveyor.Event) error {
+// finish persists ev, which ends an attempt without its runner (a cancel
+// or an interruption: see conveyor.Execution.Cancel and Interrupt), and
+// appends it, in tx.
+func finish(ctx context.Context, tx *sql.Tx, insert *sql.Stmt, ev *conveyor.Event) error {
 	errCode, errMsg := errorColumns(ev.Error)
-	if _, err := tx.ExecContext(ctx, sqlFinish, string(ev.Status), ev.Time.UnixNano(), ev.Seq, errCode, errMsg, ex.ID); err != nil {
+	var err error
+	if ev.Type == conveyor.EventRetrying {
+		_, err = tx.ExecContext(ctx, sqlRequeue, ev.Seq, errCode, errMsg, ev.ExecutionID)
+	} else {
+		_, err = tx.ExecContext(ctx, sqlFinish, string(ev.Status), ev.Time.UnixNano(), ev.Seq, errCode, errMsg, ev.ExecutionID)
+	}
+	if err != nil {
 		return err
 	}
-	if err := insertEvent(ctx, tx.StmtContext(ctx, insert), ev); err != nil {
-		return err
+	return insertEvent(ctx, tx.StmtContext(ctx, insert), ev)
+}
+
+// retriesOf is retries(pipeline), 0 when retries is nil.
+func retriesOf(retries func(string) int, pipeline string) int {
+	if retries == nil {
+		return 0
 	}
-	ex.Status, ex.FinishedAt, ex.LastSeq, ex.Error, ex.Result = ev.Status, &ev.Time, ev.Seq, ev.Error, nil
-	return nil
+	return retries(pipeline)
 }
 
 // Column encodings: times are Unix nanoseconds, JSON is text, and absent

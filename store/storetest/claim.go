@@ -7,16 +7,11 @@ import (
 	"github.com/conveyor-run/conveyor"
 )
 
-// startedEvent is the event ClaimPending appends for the claimed ex.
+// startedEvent is the event ClaimPending appends for the claimed ex: the
+// lifecycle's, which a backend may build in SQL (PostgreSQL does, to claim
+// in one round trip), so this pins the two together.
 func startedEvent(ex *conveyor.Execution) conveyor.Event {
-	return conveyor.Event{
-		Type:        conveyor.EventStarted,
-		ExecutionID: ex.ID,
-		Seq:         ex.LastSeq,
-		Time:        *ex.StartedAt,
-		Attempt:     ex.Attempt,
-		Status:      conveyor.StatusRunning,
-	}
+	return conveyor.StartedEvent(ex, *ex.StartedAt)
 }
 
 var claimCases = []testCase{
