@@ -162,13 +162,6 @@ func (h *Hub) WatchedIDs() []string {
 	return ids
 }
 
-// Topics returns how many executions the hub holds state for.
-func (h *Hub) Topics() int {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return len(h.topics)
-}
-
 func (s *Subscription) push(ev conveyor.Event) {
 	s.mu.Lock()
 	if n := len(s.queue); ev.Type == conveyor.EventProgress && n > 0 && s.queue[n-1].Type == conveyor.EventProgress {

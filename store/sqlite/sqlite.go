@@ -112,9 +112,6 @@ func dsn(path string, params ...string) string {
 	return "file:" + (&url.URL{Path: filepath.ToSlash(path)}).EscapedPath() + "?" + strings.Join(params, "&")
 }
 
-// Path returns the path of the database file.
-func (db *DB) Path() string { return db.path }
-
 // Ping reports whether both the writer and the readers can reach the file.
 func (db *DB) Ping(ctx context.Context) error {
 	if err := db.r.PingContext(ctx); err != nil {

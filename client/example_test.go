@@ -1,0 +1,129 @@
+package client_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/conveyor-run/conveyor"
+	"github.com/conveyor-run/conveyor/client"
+	"github.com/conveyor-run/conveyor/server"
+)
+
+// Example submits an execution, watches its events over WebSocket until
+// the final one and reads the execution back. The node it talks to runs in
+// this process (see startNode); a real program would point New at
+// "conveyor serve".
+func Example() {
+	baseURL, stop := startNode()
+	defer stop()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	hc := &http.Client{Transport: &http.Transport{}}
+	defer hc.CloseIdleConnections()
+	c := client.New(baseURL, hc) // nil instead of hc: http.DefaultClient
+
+	// Submit returns once the execution is stored; the node runs it later.
+	ex, err := c.Submit(ctx, "resize", map[string]any{"photos": []string{"a.jpg", "b.jpg", "c.jpg"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("submitted:", ex.Pipeline, ex.Status)
+
+	// A stream starts with a status snapshot, then sends events as they
+	// happen. Progress may be conflated for a slow reader; the final event
+	// (completed, failed or cancelled) never is, and Next returns io.EOF
+	// after it.
+	s, err := c.Watch(ctx, ex.ID)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	for {
+		ev, err := s.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+		if ev.Type.Final() {
+			p := ev.Progress
+			fmt.Printf("final event: %s at step %d of %d (%g%%)\n", ev.Type, p.CurrentStep, *p.TotalSteps, *p.Percentage)
+		}
+	}
+
+	ex, err = c.Get(ctx, ex.ID)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("status:", ex.Status)
+	fmt.Println("result:", string(ex.Result))
+
+	// Errors from the server come back as *conveyor.Error with a code.
+	_, err = c.Get(ctx, "no-such-execution")
+	fmt.Println("unknown execution:", conveyor.ErrorCode(err))
+
+	// Output:
+	// submitted: resize pending
+	// final event: completed at step 3 of 3 (100%)
+	// status: completed
+	// result: {"resized":["a.jpg","b.jpg","c.jpg"]}
+	// unknown execution: not_found
+}
+
+// startNode runs a Conveyor node in this process, as "conveyor serve"
+// would, on a free port with a fresh embedded database. Its one pipeline,
+// "resize", is a Go handler that takes one step per photo. stop shuts the
+// node down and removes the database.
+func startNode() (baseURL string, stop func()) {
+	dataDir, err := os.MkdirTemp("", "conveyor-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	resize := func(ctx context.Context, x *conveyor.Exec) error {
+		var in struct {
+			Photos []string `json:"photos"`
+		}
+		if err := json.Unmarshal(x.Input, &in); err != nil {
+			return conveyor.Errorf(conveyor.EINVALID, "resize input: %v", err)
+		}
+		for i, photo := range in.Photos {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			x.Progress(conveyor.Update{Step: i + 1, Steps: len(in.Photos), StepName: "resize", Message: photo})
+		}
+		return x.SetResult(map[string]any{"resized": in.Photos})
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := server.Open(ctx, server.Config{
+		Addr:      "127.0.0.1:0",
+		DataDir:   dataDir,
+		Pipelines: []*conveyor.Pipeline{{Name: "resize", Handler: resize}},
+		Logger:    slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		cancel()
+		os.RemoveAll(dataDir)
+		log.Fatal(err)
+	}
+	ran := make(chan error, 1)
+	go func() { ran <- srv.Run(ctx) }()
+	return "http://" + srv.Addr(), func() {
+		cancel()
+		if err := <-ran; err != nil {
+			log.Print(err)
+		}
+		os.RemoveAll(dataDir)
+	}
+}
