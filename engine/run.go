@@ -281,7 +281,7 @@ func (r *run) finish(err error) {
 		}
 		if ev.Type == "" {
 			ev.Type = conveyor.EventFailed
-			if r.p != nil && r.ex.Attempt <= r.p.Retries {
+			if r.p != nil && conveyor.Retryable(r.ex.Attempt, r.p.Retries) {
 				ev.Type, ev.Progress = conveyor.EventRetrying, nil
 			}
 		}

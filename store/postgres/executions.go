@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/conveyor-run/conveyor"
+	"github.com/conveyor-run/conveyor/store"
 )
 
 // CreateExecution implements conveyor.Store, as a batch of one.
@@ -128,55 +128,32 @@ func (db *DB) GetExecution(ctx context.Context, id string) (*conveyor.Execution,
 // ListExecutions implements conveyor.Store. Executions go newest first by
 // submission order; the cursor is the number of the last one returned.
 func (db *DB) ListExecutions(ctx context.Context, f conveyor.ListFilter) (*conveyor.ExecutionPage, error) {
-	limit, before, err := f.Page()
+	var args []any
+	query, limit, err := store.ListQuery(sqlListExecutions, f, func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	})
 	if err != nil {
 		return nil, err
 	}
-	var where []string
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
-	if f.Status != "" {
-		where = append(where, "status = "+arg(string(f.Status)))
-	}
-	if f.Pipeline != "" {
-		where = append(where, "pipeline = "+arg(f.Pipeline))
-	}
-	if before > 0 {
-		where = append(where, "num < "+arg(before))
-	}
-	query := sqlListExecutions
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
-	query += " ORDER BY num DESC LIMIT " + arg(limit+1) // one more tells whether there is a next page
-
 	rows, err := db.pool.Query(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("list executions: %w", err)
+		return nil, storeError("list executions", err)
 	}
 	defer rows.Close()
-	page := &conveyor.ExecutionPage{Executions: make([]*conveyor.Execution, 0, min(limit, 64))}
-	var last int64
-	for rows.Next() {
-		if len(page.Executions) == limit {
-			cursor := strconv.FormatInt(last, 10)
-			page.NextCursor = &cursor
-			break
-		}
+	page := store.NewPage(limit)
+	for rows.Next() && !page.Full() {
 		ex, num, err := scanExecution(rows)
 		if err != nil {
 			return nil, fmt.Errorf("list executions: %w", err)
 		}
-		page.Executions, last = append(page.Executions, ex), num
+		page.Add(ex, num)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list executions: %w", err)
 	}
-	return page, nil
+	return page.Result(), nil
 }
 
 // ClaimPending implements conveyor.Store. The claimed executions run

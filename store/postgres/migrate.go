@@ -4,12 +4,10 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
-	"path"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/conveyor-run/conveyor/store"
 )
 
 //go:embed migrations/*.sql
@@ -20,34 +18,9 @@ var migrationFiles embed.FS
 // are per database, so other databases on the server are not held up.
 const migrateLockKey int64 = 0x636f6e7665796f72 // "conveyor"
 
-// migration is one embedded schema change, NNNN_name.sql.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// migrations returns the embedded migrations in order. They are numbered
-// 1, 2, 3… without gaps.
-func migrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
-	if err != nil {
-		return nil, fmt.Errorf("list migrations: %w", err)
-	}
-	ms := make([]migration, len(names))
-	for i, name := range names { // fs.Glob sorts
-		base := path.Base(name)
-		num, _, _ := strings.Cut(base, "_")
-		if v, err := strconv.Atoi(num); err != nil || v != i+1 {
-			return nil, fmt.Errorf("migration %s: want number %04d", base, i+1)
-		}
-		text, err := migrationFiles.ReadFile(name)
-		if err != nil {
-			return nil, fmt.Errorf("migration %s: %w", base, err)
-		}
-		ms[i] = migration{version: i + 1, name: base, sql: string(text)}
-	}
-	return ms, nil
+// migrations returns the embedded migrations in order.
+func migrations() ([]store.Migration, error) {
+	return store.Migrations(migrationFiles, "migrations/*.sql")
 }
 
 // migrate applies the migrations the database does not have yet, each in
@@ -79,8 +52,8 @@ func migrate(ctx context.Context, conn *pgx.Conn) (err error) {
 	if err := conn.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&newest); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
-	if newest > len(ms) {
-		return fmt.Errorf("database schema version %d is newer than this binary's %d: upgrade conveyor", newest, len(ms))
+	if err := store.CheckVersion(newest, ms); err != nil {
+		return err
 	}
 	for _, m := range ms[newest:] {
 		if err := applyMigration(ctx, conn, m); err != nil {
@@ -90,16 +63,16 @@ func migrate(ctx context.Context, conn *pgx.Conn) (err error) {
 	return nil
 }
 
-func applyMigration(ctx context.Context, conn *pgx.Conn, m migration) error {
+func applyMigration(ctx context.Context, conn *pgx.Conn, m store.Migration) error {
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, m.sql); err != nil { // no arguments: the simple protocol runs every statement
+		if _, err := tx.Exec(ctx, m.SQL); err != nil { // no arguments: the simple protocol runs every statement
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.version, m.name)
+		_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("migration %s: %w", m.name, err)
+		return fmt.Errorf("migration %s: %w", m.Name, err)
 	}
 	return nil
 }

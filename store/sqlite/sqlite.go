@@ -6,7 +6,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/conveyor-run/conveyor"
+	"github.com/conveyor-run/conveyor/store"
 )
 
 // FileName is the name of the database file in the data folder.
@@ -142,12 +142,11 @@ func (db *DB) Close() error {
 var migrationFiles embed.FS
 
 // migrate applies the embedded migrations the database does not have yet,
-// each in its own transaction, in the order of their numbers. Migration
-// files are named NNNN_name.sql and numbered 1, 2, 3… without gaps.
+// each in its own transaction, in the order of their numbers.
 func migrate(ctx context.Context, w *sql.DB) error {
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	ms, err := store.Migrations(migrationFiles, "migrations/*.sql")
 	if err != nil {
-		return fmt.Errorf("list migrations: %w", err)
+		return err
 	}
 	if _, err := w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER PRIMARY KEY,
@@ -156,52 +155,36 @@ func migrate(ctx context.Context, w *sql.DB) error {
 	)`); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
-	for i, name := range names { // fs.Glob sorts
-		base := filepath.Base(name)
-		num, _, _ := strings.Cut(base, "_")
-		if v, err := strconv.Atoi(num); err != nil || v != i+1 {
-			return fmt.Errorf("migration %s: want number %04d", base, i+1)
-		}
-		if err := applyMigration(ctx, w, i+1, name); err != nil {
-			return err
-		}
-	}
 	var newest int
 	if err := w.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&newest); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
-	if newest > len(names) {
-		return fmt.Errorf("database schema version %d is newer than this binary's %d: upgrade conveyor", newest, len(names))
+	if err := store.CheckVersion(newest, ms); err != nil {
+		return err
+	}
+	for _, m := range ms[newest:] {
+		if err := applyMigration(ctx, w, m); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-func applyMigration(ctx context.Context, w *sql.DB, version int, name string) error {
+func applyMigration(ctx context.Context, w *sql.DB, m store.Migration) error {
 	tx, err := w.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("migration %d: %w", version, err)
+		return fmt.Errorf("migration %s: %w", m.Name, err)
 	}
 	defer tx.Rollback()
-	var applied bool
-	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?)`, version).Scan(&applied); err != nil {
-		return fmt.Errorf("migration %d: %w", version, err)
-	}
-	if applied {
-		return nil
-	}
-	text, err := migrationFiles.ReadFile(name)
-	if err != nil {
-		return fmt.Errorf("migration %d: %w", version, err)
-	}
-	if _, err := tx.ExecContext(ctx, string(text)); err != nil {
-		return fmt.Errorf("migration %s: %w", filepath.Base(name), err)
+	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+		return fmt.Errorf("migration %s: %w", m.Name, err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-		version, filepath.Base(name), time.Now().UnixNano()); err != nil {
-		return fmt.Errorf("migration %d: %w", version, err)
+		m.Version, m.Name, time.Now().UnixNano()); err != nil {
+		return fmt.Errorf("migration %s: %w", m.Name, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("migration %d: %w", version, err)
+		return fmt.Errorf("migration %s: %w", m.Name, err)
 	}
 	return nil
 }
