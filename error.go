@@ -3,6 +3,7 @@ package conveyor
 import (
 	"errors"
 	"fmt"
+	"net/http"
 )
 
 // Error codes. They travel unchanged from the store to the HTTP client; the
@@ -25,6 +26,49 @@ const (
 	EINTERRUPTED = "interrupted" // the node running it died and no retries were left
 	ESTEPFAILED  = "step_failed" // a step returned an error
 )
+
+// httpStatuses is the one table from error codes to HTTP statuses: the
+// api package answers with it and the Go client reads answers with it.
+// The first code of a status is the one a bare status maps back to.
+var httpStatuses = []struct {
+	code   string
+	status int
+}{
+	{EBADREQUEST, http.StatusBadRequest},
+	{ENOTFOUND, http.StatusNotFound},
+	{ECONFLICT, http.StatusConflict},
+	{ETOOLARGE, http.StatusRequestEntityTooLarge},
+	{EUNSUPPORTED, http.StatusUnsupportedMediaType},
+	{EINVALID, http.StatusUnprocessableEntity},
+	{EUNKNOWNPIPELINE, http.StatusUnprocessableEntity},
+	{EUNAVAILABLE, http.StatusServiceUnavailable},
+	{EINTERNAL, http.StatusInternalServerError},
+	{EMETHOD, http.StatusMethodNotAllowed},
+	{EUNAUTHORIZED, http.StatusUnauthorized},
+}
+
+// HTTPStatus is the HTTP status of an error code: 500 for codes that are
+// not a request's fault or unknown.
+func HTTPStatus(code string) int {
+	for _, s := range httpStatuses {
+		if s.code == code {
+			return s.status
+		}
+	}
+	return http.StatusInternalServerError
+}
+
+// CodeOfHTTPStatus is the error code of an HTTP error status, for answers
+// without a JSON error body (a proxy's, say): EINTERNAL for any status
+// the API does not answer with.
+func CodeOfHTTPStatus(status int) string {
+	for _, s := range httpStatuses {
+		if s.status == status {
+			return s.code
+		}
+	}
+	return EINTERNAL
+}
 
 // Error is an error with a machine-readable code and a human message. It is
 // both the API's error body and an execution's recorded failure.

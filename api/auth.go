@@ -16,20 +16,27 @@ import (
 // StreamTokenTTL is how long a stream token is valid.
 const StreamTokenTTL = 10 * time.Minute
 
-// authorized reports whether r may proceed. Without an API key every
-// request may. With one, a request needs "Authorization: Bearer KEY",
-// except /healthz and streams opened with a valid token for their
-// execution (browsers cannot set headers on a WebSocket or an
-// EventSource).
-func (s *Server) authorized(r *http.Request) bool {
-	if s.cfg.APIKey == "" || r.URL.Path == "/healthz" {
+// access is who may use a route when the server has an API key; each
+// route says which when it is registered.
+type access int
+
+const (
+	keyOnly          access = iota // "Authorization: Bearer KEY"
+	keyOrStreamToken               // or ?token= for the route's execution: browsers cannot set headers on a WebSocket or an EventSource
+	public                         // anyone (the health check)
+)
+
+// authorized reports whether r may proceed on a route with access a.
+// Without an API key every request may.
+func (s *Server) authorized(r *http.Request, a access) bool {
+	if s.cfg.APIKey == "" || a == public {
 		return true
 	}
 	if key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
 		return subtle.ConstantTimeCompare([]byte(key), []byte(s.cfg.APIKey)) == 1
 	}
-	if id := r.PathValue("id"); id != "" && (strings.HasSuffix(r.URL.Path, "/progress/ws") || strings.HasSuffix(r.URL.Path, "/progress/sse")) {
-		return s.validStreamToken(r.URL.Query().Get("token"), id, time.Now())
+	if a == keyOrStreamToken {
+		return s.validStreamToken(r.URL.Query().Get("token"), r.PathValue("id"), time.Now())
 	}
 	return false
 }

@@ -10,22 +10,6 @@ import (
 	"github.com/conveyor-run/conveyor"
 )
 
-// statusOf is the one table from error codes to HTTP statuses; the Go
-// client maps them back.
-var statusOf = map[string]int{
-	conveyor.EBADREQUEST:      http.StatusBadRequest,
-	conveyor.ENOTFOUND:        http.StatusNotFound,
-	conveyor.ECONFLICT:        http.StatusConflict,
-	conveyor.ETOOLARGE:        http.StatusRequestEntityTooLarge,
-	conveyor.EUNSUPPORTED:     http.StatusUnsupportedMediaType,
-	conveyor.EINVALID:         http.StatusUnprocessableEntity,
-	conveyor.EUNKNOWNPIPELINE: http.StatusUnprocessableEntity,
-	conveyor.EUNAVAILABLE:     http.StatusServiceUnavailable,
-	conveyor.EINTERNAL:        http.StatusInternalServerError,
-	conveyor.EMETHOD:          http.StatusMethodNotAllowed,
-	conveyor.EUNAUTHORIZED:    http.StatusUnauthorized,
-}
-
 // errorBody is the JSON shape of every error response.
 type errorBody struct {
 	Error *conveyor.Error `json:"error"`
@@ -36,10 +20,7 @@ type errorBody struct {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	err = s.classify(r.Context(), err)
 	code := conveyor.ErrorCode(err)
-	status, ok := statusOf[code]
-	if !ok {
-		status = http.StatusInternalServerError
-	}
+	status := conveyor.HTTPStatus(code)
 	if status == http.StatusInternalServerError {
 		s.logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}

@@ -70,19 +70,19 @@ func New(cfg Config) *Server {
 		cfg.HeartbeatInterval = 15 * time.Second
 	}
 	s := &Server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux(), closing: make(chan struct{})}
-	s.handle("POST /executions", s.createExecution)
-	s.handle("GET /executions", s.listExecutions)
-	s.handle("GET /executions/{id}", s.getExecution)
-	s.handle("GET /executions/{id}/progress", s.getProgress)
-	s.handle("GET /executions/{id}/progress/ws", s.streamWebSocket)
-	s.handle("GET /executions/{id}/progress/sse", s.streamSSE)
-	s.handle("GET /executions/{id}/events", s.listEvents)
-	s.handle("GET /executions/{id}/logs", s.getLogs)
-	s.handle("POST /executions/{id}/cancel", s.cancelExecution)
-	s.handle("POST /executions/{id}/token", s.createStreamToken)
-	s.handle("GET /pipelines", s.listPipelines)
-	s.handle("GET /pipelines/{name}", s.getPipeline)
-	s.handle("GET /healthz", s.healthz)
+	s.handle("POST /executions", keyOnly, s.createExecution)
+	s.handle("GET /executions", keyOnly, s.listExecutions)
+	s.handle("GET /executions/{id}", keyOnly, s.getExecution)
+	s.handle("GET /executions/{id}/progress", keyOnly, s.getProgress)
+	s.handle("GET /executions/{id}/progress/ws", keyOrStreamToken, s.streamWebSocket)
+	s.handle("GET /executions/{id}/progress/sse", keyOrStreamToken, s.streamSSE)
+	s.handle("GET /executions/{id}/events", keyOnly, s.listEvents)
+	s.handle("GET /executions/{id}/logs", keyOnly, s.getLogs)
+	s.handle("POST /executions/{id}/cancel", keyOnly, s.cancelExecution)
+	s.handle("POST /executions/{id}/token", keyOnly, s.createStreamToken)
+	s.handle("GET /pipelines", keyOnly, s.listPipelines)
+	s.handle("GET /pipelines/{name}", keyOnly, s.getPipeline)
+	s.handle("GET /healthz", public, s.healthz)
 	// The dashboard is a public page, outside the API key check; the
 	// calls it makes to the API carry the key.
 	s.mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
@@ -90,10 +90,10 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// handle routes pattern to fn behind the API key check.
-func (s *Server) handle(pattern string, fn http.HandlerFunc) {
+// handle routes pattern to fn behind the access check.
+func (s *Server) handle(pattern string, a access, fn http.HandlerFunc) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		if !s.authorized(r) {
+		if !s.authorized(r, a) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="conveyor"`)
 			s.writeError(w, r, conveyor.Errorf(conveyor.EUNAUTHORIZED, "missing or wrong API key (Authorization: Bearer KEY)"))
 			return

@@ -171,20 +171,6 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	return nil
 }
 
-// codeOf maps HTTP statuses back to error codes for answers without a
-// JSON error body (a proxy's, say).
-var codeOf = map[int]string{
-	http.StatusBadRequest:            conveyor.EBADREQUEST,
-	http.StatusNotFound:              conveyor.ENOTFOUND,
-	http.StatusMethodNotAllowed:      conveyor.EMETHOD,
-	http.StatusUnauthorized:          conveyor.EUNAUTHORIZED,
-	http.StatusConflict:              conveyor.ECONFLICT,
-	http.StatusRequestEntityTooLarge: conveyor.ETOOLARGE,
-	http.StatusUnsupportedMediaType:  conveyor.EUNSUPPORTED,
-	http.StatusUnprocessableEntity:   conveyor.EINVALID,
-	http.StatusServiceUnavailable:    conveyor.EUNAVAILABLE,
-}
-
 func decodeError(resp *http.Response) error {
 	var body struct {
 		Error *conveyor.Error `json:"error"`
@@ -193,11 +179,7 @@ func decodeError(resp *http.Response) error {
 	if json.Unmarshal(b, &body) == nil && body.Error != nil && body.Error.Code != "" {
 		return body.Error
 	}
-	code, ok := codeOf[resp.StatusCode]
-	if !ok {
-		code = conveyor.EINTERNAL
-	}
-	return conveyor.Errorf(code, "%s: %s", resp.Status, strings.TrimSpace(string(b)))
+	return conveyor.Errorf(conveyor.CodeOfHTTPStatus(resp.StatusCode), "%s: %s", resp.Status, strings.TrimSpace(string(b)))
 }
 
 func (c *Client) authorize(h http.Header) {
