@@ -214,10 +214,14 @@ func (e *Engine) Pipelines() []*conveyor.Pipeline {
 
 // Submit durably records a pending execution of the named pipeline and
 // wakes the claim loop. input must be a JSON object, or empty for {}.
-// The write shares a transaction with concurrent submissions and is not
+// A caller that already gave up (ctx done) submits nothing. Once queued,
+// the write shares a transaction with concurrent submissions and is not
 // cut short by ctx: a caller that gave up must not leave others half done,
 // nor learn "failed" of an execution that was stored.
-func (e *Engine) Submit(_ context.Context, pipeline string, input json.RawMessage) (*conveyor.Execution, error) {
+func (e *Engine) Submit(ctx context.Context, pipeline string, input json.RawMessage) (*conveyor.Execution, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if _, ok := e.cfg.Pipelines[pipeline]; !ok {
 		return nil, conveyor.Errorf(conveyor.EUNKNOWNPIPELINE, "pipeline %q does not exist", pipeline)
 	}

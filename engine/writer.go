@@ -147,17 +147,25 @@ func (w *writer) flush(events []conveyor.Event, lines []conveyor.LogLine) []erro
 // retry calls write until it succeeds, the store refuses the data
 // (EINVALID: retrying cannot help) or five attempts failed, backing off
 // so a momentary failure (a busy database) does not lose a status change.
+// Nothing cancels a write: what is queued must reach the store even while
+// the node stops (Stop waits for it); writeTimeout bounds each attempt so
+// a database that stopped answering cannot hold the writer forever.
 func (w *writer) retry(what string, write func(context.Context) error) error {
-	ctx := context.Background()
 	var err error
 	for attempt, backoff := 0, 10*time.Millisecond; attempt < 5; attempt, backoff = attempt+1, backoff*4 {
 		if attempt > 0 {
-			time.Sleep(backoff)
+			time.Sleep(backoff) // the writer has nothing else to do meanwhile
 		}
-		if err = write(ctx); err == nil || conveyor.ErrorCode(err) == conveyor.EINVALID {
+		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+		err = write(ctx)
+		cancel()
+		if err == nil || conveyor.ErrorCode(err) == conveyor.EINVALID {
 			return err
 		}
 		w.logger.Warn(what, "attempt", attempt+1, "err", err)
 	}
 	return err
 }
+
+// writeTimeout bounds one attempt to write a batch.
+const writeTimeout = 30 * time.Second
