@@ -134,3 +134,24 @@ type SharedStore interface {
 	// executions whose lease expired before now, whichever node had them.
 	RescueExpired(ctx context.Context, now time.Time, retries func(pipeline string) int) ([]Event, error)
 }
+
+// Subscription is a live feed of one execution's events, as package hub
+// delivers them: Ready is signalled when events wait, Take returns them
+// (appended to buf) in seq order, progress conflated for a slow reader.
+type Subscription interface {
+	Ready() <-chan struct{}
+	Take(buf []Event) []Event
+	Close()
+}
+
+// Watch is a live feed of one execution's events with the state it starts
+// from.
+type Watch struct {
+	Subscription
+	// Execution is the execution as it was when the feed began, with Newer
+	// merged in.
+	Execution *Execution
+	// Newer is the newest progress published live that the store did not
+	// have yet, if there was one.
+	Newer *Event
+}

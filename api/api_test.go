@@ -14,6 +14,7 @@ import (
 	"github.com/conveyor-run/conveyor/client"
 	"github.com/conveyor-run/conveyor/engine"
 	"github.com/conveyor-run/conveyor/hub"
+	"github.com/conveyor-run/conveyor/live"
 	"github.com/conveyor-run/conveyor/server"
 	"github.com/conveyor-run/conveyor/store/sqlite"
 )
@@ -59,7 +60,7 @@ func setupWithKey(t testing.TB, apiKey string, concurrency int, pipelines ...*co
 	if err := eng.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cfg := api.Config{Store: store, Engine: eng, Hub: h, APIKey: apiKey}
+	cfg := api.Config{Store: store, Runner: eng, Executions: live.New(store, h), APIKey: apiKey}
 	if _, isTest := t.(*testing.T); isTest {
 		// Tests ping and heartbeat often so every stream exercises both;
 		// benchmarks keep the defaults, as pings would skew what they

@@ -15,16 +15,35 @@ import (
 	"time"
 
 	"github.com/conveyor-run/conveyor"
-	"github.com/conveyor-run/conveyor/engine"
-	"github.com/conveyor-run/conveyor/hub"
 	"github.com/conveyor-run/conveyor/web"
 )
 
+// Runner runs executions: package engine.
+type Runner interface {
+	// Submit durably records a pending execution; see engine.Engine.Submit.
+	Submit(ctx context.Context, pipeline string, input json.RawMessage) (*conveyor.Execution, error)
+	// Cancel cancels an execution; see engine.Engine.Cancel.
+	Cancel(ctx context.Context, id string) (*conveyor.Execution, error)
+	Pipeline(name string) (*conveyor.Pipeline, bool)
+	Pipelines() []*conveyor.Pipeline // sorted by name
+	Running() int                    // executions running on this node
+}
+
+// Executions reads executions as clients see them now, stored state with
+// newer live progress merged in: package live.
+type Executions interface {
+	Execution(ctx context.Context, id string) (*conveyor.Execution, error)
+	// Watch subscribes to an execution's live events, then reads it.
+	Watch(ctx context.Context, id string) (*conveyor.Watch, error)
+}
+
 // Config configures a Server.
 type Config struct {
-	Store  conveyor.Store
-	Engine *engine.Engine
-	Hub    *hub.Hub
+	// Store serves what needs no live view: lists, event logs, logs and
+	// the health check.
+	Store      conveyor.Store
+	Runner     Runner
+	Executions Executions
 	// AllowedOrigins are host patterns (path.Match syntax) of browser pages
 	// on other origins allowed to open WebSocket streams. Same-origin
 	// pages are always allowed.
@@ -152,7 +171,7 @@ func (s *Server) createExecution(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, conveyor.Errorf(conveyor.EINVALID, "pipeline is required"))
 		return
 	}
-	ex, err := s.cfg.Engine.Submit(r.Context(), req.Pipeline, req.Input)
+	ex, err := s.cfg.Runner.Submit(r.Context(), req.Pipeline, req.Input)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -195,22 +214,8 @@ func (s *Server) listExecutions(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, page)
 }
 
-// execution reads an execution from the store with the newest progress
-// published on this node, which reaches the store at most every
-// ProgressStoreInterval.
-func (s *Server) execution(ctx context.Context, id string) (*conveyor.Execution, error) {
-	ex, err := s.cfg.Store.GetExecution(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if last, ok := s.cfg.Hub.Last(id); ok && last.Seq > ex.LastSeq && last.Type == conveyor.EventProgress && ex.Status == conveyor.StatusRunning {
-		ex.Progress = last.Progress
-	}
-	return ex, nil
-}
-
 func (s *Server) getExecution(w http.ResponseWriter, r *http.Request) {
-	ex, err := s.execution(r.Context(), r.PathValue("id"))
+	ex, err := s.cfg.Executions.Execution(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -219,7 +224,7 @@ func (s *Server) getExecution(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getProgress(w http.ResponseWriter, r *http.Request) {
-	ex, err := s.execution(r.Context(), r.PathValue("id"))
+	ex, err := s.cfg.Executions.Execution(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -288,7 +293,7 @@ func (s *Server) cancelExecution(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	ex, err := s.cfg.Engine.Cancel(r.Context(), r.PathValue("id"))
+	ex, err := s.cfg.Runner.Cancel(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -305,5 +310,5 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unhealthy", "error": "store unreachable"})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "running": s.cfg.Engine.Running()})
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "running": s.cfg.Runner.Running()})
 }

@@ -36,16 +36,15 @@ const noResume = -1
 // sent).
 func (s *Server) stream(ctx context.Context, id string, after int64, send func(conveyor.Event) error,
 	keepaliveEvery time.Duration, keepalive func() error) error {
-	sub, last := s.cfg.Hub.Subscribe(id)
-	defer sub.Close()
-	ex, err := s.cfg.Store.GetExecution(ctx, id)
+	w, err := s.cfg.Executions.Watch(ctx, id)
 	if err != nil {
 		return err
 	}
+	defer w.Close()
+	sub, ex := w.Subscription, w.Execution
 
 	if after == noResume {
-		first, final := openingMessages(ex, last)
-		s.cfg.Hub.Seen(id, first.Seq)
+		first, final := openingMessages(ex)
 		if err := send(first); err != nil {
 			return err
 		}
@@ -63,12 +62,11 @@ func (s *Server) stream(ctx context.Context, id string, after int64, send func(c
 		if ex.Status.Final() {
 			return errStreamEnded // the client already had the final event
 		}
-		s.cfg.Hub.Seen(id, after)
-		if last.Seq > after && last.Type == conveyor.EventProgress {
-			if err := send(last); err != nil {
+		if w.Newer != nil && w.Newer.Seq > after {
+			if err := send(*w.Newer); err != nil {
 				return err
 			}
-			after = last.Seq
+			after = w.Newer.Seq
 		}
 	}
 
@@ -142,17 +140,14 @@ func (s *Server) replay(ctx context.Context, id string, after int64, send func(c
 	}
 }
 
-// openingMessages builds the status message from the stored execution,
-// with newer progress from the live feed if the store is behind it. For a
-// finished execution it also returns the final message; the status message
-// then carries the seq before it, since seq strictly rises in a stream.
-func openingMessages(ex *conveyor.Execution, last conveyor.Event) (conveyor.Event, *conveyor.Event) {
+// openingMessages builds the status message from the execution as
+// clients see it. For a finished execution it also returns the final
+// message; the status message then carries the seq before it, since seq
+// strictly rises in a stream.
+func openingMessages(ex *conveyor.Execution) (conveyor.Event, *conveyor.Event) {
 	status := conveyor.Event{
 		Type: conveyor.EventStatus, ExecutionID: ex.ID, Seq: ex.LastSeq, Time: time.Now().UTC(),
 		Attempt: ex.Attempt, Status: ex.Status, Progress: ex.Progress, Error: ex.Error,
-	}
-	if last.Seq > ex.LastSeq && last.Type == conveyor.EventProgress {
-		status.Seq, status.Progress = last.Seq, last.Progress
 	}
 	if !ex.Status.Final() {
 		return status, nil

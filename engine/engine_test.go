@@ -188,8 +188,6 @@ func TestUnstorableOutputIsCleaned(t *testing.T) {
 		if got := n.waitFinal(prog.ID); got.Status != conveyor.StatusCompleted {
 			t.Fatalf("nul-progress: %s %+v, want completed", got.Status, got.Error)
 		}
-		// Log lines are written after the final event (nobody waits for
-		// them), so wait for them too.
 		lines := n.waitLogs(prog.ID, 1)
 		if lines[0].Line != "out\uFFFDput \uFFFD" {
 			t.Errorf("nul-progress log line %q, want it cleaned", lines[0].Line)

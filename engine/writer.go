@@ -111,6 +111,21 @@ func (w *writer) loop() {
 // flush commits one batch and returns the error of each event, nil when
 // stored. The store may rewrite events in place (see conveyor.Store.Append).
 func (w *writer) flush(events []conveyor.Event, lines []conveyor.LogLine) []error {
+	// Lines first: a run's lines are queued before its final event, so
+	// once an execution is final its output is stored too.
+	if len(lines) > 0 {
+		err := w.retry("write logs", func(ctx context.Context) error { return w.store.AppendLogs(ctx, lines) })
+		if conveyor.ErrorCode(err) == conveyor.EINVALID && len(lines) > 1 {
+			for i := range lines {
+				err := w.retry("write log line", func(ctx context.Context) error { return w.store.AppendLogs(ctx, lines[i:i+1]) })
+				if err != nil {
+					w.logger.Error("log line dropped", "execution", lines[i].ExecutionID, "err", err)
+				}
+			}
+		} else if err != nil {
+			w.logger.Error("log lines dropped", "lines", len(lines), "err", err)
+		}
+	}
 	errs := make([]error, len(events))
 	if len(events) > 0 {
 		err := w.retry("write events", func(ctx context.Context) error { return w.store.Append(ctx, events) })
@@ -126,19 +141,6 @@ func (w *writer) flush(events []conveyor.Event, lines []conveyor.LogLine) []erro
 			for i := range errs {
 				errs[i] = err
 			}
-		}
-	}
-	if len(lines) > 0 {
-		err := w.retry("write logs", func(ctx context.Context) error { return w.store.AppendLogs(ctx, lines) })
-		if conveyor.ErrorCode(err) == conveyor.EINVALID && len(lines) > 1 {
-			for i := range lines {
-				err := w.retry("write log line", func(ctx context.Context) error { return w.store.AppendLogs(ctx, lines[i:i+1]) })
-				if err != nil {
-					w.logger.Error("log line dropped", "execution", lines[i].ExecutionID, "err", err)
-				}
-			}
-		} else if err != nil {
-			w.logger.Error("log lines dropped", "lines", len(lines), "err", err)
 		}
 	}
 	return errs

@@ -22,6 +22,7 @@ import (
 	"github.com/conveyor-run/conveyor/api"
 	"github.com/conveyor-run/conveyor/engine"
 	"github.com/conveyor-run/conveyor/hub"
+	"github.com/conveyor-run/conveyor/live"
 	"github.com/conveyor-run/conveyor/pipeline"
 	"github.com/conveyor-run/conveyor/store/postgres"
 	"github.com/conveyor-run/conveyor/store/sqlite"
@@ -171,7 +172,7 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.startShared()
 	s.api = api.New(api.Config{
-		Store: s.store, Engine: s.engine, Hub: h, APIKey: cfg.APIKey,
+		Store: s.store, Runner: s.engine, Executions: live.New(s.store, h), APIKey: cfg.APIKey,
 		AllowedOrigins: cfg.AllowedOrigins, Logger: cfg.Logger,
 	})
 	s.http = &http.Server{
