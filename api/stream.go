@@ -45,7 +45,6 @@ func (s *Server) stream(ctx context.Context, id string, after int64, send func(c
 
 	if after == noResume {
 		first, final := openingMessages(ex, last)
-		s.cfg.Hub.Seen(id, first.Seq)
 		if err := send(first); err != nil {
 			return err
 		}
@@ -63,7 +62,6 @@ func (s *Server) stream(ctx context.Context, id string, after int64, send func(c
 		if ex.Status.Final() {
 			return errStreamEnded // the client already had the final event
 		}
-		s.cfg.Hub.Seen(id, after)
 		if last.Seq > after && last.Type == conveyor.EventProgress {
 			if err := send(last); err != nil {
 				return err

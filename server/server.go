@@ -1,5 +1,5 @@
 // Package server assembles a Conveyor node: the store, the pipelines, the
-// engine, the hub and the HTTP API. The conveyor binary's serve command is
+// engine, the hub, the relay (on a shared store) and the HTTP API. The conveyor binary's serve command is
 // a thin layer over it, and Go programs use it to embed Conveyor and run
 // their own handlers (see examples/embed).
 package server
@@ -23,6 +23,7 @@ import (
 	"github.com/conveyor-run/conveyor/engine"
 	"github.com/conveyor-run/conveyor/hub"
 	"github.com/conveyor-run/conveyor/pipeline"
+	"github.com/conveyor-run/conveyor/relay"
 	"github.com/conveyor-run/conveyor/store/postgres"
 	"github.com/conveyor-run/conveyor/store/sqlite"
 )
@@ -107,6 +108,7 @@ type Server struct {
 	store  conveyor.Store
 	hub    *hub.Hub
 	engine *engine.Engine
+	relay  *relay.Relay // on a shared store only
 	api    *api.Server
 	http   *http.Server
 	ln     net.Listener
@@ -155,6 +157,12 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if _, shared := s.store.(conveyor.SharedStore); shared {
+		s.relay, err = relay.New(relay.Config{Store: s.store, Hub: h, LocalFunc: s.engine.RunsHere, Logger: cfg.Logger})
+		if err != nil {
+			return nil, err
+		}
 	}
 	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
@@ -225,8 +233,8 @@ func (s *Server) storeName() string {
 }
 
 // startShared makes a node on a shared store hear the others: new work
-// and cancels go to the engine, new events to the relay for local
-// subscribers.
+// and cancels go to the engine, new events to the relay, which brings
+// them to local subscribers.
 func (s *Server) startShared() {
 	shared, ok := s.store.(conveyor.SharedStore)
 	if !ok {
@@ -234,12 +242,11 @@ func (s *Server) startShared() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopShared = cancel
-	r := newRelay(s.store, s.hub, s.engine.RunsHere, s.cfg.Logger)
-	s.sharedDone.Go(func() { r.run(ctx) })
+	s.sharedDone.Go(func() { s.relay.Run(ctx) })
 	s.sharedDone.Go(func() {
 		err := shared.Listen(ctx, func(n conveyor.Notice) {
 			s.engine.HandleNotice(n)
-			r.notify(n)
+			s.relay.Notify(n)
 		})
 		if err != nil {
 			s.cfg.Logger.Error("listen for other nodes", "err", err)
