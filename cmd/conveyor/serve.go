@@ -9,14 +9,22 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/conveyor-run/conveyor"
 	"github.com/conveyor-run/conveyor/bench"
+	"github.com/conveyor-run/conveyor/engine"
 	"github.com/conveyor-run/conveyor/server"
 )
+
+// defaultPipelinesDir is the pipelines folder serve loads if it exists.
+const defaultPipelinesDir = "./pipelines"
+
+// defaultServerURL is where the client commands find serve's default
+// address.
+const defaultServerURL = "http://" + server.DefaultAddr
 
 func serveCmd() *cobra.Command {
 	var (
@@ -60,14 +68,14 @@ func serveCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "listen address [CONVEYOR_ADDR]")
-	f.StringVar(&cfg.DataDir, "data", "./conveyor-data", "folder of the embedded database [CONVEYOR_DATA]")
+	f.StringVar(&cfg.Addr, "addr", server.DefaultAddr, "listen address [CONVEYOR_ADDR]")
+	f.StringVar(&cfg.DataDir, "data", server.DefaultDataDir, "folder of the embedded database [CONVEYOR_DATA]")
 	f.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL URL; several nodes may share it (instead of --data) [CONVEYOR_DATABASE_URL]")
 	f.StringVar(&cfg.NodeID, "node-id", "", "this node's id in executions and logs (default host name plus a random suffix) [CONVEYOR_NODE_ID]")
-	f.DurationVar(&cfg.Lease, "lease", 30*time.Second, "on PostgreSQL, how long a node holds an execution without renewing it [CONVEYOR_LEASE]")
-	f.StringVar(&cfg.PipelinesDir, "pipelines", "./pipelines", "folder of pipeline YAML files [CONVEYOR_PIPELINES]")
-	f.IntVar(&cfg.Concurrency, "concurrency", 8, "executions run at once on this node [CONVEYOR_CONCURRENCY]")
-	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long running executions may finish on SIGINT/SIGTERM before they are cancelled [CONVEYOR_SHUTDOWN_TIMEOUT]")
+	f.DurationVar(&cfg.Lease, "lease", conveyor.DefaultLease, "on PostgreSQL, how long a node holds an execution without renewing it [CONVEYOR_LEASE]")
+	f.StringVar(&cfg.PipelinesDir, "pipelines", defaultPipelinesDir, "folder of pipeline YAML files [CONVEYOR_PIPELINES]")
+	f.IntVar(&cfg.Concurrency, "concurrency", engine.DefaultConcurrency, "executions run at once on this node [CONVEYOR_CONCURRENCY]")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "how long running executions may finish on SIGINT/SIGTERM before they are cancelled [CONVEYOR_SHUTDOWN_TIMEOUT]")
 	f.StringVar(&origins, "allowed-origins", "", "comma-separated host patterns of other origins allowed to open WebSocket streams [CONVEYOR_ALLOWED_ORIGINS]")
 	f.StringVar(&cfg.APIKey, "api-key", "", "require this key as 'Authorization: Bearer KEY' on every request but /healthz [CONVEYOR_API_KEY]")
 	f.BoolVar(&cfg.Insecure, "insecure", false, "allow listening beyond loopback without an API key [CONVEYOR_INSECURE]")
