@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/conveyor-run/conveyor"
-	"github.com/conveyor-run/conveyor/bench"
 	"github.com/conveyor-run/conveyor/engine"
 	"github.com/conveyor-run/conveyor/server"
 )
@@ -26,12 +25,21 @@ const defaultPipelinesDir = "./pipelines"
 // address.
 const defaultServerURL = "http://" + server.DefaultAddr
 
-func serveCmd() *cobra.Command {
+// goPipelines is a serve flag that adds pipelines defined in Go, which no
+// pipelines folder can hold, to the node. The command that needs them on a
+// server provides it (bench: --bench-pipelines), so serve does not depend
+// on that command.
+type goPipelines struct {
+	flag, usage string
+	pipelines   func() []*conveyor.Pipeline
+}
+
+func serveCmd(extra ...goPipelines) *cobra.Command {
 	var (
 		cfg       server.Config
 		origins   string
 		logFormat string
-		benchPipe bool
+		enabled   = make([]bool, len(extra))
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -54,8 +62,10 @@ func serveCmd() *cobra.Command {
 				return err
 			}
 			cfg.Logger = logger
-			if benchPipe {
-				cfg.Pipelines = append(cfg.Pipelines, bench.Pipelines()...)
+			for i, x := range extra {
+				if enabled[i] {
+					cfg.Pipelines = append(cfg.Pipelines, x.pipelines()...)
+				}
 			}
 
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -81,7 +91,9 @@ func serveCmd() *cobra.Command {
 	f.BoolVar(&cfg.Insecure, "insecure", false, "allow listening beyond loopback without an API key [CONVEYOR_INSECURE]")
 	f.StringVar(&cfg.PprofAddr, "pprof", "", "serve net/http/pprof on this loopback address, e.g. 127.0.0.1:6060 (off by default) [CONVEYOR_PPROF]")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json [CONVEYOR_LOG_FORMAT]")
-	f.BoolVar(&benchPipe, "bench-pipelines", false, "also serve the pipelines conveyor bench --server needs (bench.noop, bench.progress, bench.hold) [CONVEYOR_BENCH_PIPELINES]")
+	for i, x := range extra {
+		f.BoolVar(&enabled[i], x.flag, false, x.usage+" ["+envName(x.flag)+"]")
+	}
 	return cmd
 }
 
@@ -93,7 +105,7 @@ func envDefaults(fs *pflag.FlagSet) error {
 		if err != nil || f.Changed {
 			return
 		}
-		name := "CONVEYOR_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		name := envName(f.Name)
 		if v, ok := os.LookupEnv(name); ok {
 			if serr := fs.Set(f.Name, v); serr != nil {
 				err = fmt.Errorf("%s=%q: %v", name, v, serr)
@@ -106,6 +118,11 @@ func envDefaults(fs *pflag.FlagSet) error {
 		}
 	}
 	return err
+}
+
+// envName is the environment variable of the flag with the given name.
+func envName(flag string) string {
+	return "CONVEYOR_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
 func newLogger(format string) (*slog.Logger, error) {
