@@ -8,6 +8,7 @@
 // API/SDK -> Store (submit) -> engine (claim, run) -> progress ->
 // hub (live) + Store (durable) -> API streams -> clients.
 //
-// Subpackages wrap one role each (engine, hub, pipeline, api, client,
-// store/sqlite) and do not import each other; cmd/conveyor wires them.
+// Subpackages wrap one role each (engine, hub, relay, pipeline, api,
+// client, store/sqlite, store/postgres); server assembles a node from
+// them and cmd/conveyor calls it.
 package conveyor

@@ -117,6 +117,12 @@ type ExecutionPage struct {
 	NextCursor *string      `json:"next_cursor"`
 }
 
+// DefaultLease is how long a claim on a SharedStore holds an execution
+// without renewal when nothing else is configured. The store takes leases
+// of that length and the engine renews them every third of it, so both
+// fall back to this one value.
+const DefaultLease = 30 * time.Second
+
 // SharedStore is a Store that several nodes use at once (PostgreSQL). Its
 // claims take leases that the running node renews; an execution whose
 // lease expired is rescued by any node. It also tells each node what the

@@ -52,10 +52,12 @@ type Config struct {
 	// request but /healthz; streams also accept a token from
 	// POST /executions/{id}/token.
 	APIKey string
-	// PingInterval is how often WebSocket streams are pinged; default 30s.
+	// PingInterval is how often WebSocket streams are pinged; default
+	// DefaultPingInterval.
 	PingInterval time.Duration
 	// HeartbeatInterval is how often an idle Server-Sent Events stream gets
-	// a comment line so proxies keep it open; default 15s.
+	// a comment line so proxies keep it open; default
+	// DefaultHeartbeatInterval.
 	HeartbeatInterval time.Duration
 	Logger            *slog.Logger
 }
@@ -83,10 +85,10 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.PingInterval <= 0 {
-		cfg.PingInterval = 30 * time.Second
+		cfg.PingInterval = DefaultPingInterval
 	}
 	if cfg.HeartbeatInterval <= 0 {
-		cfg.HeartbeatInterval = 15 * time.Second
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
 	}
 	s := &Server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux(), closing: make(chan struct{})}
 	s.handle("POST /executions", keyOnly, s.createExecution)

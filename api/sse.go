@@ -10,6 +10,11 @@ import (
 	"github.com/conveyor-run/conveyor"
 )
 
+// DefaultHeartbeatInterval is how often an idle Server-Sent Events stream
+// gets a comment line, so that proxies keep it open, when
+// Config.HeartbeatInterval is zero.
+const DefaultHeartbeatInterval = 15 * time.Second
+
 // streamSSE serves GET /executions/{id}/progress/sse: the same messages as
 // the WebSocket stream as Server-Sent Events, each with `id:` = seq and
 // `event:` = type. A client that reconnects with Last-Event-ID gets the

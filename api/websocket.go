@@ -12,6 +12,10 @@ import (
 	"github.com/conveyor-run/conveyor"
 )
 
+// DefaultPingInterval is how often WebSocket streams are pinged when
+// Config.PingInterval is zero.
+const DefaultPingInterval = 30 * time.Second
+
 // writeTimeout bounds one message write; a client that cannot take a
 // message for this long is disconnected.
 const writeTimeout = 10 * time.Second

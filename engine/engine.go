@@ -16,20 +16,29 @@ import (
 	"github.com/conveyor-run/conveyor"
 )
 
+// Defaults of Config.
+const (
+	DefaultConcurrency    = 8
+	DefaultPollInterval   = time.Second
+	DefaultRescueInterval = 5 * time.Second
+)
+
 // Config configures an Engine.
 type Config struct {
 	Store     conveyor.Store
 	Pipelines map[string]*conveyor.Pipeline
 	// PublishFunc delivers events to live subscribers. It must not block.
 	PublishFunc func(conveyor.Event)
-	// Concurrency is how many executions run at once; default 8.
+	// Concurrency is how many executions run at once; default
+	// DefaultConcurrency.
 	Concurrency int
 	// PollInterval is how often the claim loop looks for pending work when
-	// nothing woke it; default 1s.
+	// nothing woke it; default DefaultPollInterval.
 	PollInterval time.Duration
 	// Lease is how long a claim holds on a shared store without renewal
-	// (renewed every third of it); default 30s. RescueInterval is how often
-	// expired leases are looked for; default 5s.
+	// (renewed every third of it); default conveyor.DefaultLease, as the
+	// store's. RescueInterval is how often expired leases are looked for;
+	// default DefaultRescueInterval.
 	Lease          time.Duration
 	RescueInterval time.Duration
 	// ProgressStoreInterval is how often, at most, an execution's progress
@@ -49,16 +58,16 @@ func (c *Config) validate() error {
 		return fmt.Errorf("engine: concurrency %d is negative", c.Concurrency)
 	}
 	if c.Concurrency == 0 {
-		c.Concurrency = 8
+		c.Concurrency = DefaultConcurrency
 	}
 	if c.PollInterval <= 0 {
-		c.PollInterval = time.Second
+		c.PollInterval = DefaultPollInterval
 	}
 	if c.Lease <= 0 {
-		c.Lease = 30 * time.Second
+		c.Lease = conveyor.DefaultLease
 	}
 	if c.RescueInterval <= 0 {
-		c.RescueInterval = 5 * time.Second
+		c.RescueInterval = DefaultRescueInterval
 	}
 	if c.ProgressStoreInterval < 0 {
 		return fmt.Errorf("engine: progress store interval %s is negative", c.ProgressStoreInterval)

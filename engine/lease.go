@@ -76,7 +76,7 @@ func (e *Engine) rescueExpired(ctx context.Context, shared conveyor.SharedStore)
 }
 
 // HandleNotice acts on what another node did: new work, or a cancel for
-// an execution running here. Other notices are for the stream relay.
+// an execution running here. Other notices are for the relay (package relay).
 func (e *Engine) HandleNotice(n conveyor.Notice) {
 	switch n.Kind {
 	case conveyor.NoticeSubmitted, conveyor.NoticeResync:

@@ -11,6 +11,7 @@ package hub
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/conveyor-run/conveyor"
 )
@@ -19,6 +20,8 @@ import (
 type Hub struct {
 	mu     sync.RWMutex
 	topics map[string]*topic
+
+	onSubscribe atomic.Pointer[func(id string)] // see OnSubscribe
 }
 
 // topic is one execution's subscribers and its newest published event,
@@ -27,7 +30,6 @@ type topic struct {
 	mu   sync.Mutex
 	subs []*Subscription
 	last conveyor.Event
-	seen int64 // highest seq a subscriber already has from a snapshot
 }
 
 // New returns an empty hub.
@@ -63,7 +65,23 @@ func (h *Hub) Subscribe(id string) (*Subscription, conveyor.Event) {
 	last := t.last
 	t.mu.Unlock()
 	h.mu.Unlock()
+	if fn := h.onSubscribe.Load(); fn != nil {
+		(*fn)(id)
+	}
 	return s, last
+}
+
+// OnSubscribe makes every later Subscribe call fn with the execution's id
+// once the subscription is made and before Subscribe returns, so before
+// the subscriber can read a snapshot from the store. fn runs on the
+// subscriber's goroutine, holding no lock of the hub; it must be quick. A
+// later call replaces fn; nil removes it.
+func (h *Hub) OnSubscribe(fn func(id string)) {
+	if fn == nil {
+		h.onSubscribe.Store(nil)
+		return
+	}
+	h.onSubscribe.Store(&fn)
 }
 
 // Publish delivers ev to every subscriber of its execution. It never
@@ -115,27 +133,9 @@ func (h *Hub) Last(id string) (conveyor.Event, bool) {
 	return t.last, t.last.Seq > 0
 }
 
-// Seen records that subscribers of id hold the execution's state up to
-// seq from a snapshot, so a relay need not fetch older events.
-func (h *Hub) Seen(id string, seq int64) {
-	h.mu.RLock()
-	t := h.topics[id]
-	h.mu.RUnlock()
-	if t != nil {
-		t.mu.Lock()
-		// The lowest seq any subscriber needs events after: a later
-		// subscriber's newer snapshot must not hide events from an
-		// earlier one (they skip what they already have).
-		if t.seen == 0 || seq < t.seen {
-			t.seen = seq
-		}
-		t.mu.Unlock()
-	}
-}
-
-// Watched reports whether execution id has subscribers and, if so, the
-// highest seq this node has published or its subscribers have seen.
-func (h *Hub) Watched(id string) (seq int64, ok bool) {
+// Subscribed reports whether execution id has subscribers and, if so, the
+// seq of the newest event published for it (0 if none yet).
+func (h *Hub) Subscribed(id string) (last int64, ok bool) {
 	h.mu.RLock()
 	t := h.topics[id]
 	h.mu.RUnlock()
@@ -144,11 +144,11 @@ func (h *Hub) Watched(id string) (seq int64, ok bool) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return max(t.last.Seq, t.seen), len(t.subs) > 0
+	return t.last.Seq, len(t.subs) > 0
 }
 
-// WatchedIDs returns the executions that have subscribers.
-func (h *Hub) WatchedIDs() []string {
+// SubscribedIDs returns the executions that have subscribers.
+func (h *Hub) SubscribedIDs() []string {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	var ids []string

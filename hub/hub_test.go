@@ -136,26 +136,55 @@ func BenchmarkPublish(b *testing.B) {
 	}
 }
 
-func TestWatched(t *testing.T) {
+func TestSubscribed(t *testing.T) {
 	t.Parallel()
 	h := New()
-	if _, ok := h.Watched("a"); ok {
-		t.Fatal("unknown execution is watched")
+	if _, ok := h.Subscribed("a"); ok {
+		t.Fatal("unknown execution has subscribers")
 	}
 	s, _ := h.Subscribe("a")
-	h.Seen("a", 7)
-	if seq, ok := h.Watched("a"); !ok || seq != 7 {
-		t.Fatalf("Watched = %d %v, want 7 true", seq, ok)
+	if seq, ok := h.Subscribed("a"); !ok || seq != 0 {
+		t.Fatalf("Subscribed = %d %v, want 0 true", seq, ok)
 	}
 	h.Publish(ev("a", 9, conveyor.EventProgress))
-	if seq, _ := h.Watched("a"); seq != 9 {
+	if seq, _ := h.Subscribed("a"); seq != 9 {
 		t.Fatalf("after publish: %d, want 9", seq)
 	}
-	if ids := h.WatchedIDs(); len(ids) != 1 || ids[0] != "a" {
-		t.Fatalf("WatchedIDs = %v", ids)
+	if ids := h.SubscribedIDs(); len(ids) != 1 || ids[0] != "a" {
+		t.Fatalf("SubscribedIDs = %v", ids)
 	}
 	s.Close()
-	if _, ok := h.Watched("a"); ok {
-		t.Fatal("watched after the last subscriber left")
+	if _, ok := h.Subscribed("a"); ok {
+		t.Fatal("subscribed after the last subscriber left")
+	}
+	if ids := h.SubscribedIDs(); len(ids) != 0 {
+		t.Fatalf("SubscribedIDs = %v after the last subscriber left", ids)
+	}
+}
+
+// TestOnSubscribe checks that the hook sees the subscription already made,
+// before Subscribe returns.
+func TestOnSubscribe(t *testing.T) {
+	t.Parallel()
+	h := New()
+	var called []string
+	h.OnSubscribe(func(id string) {
+		if _, ok := h.Subscribed(id); !ok {
+			t.Errorf("hook for %s ran before the subscription was made", id)
+		}
+		called = append(called, id)
+	})
+	s1, _ := h.Subscribe("a")
+	defer s1.Close()
+	s2, _ := h.Subscribe("a")
+	defer s2.Close()
+	if fmt.Sprint(called) != "[a a]" {
+		t.Fatalf("hook called with %v, want [a a]", called)
+	}
+	h.OnSubscribe(nil)
+	s3, _ := h.Subscribe("b")
+	defer s3.Close()
+	if len(called) != 2 {
+		t.Fatalf("hook called after it was removed: %v", called)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"time"
 )
 
 // servePprof exposes net/http/pprof on its own loopback listener, apart
@@ -25,7 +24,7 @@ func (s *Server) servePprof(addr string) error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	s.pprof = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.pprof = &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout}
 	s.cfg.Logger.Info("pprof listening", "addr", ln.Addr().String())
 	go func() {
 		if err := s.pprof.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

@@ -1,5 +1,5 @@
 // Package server assembles a Conveyor node: the store, the pipelines, the
-// engine, the hub and the HTTP API. The conveyor binary's serve command is
+// engine, the hub, the relay (on a shared store) and the HTTP API. The conveyor binary's serve command is
 // a thin layer over it, and Go programs use it to embed Conveyor and run
 // their own handlers (see examples/embed).
 package server
@@ -24,14 +24,32 @@ import (
 	"github.com/conveyor-run/conveyor/hub"
 	"github.com/conveyor-run/conveyor/live"
 	"github.com/conveyor-run/conveyor/pipeline"
+	"github.com/conveyor-run/conveyor/relay"
 	"github.com/conveyor-run/conveyor/store/postgres"
 	"github.com/conveyor-run/conveyor/store/sqlite"
 )
 
+// Defaults of Config that the server owns; the others are the engine's
+// and the store's (engine.DefaultConcurrency, conveyor.DefaultLease).
+const (
+	DefaultAddr            = "127.0.0.1:8080"
+	DefaultDataDir         = "./conveyor-data"
+	DefaultShutdownTimeout = 30 * time.Second
+)
+
+// HTTP server timeouts.
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 2 * time.Minute
+	// httpShutdownTimeout bounds the HTTP shutdown once the engine has
+	// stopped and streams were told to end.
+	httpShutdownTimeout = 5 * time.Second
+)
+
 // Config configures a node.
 type Config struct {
-	Addr    string // listen address; default 127.0.0.1:8080; port 0 picks one
-	DataDir string // folder of the embedded database; default ./conveyor-data
+	Addr    string // listen address; default DefaultAddr; port 0 picks one
+	DataDir string // folder of the embedded database; default DefaultDataDir
 	// DatabaseURL selects PostgreSQL, shared by any number of nodes,
 	// instead of the embedded database in DataDir.
 	DatabaseURL string
@@ -39,17 +57,19 @@ type Config struct {
 	// name plus a random suffix.
 	NodeID string
 	// Lease is how long a node holds an execution on PostgreSQL without
-	// renewing it (every third of it); default 30s.
+	// renewing it (every third of it); default conveyor.DefaultLease.
 	Lease time.Duration
 	// PipelinesDir is a folder of pipeline YAML files; "" loads none.
 	PipelinesDir string
 	// Pipelines are pipelines defined in Go (usually a Handler), beside the
 	// YAML ones.
 	Pipelines []*conveyor.Pipeline
-	// Concurrency is how many executions run at once; default 8.
+	// Concurrency is how many executions run at once; default
+	// engine.DefaultConcurrency.
 	Concurrency int
 	// ShutdownTimeout is how long running executions may finish after
-	// shutdown begins before they are cancelled; default 30s.
+	// shutdown begins before they are cancelled; default
+	// DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
 	AllowedOrigins  []string
 	// APIKey, when set, is required on every request but /healthz.
@@ -63,22 +83,22 @@ type Config struct {
 
 func (c *Config) validate() error {
 	if c.Addr == "" {
-		c.Addr = "127.0.0.1:8080"
+		c.Addr = DefaultAddr
 	}
 	if c.DataDir == "" {
-		c.DataDir = "./conveyor-data"
+		c.DataDir = DefaultDataDir
 	}
 	if c.Concurrency < 0 {
 		return fmt.Errorf("concurrency must be at least 1, got %d", c.Concurrency)
 	}
 	if c.Concurrency == 0 {
-		c.Concurrency = 8
+		c.Concurrency = engine.DefaultConcurrency
 	}
 	if c.ShutdownTimeout < 0 {
 		return fmt.Errorf("shutdown timeout must not be negative, got %s", c.ShutdownTimeout)
 	}
 	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = 30 * time.Second
+		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	if c.APIKey == "" && !c.Insecure && !loopback(c.Addr) {
 		return fmt.Errorf("refusing to listen on %s without an API key: set --api-key, or --insecure to allow anyone on the network", c.Addr)
@@ -87,7 +107,7 @@ func (c *Config) validate() error {
 		return fmt.Errorf("lease must not be negative, got %s", c.Lease)
 	}
 	if c.Lease == 0 {
-		c.Lease = 30 * time.Second
+		c.Lease = conveyor.DefaultLease
 	}
 	if c.NodeID == "" {
 		host, _ := os.Hostname()
@@ -108,6 +128,7 @@ type Server struct {
 	store  conveyor.Store
 	hub    *hub.Hub
 	engine *engine.Engine
+	relay  *relay.Relay // on a shared store only
 	api    *api.Server
 	http   *http.Server
 	ln     net.Listener
@@ -157,6 +178,12 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, shared := s.store.(conveyor.SharedStore); shared {
+		s.relay, err = relay.New(relay.Config{Store: s.store, Hub: h, LocalFunc: s.engine.RunsHere, Logger: cfg.Logger})
+		if err != nil {
+			return nil, err
+		}
+	}
 	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
@@ -177,8 +204,8 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	})
 	s.http = &http.Server{
 		Handler:           s.api,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
 	}
 	cfg.Logger.Info("conveyor listening", "addr", s.Addr(), "store", s.storeName(), "pipelines", len(pipelines), "concurrency", cfg.Concurrency)
 	return s, nil
@@ -226,8 +253,8 @@ func (s *Server) storeName() string {
 }
 
 // startShared makes a node on a shared store hear the others: new work
-// and cancels go to the engine, new events to the relay for local
-// subscribers.
+// and cancels go to the engine, new events to the relay, which brings
+// them to local subscribers.
 func (s *Server) startShared() {
 	shared, ok := s.store.(conveyor.SharedStore)
 	if !ok {
@@ -235,12 +262,11 @@ func (s *Server) startShared() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopShared = cancel
-	r := newRelay(s.store, s.hub, s.engine.RunsHere, s.cfg.Logger)
-	s.sharedDone.Go(func() { r.run(ctx) })
+	s.sharedDone.Go(func() { s.relay.Run(ctx) })
 	s.sharedDone.Go(func() {
 		err := shared.Listen(ctx, func(n conveyor.Notice) {
 			s.engine.HandleNotice(n)
-			r.notify(n)
+			s.relay.Notify(n)
 		})
 		if err != nil {
 			s.cfg.Logger.Error("listen for other nodes", "err", err)
@@ -271,7 +297,7 @@ func (s *Server) Run(ctx context.Context) error {
 	// The engine has published every final event: streams send what they
 	// hold and close, instead of holding the HTTP shutdown.
 	s.api.CloseStreams()
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), httpShutdownTimeout)
 	defer cancel()
 	err := s.http.Shutdown(shutdownCtx)
 	if errors.Is(err, context.DeadlineExceeded) {

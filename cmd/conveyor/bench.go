@@ -18,6 +18,14 @@ import (
 	"github.com/conveyor-run/conveyor/bench"
 )
 
+// benchPipelines is serve's --bench-pipelines: a server that
+// `conveyor bench --server` measures needs the bench's Go pipelines.
+var benchPipelines = goPipelines{
+	flag:      "bench-pipelines",
+	usage:     "also serve the pipelines conveyor bench --server needs (bench.noop, bench.progress, bench.hold)",
+	pipelines: bench.Pipelines,
+}
+
 func benchCmd() *cobra.Command {
 	var (
 		cfg        bench.Config

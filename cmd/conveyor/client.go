@@ -20,7 +20,7 @@ import (
 func clientCmds() []*cobra.Command {
 	server := os.Getenv("CONVEYOR_SERVER")
 	if server == "" {
-		server = "http://127.0.0.1:8080"
+		server = defaultServerURL
 	}
 	apiKey := os.Getenv("CONVEYOR_API_KEY")
 	newClient := func() *client.Client { return client.New(server, nil).WithAPIKey(apiKey) }

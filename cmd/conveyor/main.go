@@ -16,7 +16,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd())
+	root.AddCommand(serveCmd(benchPipelines))
 	root.AddCommand(migrateCmd())
 	root.AddCommand(clientCmds()...)
 	root.AddCommand(benchCmd())

@@ -9,21 +9,37 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/conveyor-run/conveyor/bench"
+	"github.com/conveyor-run/conveyor"
+	"github.com/conveyor-run/conveyor/engine"
 	"github.com/conveyor-run/conveyor/server"
 )
 
-func serveCmd() *cobra.Command {
+// defaultPipelinesDir is the pipelines folder serve loads if it exists.
+const defaultPipelinesDir = "./pipelines"
+
+// defaultServerURL is where the client commands find serve's default
+// address.
+const defaultServerURL = "http://" + server.DefaultAddr
+
+// goPipelines is a serve flag that adds pipelines defined in Go, which no
+// pipelines folder can hold, to the node. The command that needs them on a
+// server provides it (bench: --bench-pipelines), so serve does not depend
+// on that command.
+type goPipelines struct {
+	flag, usage string
+	pipelines   func() []*conveyor.Pipeline
+}
+
+func serveCmd(extra ...goPipelines) *cobra.Command {
 	var (
 		cfg       server.Config
 		origins   string
 		logFormat string
-		benchPipe bool
+		enabled   = make([]bool, len(extra))
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -46,8 +62,10 @@ func serveCmd() *cobra.Command {
 				return err
 			}
 			cfg.Logger = logger
-			if benchPipe {
-				cfg.Pipelines = append(cfg.Pipelines, bench.Pipelines()...)
+			for i, x := range extra {
+				if enabled[i] {
+					cfg.Pipelines = append(cfg.Pipelines, x.pipelines()...)
+				}
 			}
 
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -60,20 +78,22 @@ func serveCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "listen address [CONVEYOR_ADDR]")
-	f.StringVar(&cfg.DataDir, "data", "./conveyor-data", "folder of the embedded database [CONVEYOR_DATA]")
+	f.StringVar(&cfg.Addr, "addr", server.DefaultAddr, "listen address [CONVEYOR_ADDR]")
+	f.StringVar(&cfg.DataDir, "data", server.DefaultDataDir, "folder of the embedded database [CONVEYOR_DATA]")
 	f.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL URL; several nodes may share it (instead of --data) [CONVEYOR_DATABASE_URL]")
 	f.StringVar(&cfg.NodeID, "node-id", "", "this node's id in executions and logs (default host name plus a random suffix) [CONVEYOR_NODE_ID]")
-	f.DurationVar(&cfg.Lease, "lease", 30*time.Second, "on PostgreSQL, how long a node holds an execution without renewing it [CONVEYOR_LEASE]")
-	f.StringVar(&cfg.PipelinesDir, "pipelines", "./pipelines", "folder of pipeline YAML files [CONVEYOR_PIPELINES]")
-	f.IntVar(&cfg.Concurrency, "concurrency", 8, "executions run at once on this node [CONVEYOR_CONCURRENCY]")
-	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long running executions may finish on SIGINT/SIGTERM before they are cancelled [CONVEYOR_SHUTDOWN_TIMEOUT]")
+	f.DurationVar(&cfg.Lease, "lease", conveyor.DefaultLease, "on PostgreSQL, how long a node holds an execution without renewing it [CONVEYOR_LEASE]")
+	f.StringVar(&cfg.PipelinesDir, "pipelines", defaultPipelinesDir, "folder of pipeline YAML files [CONVEYOR_PIPELINES]")
+	f.IntVar(&cfg.Concurrency, "concurrency", engine.DefaultConcurrency, "executions run at once on this node [CONVEYOR_CONCURRENCY]")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "how long running executions may finish on SIGINT/SIGTERM before they are cancelled [CONVEYOR_SHUTDOWN_TIMEOUT]")
 	f.StringVar(&origins, "allowed-origins", "", "comma-separated host patterns of other origins allowed to open WebSocket streams [CONVEYOR_ALLOWED_ORIGINS]")
 	f.StringVar(&cfg.APIKey, "api-key", "", "require this key as 'Authorization: Bearer KEY' on every request but /healthz [CONVEYOR_API_KEY]")
 	f.BoolVar(&cfg.Insecure, "insecure", false, "allow listening beyond loopback without an API key [CONVEYOR_INSECURE]")
 	f.StringVar(&cfg.PprofAddr, "pprof", "", "serve net/http/pprof on this loopback address, e.g. 127.0.0.1:6060 (off by default) [CONVEYOR_PPROF]")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json [CONVEYOR_LOG_FORMAT]")
-	f.BoolVar(&benchPipe, "bench-pipelines", false, "also serve the pipelines conveyor bench --server needs (bench.noop, bench.progress, bench.hold) [CONVEYOR_BENCH_PIPELINES]")
+	for i, x := range extra {
+		f.BoolVar(&enabled[i], x.flag, false, x.usage+" ["+envName(x.flag)+"]")
+	}
 	return cmd
 }
 
@@ -85,7 +105,7 @@ func envDefaults(fs *pflag.FlagSet) error {
 		if err != nil || f.Changed {
 			return
 		}
-		name := "CONVEYOR_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		name := envName(f.Name)
 		if v, ok := os.LookupEnv(name); ok {
 			if serr := fs.Set(f.Name, v); serr != nil {
 				err = fmt.Errorf("%s=%q: %v", name, v, serr)
@@ -98,6 +118,11 @@ func envDefaults(fs *pflag.FlagSet) error {
 		}
 	}
 	return err
+}
+
+// envName is the environment variable of the flag with the given name.
+func envName(flag string) string {
+	return "CONVEYOR_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
 func newLogger(format string) (*slog.Logger, error) {

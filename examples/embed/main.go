@@ -31,7 +31,7 @@ import (
 )
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
+	addr := flag.String("addr", server.DefaultAddr, "listen address")
 	data := flag.String("data", "./conveyor-embed-data", "folder of the embedded database")
 	flag.Parse()
 

@@ -26,8 +26,8 @@ var (
 )
 
 // DefaultLease is how long a claim holds an execution when Options.Lease
-// is zero.
-const DefaultLease = 30 * time.Second
+// is zero: conveyor.DefaultLease, which the engine's renewals assume too.
+const DefaultLease = conveyor.DefaultLease
 
 // Options configure Open. The zero value (or nil) is usable.
 type Options struct {
