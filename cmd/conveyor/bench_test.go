@@ -115,10 +115,12 @@ func checkBench(t *testing.T, results map[string]map[string]any, backend string,
 	pl := results["progress-latency"]
 	checkLatency(t, pl, "progress_latency_ms")
 	sent, received := number(t, pl, "messages_sent"), number(t, pl, "messages_received")
-	// 20 executions × 20/s × 1s; a subscriber may have joined after the
-	// first updates, which then count as neither sent nor received.
-	if sent < 300 || sent > 400 || received <= 0 || received > sent {
-		t.Errorf("messages received %v of %v sent, want 0 < received <= sent, sent about 400", received, sent)
+	// At most 20 executions × 20/s × 1s are sent; how many depends on the
+	// machine's load (a subscriber that joins late misses the first
+	// updates, which then count as neither sent nor received), so only the
+	// relation is pinned.
+	if sent <= 0 || received <= 0 || received > sent {
+		t.Errorf("messages received %v of %v sent, want 0 < received <= sent", received, sent)
 	}
 	if got := number(t, pl, "progress_latency_ms.n"); got != received {
 		t.Errorf("progress_latency_ms has %v samples, want one per message received (%v)", got, received)
