@@ -1,0 +1,84 @@
+package store_test
+
+import (
+	"slices"
+	"strconv"
+	"testing"
+	"testing/fstest"
+
+	"github.com/conveyor-run/conveyor"
+	"github.com/conveyor-run/conveyor/store"
+)
+
+func TestListQuery(t *testing.T) {
+	var args []any
+	param := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	q, limit, err := store.ListQuery("SELECT * FROM executions",
+		conveyor.ListFilter{Status: conveyor.StatusRunning, Pipeline: "p", Cursor: "42", Limit: 10}, param)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "SELECT * FROM executions WHERE status = $1 AND pipeline = $2 AND num < $3 ORDER BY num DESC LIMIT $4"
+	if q != want || limit != 10 || !slices.Equal(args, []any{"running", "p", int64(42), 11}) {
+		t.Errorf("ListQuery = %q, %d, args %v", q, limit, args)
+	}
+
+	args = nil
+	q, limit, err = store.ListQuery("SELECT x", conveyor.ListFilter{}, param)
+	if err != nil || q != "SELECT x ORDER BY num DESC LIMIT $1" || limit != conveyor.DefaultListLimit {
+		t.Errorf("unfiltered ListQuery = %q, %d, %v", q, limit, err)
+	}
+
+	_, _, err = store.ListQuery("SELECT x", conveyor.ListFilter{Cursor: "-1"}, param)
+	if conveyor.ErrorCode(err) != conveyor.EINVALID {
+		t.Errorf("bad cursor: %v, want invalid", err)
+	}
+}
+
+func TestPage(t *testing.T) {
+	p := store.NewPage(2)
+	for num := int64(9); num > 5; num-- {
+		if p.Full() {
+			break
+		}
+		p.Add(&conveyor.Execution{ID: strconv.FormatInt(num, 10)}, num)
+	}
+	page := p.Result()
+	if len(page.Executions) != 2 || page.NextCursor == nil || *page.NextCursor != "8" {
+		t.Errorf("page = %d executions, cursor %v; want 2 and 8", len(page.Executions), page.NextCursor)
+	}
+
+	p = store.NewPage(5)
+	p.Add(&conveyor.Execution{ID: "only"}, 1)
+	if p.Full() || p.Result().NextCursor != nil {
+		t.Error("a short page has a next cursor")
+	}
+}
+
+func TestMigrations(t *testing.T) {
+	ok := fstest.MapFS{
+		"m/0001_init.sql": {Data: []byte("CREATE TABLE a (x int);")},
+		"m/0002_more.sql": {Data: []byte("CREATE TABLE b (x int);")},
+	}
+	ms, err := store.Migrations(ok, "m/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 2 || ms[1].Version != 2 || ms[1].Name != "0002_more.sql" || ms[0].SQL != "CREATE TABLE a (x int);" {
+		t.Errorf("Migrations = %+v", ms)
+	}
+	if err := store.CheckVersion(2, ms); err != nil {
+		t.Errorf("CheckVersion(2) = %v", err)
+	}
+	if err := store.CheckVersion(3, ms); err == nil {
+		t.Error("CheckVersion accepted a database newer than the binary")
+	}
+
+	gap := fstest.MapFS{"m/0001_init.sql": {}, "m/0003_skip.sql": {}}
+	if _, err := store.Migrations(gap, "m/*.sql"); err == nil {
+		t.Error("Migrations accepted a gap in the numbers")
+	}
+}
