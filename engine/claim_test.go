@@ -1,0 +1,176 @@
+package engine
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/conveyor-run/conveyor"
+)
+
+// The claim loop is tested on a real store and real time rather than in a
+// synctest bubble: its goroutines call the store, whose I/O and connection
+// goroutines do not belong in one. The tests wait for events, never for
+// time, and a PollInterval of an hour stands for "never" where a test
+// must show that something other than polling woke the loop.
+
+// countStatus returns how many executions in s have status st.
+func countStatus(t *testing.T, s conveyor.Store, st conveyor.Status) int {
+	t.Helper()
+	page, err := s.ListExecutions(t.Context(), conveyor.ListFilter{Status: st, Limit: conveyor.MaxListLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(page.Executions)
+}
+
+// TestClaimLoopRunsAtMostConcurrency: executions beyond Concurrency stay
+// pending and start, one for one, as running ones finish, with no polling
+// to find them.
+func TestClaimLoopRunsAtMostConcurrency(t *testing.T) {
+	t.Parallel()
+	const concurrency, n = 2, 7
+	var (
+		mu      sync.Mutex
+		running int
+		most    int
+	)
+	started := make(chan string, n)
+	release := make(chan struct{}, n)
+	p := &conveyor.Pipeline{Name: "blocks", Handler: func(ctx context.Context, x *conveyor.Exec) error {
+		mu.Lock()
+		running++
+		most = max(most, running)
+		mu.Unlock()
+		defer func() {
+			mu.Lock()
+			running--
+			mu.Unlock()
+		}()
+		started <- x.ID
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}}
+	store := openStore(t)
+	e, pub := startEngine(t, Config{
+		Store: store, Pipelines: map[string]*conveyor.Pipeline{p.Name: p},
+		Concurrency: concurrency, PollInterval: time.Hour,
+	})
+
+	var ids []string
+	for range n {
+		ex, err := e.Submit(t.Context(), p.Name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, ex.ID)
+	}
+	waitStarted := func() {
+		t.Helper()
+		select {
+		case <-started:
+		case <-time.After(30 * time.Second):
+			t.Fatal("no execution started in 30s")
+		}
+	}
+	for range concurrency {
+		waitStarted()
+	}
+	// Both slots are taken by handlers that wait to be released, so no
+	// other execution can have been claimed.
+	if got := countStatus(t, store, conveyor.StatusPending); got != n-concurrency {
+		t.Errorf("%d pending with every slot taken, want %d", got, n-concurrency)
+	}
+	if got := e.Running(); got != concurrency {
+		t.Errorf("Running() = %d, want %d", got, concurrency)
+	}
+	for range n - concurrency {
+		release <- struct{}{}
+		waitStarted()
+	}
+	for range concurrency {
+		release <- struct{}{}
+	}
+	for _, id := range ids {
+		if ev := pub.waitFinal(t, id); ev.Type != conveyor.EventCompleted {
+			t.Errorf("execution %s: %s %+v", id, ev.Type, ev.Error)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if most > concurrency {
+		t.Errorf("%d executions ran at once, want at most %d", most, concurrency)
+	}
+}
+
+// TestClaimLoopPolls: an execution that reaches the store with no nudge
+// (as another process's would) is found by the poll.
+func TestClaimLoopPolls(t *testing.T) {
+	t.Parallel()
+	s, firstClaim := claimWatcher(t)
+	_, pub := startEngine(t, Config{Store: s, Pipelines: noopPipeline(), PollInterval: 20 * time.Millisecond})
+	// Once the claim made at start found nothing, only the poll can wake
+	// the loop: nothing submits through this engine.
+	waitClosed(t, firstClaim, "the first claim")
+	ex := newExecution("noop")
+	if err := s.Store.CreateExecution(t.Context(), ex); err != nil {
+		t.Fatal(err)
+	}
+	if ev := pub.waitFinal(t, ex.ID); ev.Type != conveyor.EventCompleted {
+		t.Errorf("%s %+v, want completed", ev.Type, ev.Error)
+	}
+}
+
+// TestClaimLoopWakesOnNotice: a submission another node announces wakes
+// the loop without waiting for the poll.
+func TestClaimLoopWakesOnNotice(t *testing.T) {
+	t.Parallel()
+	s, firstClaim := claimWatcher(t)
+	e, pub := startEngine(t, Config{Store: s, Pipelines: noopPipeline(), PollInterval: time.Hour})
+	waitClosed(t, firstClaim, "the first claim")
+	ex := newExecution("noop")
+	if err := s.Store.CreateExecution(t.Context(), ex); err != nil {
+		t.Fatal(err)
+	}
+	e.HandleNotice(conveyor.Notice{Kind: conveyor.NoticeSubmitted, ExecutionID: ex.ID})
+	if ev := pub.waitFinal(t, ex.ID); ev.Type != conveyor.EventCompleted {
+		t.Errorf("%s %+v, want completed", ev.Type, ev.Error)
+	}
+}
+
+// claimWatcher returns a store and a channel closed once the first
+// ClaimPending call on it has returned, having claimed nothing.
+func claimWatcher(t *testing.T) (*faultStore, <-chan struct{}) {
+	t.Helper()
+	first := make(chan struct{})
+	var once sync.Once
+	s := &faultStore{Store: openStore(t)}
+	s.claimedFunc = func(n int, err error) {
+		once.Do(func() {
+			if n != 0 || err != nil {
+				t.Errorf("the first claim got %d executions, %v; want none", n, err)
+			}
+			close(first)
+		})
+	}
+	return s, first
+}
+
+func noopPipeline() map[string]*conveyor.Pipeline {
+	return map[string]*conveyor.Pipeline{"noop": {Name: "noop", Handler: func(context.Context, *conveyor.Exec) error { return nil }}}
+}
+
+// waitClosed waits until ch is closed, failing the test after 30s.
+func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
