@@ -121,18 +121,23 @@ func (n *node) waitFinal(id string) *conveyor.Execution {
 	}
 }
 
-// finalPublished returns the final event published for id.
+// finalPublished waits for the final event published for id: the engine
+// publishes it just after the store has it.
 func (n *node) finalPublished(id string) conveyor.Event {
 	n.t.Helper()
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for _, ev := range n.published {
-		if ev.ExecutionID == id && ev.Type.Final() {
-			return ev
+	var final conveyor.Event
+	waitFor(n.t, "the final event of "+id+" to be published", func() bool {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		for _, ev := range n.published {
+			if ev.ExecutionID == id && ev.Type.Final() {
+				final = ev
+				return true
+			}
 		}
-	}
-	n.t.Fatalf("no final event published for %s", id)
-	return conveyor.Event{}
+		return false
+	})
+	return final
 }
 
 // waitLogs waits until the execution has want log lines and returns them;
