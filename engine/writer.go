@@ -153,21 +153,22 @@ func (w *writer) flush(events []conveyor.Event, lines []conveyor.LogLine) []erro
 // the node stops (Stop waits for it); writeTimeout bounds each attempt so
 // a database that stopped answering cannot hold the writer forever.
 func (w *writer) retry(what string, write func(context.Context) error) error {
-	var err error
-	for attempt, backoff := 0, 10*time.Millisecond; attempt < 5; attempt, backoff = attempt+1, backoff*4 {
-		if attempt > 0 {
-			time.Sleep(backoff) // the writer has nothing else to do meanwhile
-		}
+	backoff := 10 * time.Millisecond // then 40, 160 and 640 ms
+	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-		err = write(ctx)
+		err := write(ctx)
 		cancel()
-		if err == nil || conveyor.ErrorCode(err) == conveyor.EINVALID {
+		if err == nil || conveyor.ErrorCode(err) == conveyor.EINVALID || attempt == writeAttempts {
 			return err
 		}
-		w.logger.Warn(what, "attempt", attempt+1, "err", err)
+		w.logger.Warn(what, "attempt", attempt, "err", err)
+		time.Sleep(backoff) // the writer has nothing else to do meanwhile
+		backoff *= 4
 	}
-	return err
 }
+
+// writeAttempts is how many times a batch is tried before it is given up.
+const writeAttempts = 5
 
 // writeTimeout bounds one attempt to write a batch.
 const writeTimeout = 30 * time.Second

@@ -260,18 +260,17 @@ func TestWriterRetryBacksOffAndGivesUp(t *testing.T) {
 			if len(calls) != 5 {
 				t.Fatalf("%d attempts, want 5", len(calls))
 			}
-			if !calls[0].Equal(start) {
-				t.Errorf("first attempt after %s, want at once", calls[0].Sub(start))
+			// The batch's log lines go first (and fail five times too), so
+			// the first event attempt waits for them: 10+40+160+640 ms.
+			if got := calls[0].Sub(start); got != 850*time.Millisecond {
+				t.Errorf("first event attempt after %s, want after the log lines gave up (850ms)", got)
 			}
 			var gaps []time.Duration
 			for i := 1; i < len(calls); i++ {
 				gaps = append(gaps, calls[i].Sub(calls[i-1]))
 			}
-			for i := 1; i < len(gaps); i++ {
-				if gaps[i] <= gaps[i-1] {
-					t.Errorf("backoff %v does not grow", gaps)
-					break
-				}
+			if want := []time.Duration{10 * time.Millisecond, 40 * time.Millisecond, 160 * time.Millisecond, 640 * time.Millisecond}; !slices.Equal(gaps, want) {
+				t.Errorf("backoff %v, want %v", gaps, want)
 			}
 			t.Logf("backoff between attempts: %v", gaps)
 			if n := len(s.appendLogsCalls()); n != 5 {
