@@ -38,6 +38,8 @@ type Execution struct {
 	Progress   *Progress       `json:"progress"`
 	Result     json.RawMessage `json:"result"`
 	Error      *Error          `json:"error"`
+	Tags       Tags            `json:"tags"`
+	BatchID    *string         `json:"batch_id"` // the batch it was submitted in, if any
 	Attempt    int             `json:"attempt"`
 	CreatedAt  time.Time       `json:"created_at"`
 	StartedAt  *time.Time      `json:"started_at"`

@@ -44,7 +44,7 @@ func (e *Execution) ValidateNew() error {
 	case len(e.Result) > 0 && !json.Valid(e.Result):
 		return Errorf(EINVALID, "execution result is not valid JSON")
 	}
-	return nil
+	return e.Tags.Validate()
 }
 
 // ValidateStored returns EINVALID unless ev may be written by
@@ -114,6 +114,14 @@ func (f ListFilter) Page() (limit int, before int64, err error) {
 	}
 	if !StorableText(f.Pipeline) {
 		return 0, 0, Errorf(EINVALID, "pipeline %q is not valid UTF-8 without NUL", f.Pipeline)
+	}
+	if len(f.Tags) > MaxTags {
+		return 0, 0, Errorf(EINVALID, "%d tag filters; at most %d are allowed", len(f.Tags), MaxTags)
+	}
+	for _, t := range f.Tags {
+		if _, err := ParseTag(t.String()); err != nil {
+			return 0, 0, err
+		}
 	}
 	if f.Cursor != "" {
 		n, err := strconv.ParseInt(f.Cursor, 10, 64)

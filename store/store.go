@@ -15,31 +15,52 @@ import (
 	"github.com/conveyor-run/conveyor"
 )
 
-// ListQuery builds the query of conveyor.Store.ListExecutions: selectSQL
-// (a SELECT of an executions table with a num column) filtered by f, newest
-// first. param adds a query argument and returns its placeholder ("?" or
-// "$N"). It returns the query and the page size; the query asks for one
-// execution more, which tells whether there is a next page (see Page).
-func ListQuery(selectSQL string, f conveyor.ListFilter, param func(v any) string) (query string, limit int, err error) {
+// ListQuery builds the query of conveyor.Store.ListExecutions: columns
+// (a comma-separated list) of the table executions, filtered by f, newest
+// by num first. param adds a query argument and returns its placeholder
+// ("?" or "$N"). It returns the query and the page size; the query asks
+// for one execution more, which tells whether there is a next page (see
+// Page).
+//
+// Tag filters join execution_tags (key, value, num), one row per tag with
+// its primary key in that order, and the scan is driven from the first
+// tag's rows, which that key gives newest first: a rare tag among a
+// million executions reads only its own rows.
+func ListQuery(columns string, f conveyor.ListFilter, param func(v any) string) (query string, limit int, err error) {
 	limit, before, err := f.Page()
 	if err != nil {
 		return "", 0, err
 	}
+	cols := strings.Split(columns, ",")
+	for i, c := range cols {
+		cols[i] = "e." + strings.TrimSpace(c)
+	}
+	var b strings.Builder
+	b.WriteString("SELECT " + strings.Join(cols, ", ") + " FROM executions e")
+	order := "e.num"
+	for i, t := range f.Tags {
+		alias := "t" + strconv.Itoa(i)
+		fmt.Fprintf(&b, " JOIN execution_tags %s ON %s.num = e.num AND %s.key = %s AND %s.value = %s",
+			alias, alias, alias, param(t.Key), alias, param(t.Value))
+		if i == 0 {
+			order = alias + ".num"
+		}
+	}
 	var where []string
 	if f.Status != "" {
-		where = append(where, "status = "+param(string(f.Status)))
+		where = append(where, "e.status = "+param(string(f.Status)))
 	}
 	if f.Pipeline != "" {
-		where = append(where, "pipeline = "+param(f.Pipeline))
+		where = append(where, "e.pipeline = "+param(f.Pipeline))
 	}
 	if before > 0 {
-		where = append(where, "num < "+param(before))
+		where = append(where, order+" < "+param(before))
 	}
-	query = selectSQL
 	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
+		b.WriteString(" WHERE " + strings.Join(where, " AND "))
 	}
-	return query + " ORDER BY num DESC LIMIT " + param(limit+1), limit, nil
+	b.WriteString(" ORDER BY " + order + " DESC LIMIT " + param(limit+1))
+	return b.String(), limit, nil
 }
 
 // Page collects the rows of a ListQuery into a page of at most limit

@@ -16,23 +16,35 @@ func TestListQuery(t *testing.T) {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
-	q, limit, err := store.ListQuery("SELECT * FROM executions",
+	q, limit, err := store.ListQuery("num, id",
 		conveyor.ListFilter{Status: conveyor.StatusRunning, Pipeline: "p", Cursor: "42", Limit: 10}, param)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "SELECT * FROM executions WHERE status = $1 AND pipeline = $2 AND num < $3 ORDER BY num DESC LIMIT $4"
+	want := "SELECT e.num, e.id FROM executions e WHERE e.status = $1 AND e.pipeline = $2 AND e.num < $3 ORDER BY e.num DESC LIMIT $4"
 	if q != want || limit != 10 || !slices.Equal(args, []any{"running", "p", int64(42), 11}) {
 		t.Errorf("ListQuery = %q, %d, args %v", q, limit, args)
 	}
 
 	args = nil
-	q, limit, err = store.ListQuery("SELECT x", conveyor.ListFilter{}, param)
-	if err != nil || q != "SELECT x ORDER BY num DESC LIMIT $1" || limit != conveyor.DefaultListLimit {
+	q, limit, err = store.ListQuery("id", conveyor.ListFilter{}, param)
+	if err != nil || q != "SELECT e.id FROM executions e ORDER BY e.num DESC LIMIT $1" || limit != conveyor.DefaultListLimit {
 		t.Errorf("unfiltered ListQuery = %q, %d, %v", q, limit, err)
 	}
 
-	_, _, err = store.ListQuery("SELECT x", conveyor.ListFilter{Cursor: "-1"}, param)
+	// Tags: the scan is driven from the first tag's rows, newest first.
+	args = nil
+	q, _, err = store.ListQuery("id", conveyor.ListFilter{Cursor: "7",
+		Tags: []conveyor.Tag{{Key: "tenant", Value: "acme"}, {Key: "kind", Value: "resize"}}}, param)
+	want = "SELECT e.id FROM executions e" +
+		" JOIN execution_tags t0 ON t0.num = e.num AND t0.key = $1 AND t0.value = $2" +
+		" JOIN execution_tags t1 ON t1.num = e.num AND t1.key = $3 AND t1.value = $4" +
+		" WHERE t0.num < $5 ORDER BY t0.num DESC LIMIT $6"
+	if err != nil || q != want || !slices.Equal(args, []any{"tenant", "acme", "kind", "resize", int64(7), conveyor.DefaultListLimit + 1}) {
+		t.Errorf("tag ListQuery = %q, args %v, %v", q, args, err)
+	}
+
+	_, _, err = store.ListQuery("id", conveyor.ListFilter{Cursor: "-1"}, param)
 	if conveyor.ErrorCode(err) != conveyor.EINVALID {
 		t.Errorf("bad cursor: %v, want invalid", err)
 	}

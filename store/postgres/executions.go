@@ -47,6 +47,10 @@ func (db *DB) CreateExecutions(ctx context.Context, es []*conveyor.Execution) er
 		finished   = make([]*time.Time, len(es))
 		lastSeqs   = make([]int64, len(es))
 		cancelReqs = make([]bool, len(es))
+		tags       = make([]*string, len(es))
+		batchIDs   = make([]*string, len(es))
+		// One element per tag of any execution.
+		tagIDs, tagKeys, tagValues []string
 	)
 	for i, e := range es {
 		if err := e.ValidateNew(); err != nil {
@@ -59,10 +63,20 @@ func (db *DB) CreateExecutions(ctx context.Context, es []*conveyor.Execution) er
 		ids[i], pipelines[i], statuses[i] = e.ID, e.Pipeline, string(e.Status)
 		inputs[i], progress[i], results[i], errs[i] = jsonColumn(e.Input), p, jsonColumn(e.Result), errorColumn(e.Error)
 		attempts[i], created[i], started[i], finished[i] = int32(e.Attempt), e.CreatedAt, e.StartedAt, e.FinishedAt
-		lastSeqs[i], cancelReqs[i] = e.LastSeq, e.CancelRequested
+		lastSeqs[i], cancelReqs[i], batchIDs[i] = e.LastSeq, e.CancelRequested, e.BatchID
+		if len(e.Tags) > 0 {
+			b, err := json.Marshal(e.Tags)
+			if err != nil {
+				return conveyor.Errorf(conveyor.EINVALID, "tags cannot be stored: %v", err)
+			}
+			tags[i] = ptr(string(b))
+			for k, v := range e.Tags {
+				tagIDs, tagKeys, tagValues = append(tagIDs, e.ID), append(tagKeys, k), append(tagValues, v)
+			}
+		}
 	}
 	_, err := db.pool.Exec(ctx, sqlInsertExecutions, ids, pipelines, statuses, inputs, progress, results, errs,
-		attempts, created, started, finished, lastSeqs, cancelReqs)
+		attempts, created, started, finished, lastSeqs, cancelReqs, tags, batchIDs, tagIDs, tagKeys, tagValues)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == uniqueViolation {
 		return db.conflict(ctx, es)
@@ -129,7 +143,7 @@ func (db *DB) GetExecution(ctx context.Context, id string) (*conveyor.Execution,
 // submission order; the cursor is the number of the last one returned.
 func (db *DB) ListExecutions(ctx context.Context, f conveyor.ListFilter) (*conveyor.ExecutionPage, error) {
 	var args []any
-	query, limit, err := store.ListQuery(sqlListExecutions, f, func(v any) string {
+	query, limit, err := store.ListQuery(executionColumns, f, func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	})
@@ -401,11 +415,17 @@ func scanExecution(sc scanner) (*conveyor.Execution, int64, error) {
 		input, progress, result, errJS []byte
 		started, finished              *time.Time
 		node                           *string
+		tags                           []byte
 	)
 	err := sc.Scan(&num, &ex.ID, &ex.Pipeline, &status, &input, &progress, &result, &errJS,
-		&ex.Attempt, &ex.CreatedAt, &started, &finished, &ex.LastSeq, &ex.CancelRequested, &node)
+		&ex.Attempt, &ex.CreatedAt, &started, &finished, &ex.LastSeq, &ex.CancelRequested, &node, &tags, &ex.BatchID)
 	if err != nil {
 		return nil, 0, err
+	}
+	if tags != nil {
+		if err := json.Unmarshal(tags, &ex.Tags); err != nil {
+			return nil, 0, fmt.Errorf("execution %s: decode tags: %w", ex.ID, err)
+		}
 	}
 	ex.Status = conveyor.Status(status)
 	ex.Input, ex.Result = input, result

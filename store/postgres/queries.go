@@ -10,7 +10,7 @@ package postgres
 
 // executionColumns are what scanExecution reads, in its order.
 const executionColumns = `num, id, pipeline, status, input, progress, result, error,
-	attempt, created_at, started_at, finished_at, last_seq, cancel_requested, node`
+	attempt, created_at, started_at, finished_at, last_seq, cancel_requested, node, tags, batch_id`
 
 const (
 	// sqlInsertExecutions inserts a batch of new executions (parallel
@@ -18,22 +18,33 @@ const (
 	// id that exists or comes twice fails the whole statement with a unique
 	// violation, so the batch goes in all or nothing without a transaction
 	// of its own; sqlExistingIDs then tells which id it was.
-	sqlInsertExecutions = `INSERT INTO executions
-		(id, pipeline, status, input, progress, result, error,
-		 attempt, created_at, started_at, finished_at, last_seq, cancel_requested)
-		SELECT n.id, n.pipeline, n.status, n.input::json, n.progress::jsonb, n.result::json, n.error::jsonb,
-			n.attempt, n.created_at, n.started_at, n.finished_at, n.last_seq, n.cancel_requested
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-			$8::integer[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::bigint[], $13::boolean[])
-			WITH ORDINALITY AS n(id, pipeline, status, input, progress, result, error,
-				attempt, created_at, started_at, finished_at, last_seq, cancel_requested, ord)
-		ORDER BY n.ord`
+	//
+	// Tags come as three more parallel arrays ($16-$18: execution id,
+	// key, value), one element per tag, inserted with the num each
+	// execution got.
+	sqlInsertExecutions = `WITH inserted AS (
+			INSERT INTO executions
+			(id, pipeline, status, input, progress, result, error,
+			 attempt, created_at, started_at, finished_at, last_seq, cancel_requested, tags, batch_id)
+			SELECT n.id, n.pipeline, n.status, n.input::json, n.progress::jsonb, n.result::json, n.error::jsonb,
+				n.attempt, n.created_at, n.started_at, n.finished_at, n.last_seq, n.cancel_requested,
+				n.tags::jsonb, n.batch_id
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+				$8::integer[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::bigint[], $13::boolean[],
+				$14::text[], $15::text[])
+				WITH ORDINALITY AS n(id, pipeline, status, input, progress, result, error,
+					attempt, created_at, started_at, finished_at, last_seq, cancel_requested, tags, batch_id, ord)
+			ORDER BY n.ord
+			RETURNING num, id
+		)
+		INSERT INTO execution_tags (key, value, num)
+		SELECT t.key, t.value, inserted.num
+		FROM unnest($16::text[], $17::text[], $18::text[]) AS t(id, key, value)
+		JOIN inserted ON inserted.id = t.id`
 
 	sqlExistingIDs = `SELECT id FROM executions WHERE id = ANY($1::text[])`
 
 	sqlGetExecution = `SELECT ` + executionColumns + ` FROM executions WHERE id = $1`
-
-	sqlListExecutions = `SELECT ` + executionColumns + ` FROM executions`
 
 	// One statement, so one round trip and an implicit transaction: lock
 	// the oldest pending executions no other claimer holds (the partial

@@ -20,7 +20,7 @@ func (db *DB) CreateExecution(ctx context.Context, e *conveyor.Execution) error 
 }
 
 // insertArgs is the number of parameters of sqlInsertExecution.
-const insertArgs = 14
+const insertArgs = 16
 
 // CreateExecutions implements conveyor.Store: one IMMEDIATE transaction on
 // the writer, the prepared insert once per execution, in batch order. The
@@ -41,16 +41,20 @@ func (db *DB) CreateExecutions(ctx context.Context, es []*conveyor.Execution) er
 			return err
 		}
 		errCode, errMsg := errorColumns(e.Error)
+		tags, err := tagsColumn(e.Tags)
+		if err != nil {
+			return err
+		}
 		args = append(args, e.ID, e.Pipeline, string(e.Status), jsonColumn(e.Input),
 			progress, jsonColumn(e.Result), errCode, errMsg, e.Attempt, e.CreatedAt.UnixNano(),
-			timeColumn(e.StartedAt), timeColumn(e.FinishedAt), e.LastSeq, e.CancelRequested)
+			timeColumn(e.StartedAt), timeColumn(e.FinishedAt), e.LastSeq, e.CancelRequested, tags, e.BatchID)
 	}
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("create executions: %w", err)
 	}
 	defer tx.Rollback()
-	insert := tx.StmtContext(ctx, db.st.insertExecution)
+	insert, insertTag := tx.StmtContext(ctx, db.st.insertExecution), tx.StmtContext(ctx, db.st.insertTag)
 	for i, e := range es {
 		res, err := insert.ExecContext(ctx, args[i*insertArgs:(i+1)*insertArgs]...)
 		if err != nil {
@@ -63,6 +67,18 @@ func (db *DB) CreateExecutions(ctx context.Context, es []*conveyor.Execution) er
 				return conveyor.Errorf(conveyor.ECONFLICT, "execution %q appears more than once in the batch", e.ID)
 			}
 			return conveyor.Errorf(conveyor.ECONFLICT, "execution %q already exists", e.ID)
+		}
+		if len(e.Tags) == 0 {
+			continue
+		}
+		num, err := res.LastInsertId()
+		if err != nil {
+			return fmt.Errorf("create executions: %w", err)
+		}
+		for k, v := range e.Tags {
+			if _, err := insertTag.ExecContext(ctx, k, v, num); err != nil {
+				return fmt.Errorf("create executions: tag %q: %w", k, err)
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -90,7 +106,7 @@ func (db *DB) GetExecution(ctx context.Context, id string) (*conveyor.Execution,
 // submission order; the cursor is the number of the last one returned.
 func (db *DB) ListExecutions(ctx context.Context, f conveyor.ListFilter) (*conveyor.ExecutionPage, error) {
 	var args []any
-	query, limit, err := store.ListQuery(sqlListExecutions, f, func(v any) string {
+	query, limit, err := store.ListQuery(executionColumns, f, func(v any) string {
 		args = append(args, v)
 		return "?"
 	})
@@ -288,11 +304,17 @@ func scanExecution(sc scanner) (*conveyor.Execution, int64, error) {
 		input, progress, result []byte
 		errCode, errMsg         sql.NullString
 		started, finished       sql.NullInt64
+		tags                    []byte
 	)
 	err := sc.Scan(&num, &ex.ID, &ex.Pipeline, &status, &input, &progress, &result, &errCode, &errMsg,
-		&ex.Attempt, &created, &started, &finished, &ex.LastSeq, &ex.CancelRequested)
+		&ex.Attempt, &created, &started, &finished, &ex.LastSeq, &ex.CancelRequested, &tags, &ex.BatchID)
 	if err != nil {
 		return nil, 0, err
+	}
+	if tags != nil {
+		if err := json.Unmarshal(tags, &ex.Tags); err != nil {
+			return nil, 0, fmt.Errorf("execution %s: decode tags: %w", ex.ID, err)
+		}
 	}
 	ex.Status = conveyor.Status(status)
 	ex.Input, ex.Result = input, result
@@ -331,6 +353,18 @@ func jsonColumn(b json.RawMessage) any {
 		return nil
 	}
 	return string(b)
+}
+
+// tagsColumn is the tags as JSON text, NULL when none.
+func tagsColumn(t conveyor.Tags) (any, error) {
+	if len(t) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(t)
+	if err != nil {
+		return nil, conveyor.Errorf(conveyor.EINVALID, "tags cannot be stored: %v", err)
+	}
+	return string(b), nil
 }
 
 func progressJSON(p *conveyor.Progress) (any, error) {

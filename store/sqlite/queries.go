@@ -12,18 +12,18 @@ import (
 
 // executionColumns are what scanExecution reads, in its order.
 const executionColumns = `num, id, pipeline, status, input, progress, result, error_code, error_message,
-	attempt, created_at, started_at, finished_at, last_seq, cancel_requested`
+	attempt, created_at, started_at, finished_at, last_seq, cancel_requested, tags, batch_id`
 
 const (
 	sqlInsertExecution = `INSERT INTO executions
 		(id, pipeline, status, input, progress, result, error_code, error_message,
-		 attempt, created_at, started_at, finished_at, last_seq, cancel_requested)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		 attempt, created_at, started_at, finished_at, last_seq, cancel_requested, tags, batch_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`
 
-	sqlGetExecution = `SELECT ` + executionColumns + ` FROM executions WHERE id = ?`
+	sqlInsertTag = `INSERT INTO execution_tags (key, value, num) VALUES (?, ?, ?)`
 
-	sqlListExecutions = `SELECT ` + executionColumns + ` FROM executions`
+	sqlGetExecution = `SELECT ` + executionColumns + ` FROM executions WHERE id = ?`
 
 	// The subquery walks executions_status_num: pending, oldest first.
 	sqlClaimPending = `UPDATE executions
@@ -84,6 +84,7 @@ type statements struct {
 	list []*sql.Stmt // everything prepared, for close
 
 	insertExecution *sql.Stmt
+	insertTag       *sql.Stmt
 	claimPending    *sql.Stmt
 	appendProgress  *sql.Stmt
 	appendFinal     *sql.Stmt
@@ -104,6 +105,7 @@ func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
 		query string
 	}{
 		{w, &st.insertExecution, sqlInsertExecution},
+		{w, &st.insertTag, sqlInsertTag},
 		{w, &st.claimPending, sqlClaimPending},
 		{w, &st.appendProgress, sqlAppendProgress},
 		{w, &st.appendFinal, sqlAppendFinal},

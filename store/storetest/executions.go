@@ -69,6 +69,8 @@ var invalidChanges = []struct {
 	{"events", func(ex *conveyor.Execution) { ex.LastSeq = 3 }},
 	{"no creation time", func(ex *conveyor.Execution) { ex.CreatedAt = time.Time{} }},
 	{"input not JSON", func(ex *conveyor.Execution) { ex.Input = json.RawMessage(`{"a":`) }},
+	{"bad tag key", func(ex *conveyor.Execution) { ex.Tags = conveyor.Tags{"Bad Key": "v"} }},
+	{"tag value too long", func(ex *conveyor.Execution) { ex.Tags = conveyor.Tags{"k": strings.Repeat("v", 256)} }},
 }
 
 var createBatchCases = []testCase{

@@ -31,6 +31,7 @@ func Run(t *testing.T, newStore func(t *testing.T) conveyor.Store) {
 		{"Cancel", cancelCases},
 		{"CancelWins", cancelWinsCases},
 		{"Text", textCases},
+		{"Tags", tagCases},
 		{"RecoverInterrupted", recoverCases},
 		{"Logs", logsCases},
 		{"Ping", pingCases},
@@ -269,6 +270,12 @@ func diffExecution(got, want *conveyor.Execution) []string {
 	}
 	if !reflect.DeepEqual(got.Error, want.Error) {
 		add("Error", toJSON(got.Error), toJSON(want.Error))
+	}
+	if len(got.Tags) != len(want.Tags) || len(got.Tags) > 0 && !reflect.DeepEqual(got.Tags, want.Tags) {
+		add("Tags", got.Tags, want.Tags)
+	}
+	if (got.BatchID == nil) != (want.BatchID == nil) || got.BatchID != nil && *got.BatchID != *want.BatchID {
+		add("BatchID", got.BatchID, want.BatchID)
 	}
 	if got.Attempt != want.Attempt {
 		add("Attempt", got.Attempt, want.Attempt)
