@@ -28,6 +28,29 @@ func (t Tags) MarshalJSON() ([]byte, error) {
 	return json.Marshal(map[string]string(t))
 }
 
+// UnmarshalJSON reads an object of strings; a value of another type is
+// EINVALID naming its tag, like every other bad tag.
+func (t *Tags) UnmarshalJSON(b []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	if raw == nil {
+		*t = nil
+		return nil
+	}
+	tags := make(Tags, len(raw))
+	for _, k := range slices.Sorted(maps.Keys(raw)) {
+		var v string
+		if err := json.Unmarshal(raw[k], &v); err != nil {
+			return Errorf(EINVALID, "tag %q: values are strings", k)
+		}
+		tags[k] = v
+	}
+	*t = tags
+	return nil
+}
+
 // Validate returns EINVALID naming the first bad tag, in key order: at
 // most MaxTags, keys as ValidTagKey says, values of at most
 // MaxTagValueBytes bytes of text every store keeps.

@@ -44,6 +44,10 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) 
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		var ce *conveyor.Error // a field's own check, such as a tag's
+		if errors.As(err, &ce) {
+			return ce
+		}
 		return conveyor.Errorf(conveyor.EBADREQUEST, "malformed JSON body: %v", err)
 	}
 	if dec.Decode(new(json.RawMessage)) != io.EOF {

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -319,5 +320,42 @@ func TestCloseStreamsSendsWhatIsQueuedThenGoesAway(t *testing.T) {
 	}
 	if _, err := h.client.Cancel(ctx, ex.ID); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestTagsRoundTripAndFilter(t *testing.T) {
+	t.Parallel()
+	h := setup(t, 1, &conveyor.Pipeline{Name: "quick", Steps: []conveyor.Step{{Name: "s", Run: noop}}})
+	ctx := context.Background()
+	acme, err := h.client.SubmitWithTags(ctx, "quick", nil, conveyor.Tags{"tenant": "acme", "kind": "resize"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client.SubmitWithTags(ctx, "quick", nil, conveyor.Tags{"tenant": "other"}); err != nil {
+		t.Fatal(err)
+	}
+	plain := h.submit("quick", nil)
+
+	got, err := h.client.Get(ctx, acme.ID)
+	if err != nil || got.Tags["tenant"] != "acme" || got.Tags["kind"] != "resize" || got.BatchID != nil {
+		t.Fatalf("Get = tags %v, batch %v, %v", got.Tags, got.BatchID, err)
+	}
+	page, err := h.client.List(ctx, conveyor.ListFilter{Tags: []conveyor.Tag{{Key: "tenant", Value: "acme"}}})
+	if err != nil || len(page.Executions) != 1 || page.Executions[0].ID != acme.ID {
+		t.Fatalf("list by tag = %+v, %v; want only %s", page, err, acme.ID)
+	}
+
+	// Every execution's JSON has "tags" (an object) and "batch_id".
+	resp, err := http.Get(h.url + "/executions/" + plain.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var raw map[string]json.RawMessage
+	if err := json.NewDecoder(resp.Body).Decode(&raw); err != nil {
+		t.Fatal(err)
+	}
+	if string(raw["tags"]) != "{}" || string(raw["batch_id"]) != "null" {
+		t.Errorf("untagged execution: tags %s, batch_id %s; want {} and null", raw["tags"], raw["batch_id"])
 	}
 }

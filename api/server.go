@@ -21,7 +21,7 @@ import (
 // Runner runs executions: package engine.
 type Runner interface {
 	// Submit durably records a pending execution; see engine.Engine.Submit.
-	Submit(ctx context.Context, pipeline string, input json.RawMessage) (*conveyor.Execution, error)
+	Submit(ctx context.Context, pipeline string, input json.RawMessage, tags conveyor.Tags) (*conveyor.Execution, error)
 	// Cancel cancels an execution; see engine.Engine.Cancel.
 	Cancel(ctx context.Context, id string) (*conveyor.Execution, error)
 	Pipeline(name string) (*conveyor.Pipeline, bool)
@@ -161,6 +161,7 @@ func (s *Server) unrouted(r *http.Request) error {
 type createRequest struct {
 	Pipeline string          `json:"pipeline"`
 	Input    json.RawMessage `json:"input"`
+	Tags     conveyor.Tags   `json:"tags"`
 }
 
 func (s *Server) createExecution(w http.ResponseWriter, r *http.Request) {
@@ -173,7 +174,7 @@ func (s *Server) createExecution(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, conveyor.Errorf(conveyor.EINVALID, "pipeline is required"))
 		return
 	}
-	ex, err := s.cfg.Runner.Submit(r.Context(), req.Pipeline, req.Input)
+	ex, err := s.cfg.Runner.Submit(r.Context(), req.Pipeline, req.Input, req.Tags)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -192,6 +193,14 @@ func (s *Server) listExecutions(w http.ResponseWriter, r *http.Request) {
 		Status:   conveyor.Status(q.Get("status")),
 		Pipeline: q.Get("pipeline"),
 		Cursor:   q.Get("cursor"),
+	}
+	for _, v := range q["tag"] {
+		t, err := conveyor.ParseTag(v)
+		if err != nil {
+			s.writeError(w, r, conveyor.Errorf(conveyor.EBADREQUEST, "%s", conveyor.ErrorMessage(err)))
+			return
+		}
+		f.Tags = append(f.Tags, t)
 	}
 	if f.Status != "" && !f.Status.Valid() {
 		s.writeError(w, r, conveyor.Errorf(conveyor.EBADREQUEST, "status %q is not one of pending, running, completed, failed, cancelled", f.Status))

@@ -54,9 +54,17 @@ func (c *Client) StreamToken(ctx context.Context, id string) (string, error) {
 // Submit starts an execution of pipeline with input (any JSON-marshalable
 // object; nil for {}). It returns once the server has stored it.
 func (c *Client) Submit(ctx context.Context, pipeline string, input any) (*conveyor.Execution, error) {
+	return c.SubmitWithTags(ctx, pipeline, input, nil)
+}
+
+// SubmitWithTags is Submit with tags on the execution.
+func (c *Client) SubmitWithTags(ctx context.Context, pipeline string, input any, tags conveyor.Tags) (*conveyor.Execution, error) {
 	body := map[string]any{"pipeline": pipeline}
 	if input != nil {
 		body["input"] = input
+	}
+	if tags != nil {
+		body["tags"] = tags
 	}
 	var ex conveyor.Execution
 	return &ex, c.do(ctx, http.MethodPost, "/executions", body, &ex)
@@ -97,6 +105,9 @@ func (c *Client) List(ctx context.Context, f conveyor.ListFilter) (*conveyor.Exe
 	}
 	if f.Cursor != "" {
 		q.Set("cursor", f.Cursor)
+	}
+	for _, t := range f.Tags {
+		q.Add("tag", t.String())
 	}
 	var page conveyor.ExecutionPage
 	return &page, c.do(ctx, http.MethodGet, "/executions?"+q.Encode(), nil, &page)

@@ -64,7 +64,7 @@ func TestClaimLoopRunsAtMostConcurrency(t *testing.T) {
 
 	var ids []string
 	for range n {
-		ex, err := e.Submit(t.Context(), p.Name, nil)
+		ex, err := e.Submit(t.Context(), p.Name, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

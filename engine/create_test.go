@@ -118,7 +118,7 @@ func TestConcurrentSubmitsShareCommits(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			ex, err := e.Submit(t.Context(), "p", nil)
+			ex, err := e.Submit(t.Context(), "p", nil, nil)
 			if err != nil {
 				t.Errorf("submit %d: %v", i, err)
 				return

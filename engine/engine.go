@@ -227,7 +227,7 @@ func (e *Engine) Pipelines() []*conveyor.Pipeline {
 // the write shares a transaction with concurrent submissions and is not
 // cut short by ctx: a caller that gave up must not leave others half done,
 // nor learn "failed" of an execution that was stored.
-func (e *Engine) Submit(ctx context.Context, pipeline string, input json.RawMessage) (*conveyor.Execution, error) {
+func (e *Engine) Submit(ctx context.Context, pipeline string, input json.RawMessage, tags conveyor.Tags) (*conveyor.Execution, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -247,6 +247,7 @@ func (e *Engine) Submit(ctx context.Context, pipeline string, input json.RawMess
 		Pipeline:  pipeline,
 		Status:    conveyor.StatusPending,
 		Input:     input,
+		Tags:      tags,
 		CreatedAt: e.now(),
 	}
 	if err := e.creator.create(ex); err != nil {

@@ -95,7 +95,7 @@ func (n *node) start(pipelines map[string]string) {
 
 func (n *node) submit(pipeline string) *conveyor.Execution {
 	n.t.Helper()
-	ex, err := n.engine.Submit(n.t.Context(), pipeline, nil)
+	ex, err := n.engine.Submit(n.t.Context(), pipeline, nil, nil)
 	if err != nil {
 		n.t.Fatalf("submit %s: %v", pipeline, err)
 	}
@@ -264,7 +264,7 @@ func TestBadSubmitNeverFailsOthers(t *testing.T) {
 				if i%10 == 0 {
 					input = []byte("{\"s\": \"\xff\"}")
 				}
-				_, errs[i] = n.engine.Submit(context.Background(), "noop", input)
+				_, errs[i] = n.engine.Submit(context.Background(), "noop", input, nil)
 			})
 		}
 		wg.Wait()

@@ -145,7 +145,7 @@ func TestTimeoutFailsExecution(t *testing.T) {
 	e, pub := startEngine(t, Config{Store: store, Pipelines: pipelines, PollInterval: time.Hour})
 	submit := func(p string) string {
 		t.Helper()
-		ex, err := e.Submit(t.Context(), p, nil)
+		ex, err := e.Submit(t.Context(), p, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
