@@ -98,6 +98,24 @@ func (c *Config) validate() error {
 	if c.Scenario != All && c.Scenario != CrossNode && !slices.Contains(Scenarios, c.Scenario) {
 		return fmt.Errorf("--scenario must be one of %s, %s or %s; got %q", strings.Join(Scenarios, ", "), CrossNode, All, c.Scenario)
 	}
+	if err := c.validateCounts(); err != nil {
+		return err
+	}
+	if err := c.validateUpdates(); err != nil {
+		return err
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 10 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c.validateTarget()
+}
+
+// validateCounts checks the counts (executions, clients, subscribers,
+// workers, nodes) and gives each one left zero its default.
+func (c *Config) validateCounts() error {
 	defaults := []struct {
 		v    *int
 		def  int
@@ -120,6 +138,12 @@ func (c *Config) validate() error {
 			*d.v = d.def
 		}
 	}
+	return nil
+}
+
+// validateUpdates checks the progress scenario's update rate and duration
+// and sets their defaults.
+func (c *Config) validateUpdates() error {
 	if c.Rate < 0 || c.Rate > maxRate {
 		return fmt.Errorf("--rate must be above 0 and at most %d, got %g", maxRate, c.Rate)
 	}
@@ -135,12 +159,12 @@ func (c *Config) validate() error {
 	if n := c.Rate * c.Duration.Seconds(); n < 1 || n > maxUpdates {
 		return fmt.Errorf("--rate × --duration must make 1 to %d updates per execution, got %g", maxUpdates, n)
 	}
-	if c.Timeout <= 0 {
-		c.Timeout = 10 * time.Minute
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	return nil
+}
+
+// validateTarget checks that the flags choosing what to measure, a running
+// server or embedded nodes, fit together.
+func (c *Config) validateTarget() error {
 	if c.ServerURL != "" && (c.Nodes > 1 || c.DatabaseURL != "") {
 		return errors.New("--server targets a running server: --nodes and --database-url are for the embedded nodes")
 	}
@@ -372,7 +396,7 @@ func openTarget(ctx context.Context, cfg Config, scenario string) (_ *target, er
 	}
 	defer func() {
 		if err != nil {
-			t.close()
+			_ = t.close() // best effort: err says why the target is not there
 		}
 	}()
 

@@ -27,21 +27,9 @@ import (
 func runFanout(ctx context.Context, cfg Config, t *target, res *Result) error {
 	k, e := cfg.Subscribers, min(cfg.FanoutExecutions, cfg.Subscribers)
 	res.Subscribers, res.FanoutExecutions = k, e
-	if err := waitIdle(ctx, t.client, HoldPipeline); err != nil {
+	ids, err := startHolds(ctx, cfg, t, e)
+	if err != nil {
 		return err
-	}
-	ids := make([]string, e)
-	for i := range ids {
-		ex, err := t.client.Submit(ctx, HoldPipeline, HoldInput{Seconds: min(cfg.Timeout, maxHold).Seconds()})
-		if err != nil {
-			return fmt.Errorf("submit: %w", err)
-		}
-		ids[i] = ex.ID
-	}
-	for _, id := range ids {
-		if err := waitRunning(ctx, t.client, id); err != nil {
-			return err
-		}
 	}
 
 	var before int64
@@ -52,7 +40,7 @@ func runFanout(ctx context.Context, cfg Config, t *target, res *Result) error {
 	goroutines := runtime.NumGoroutine()
 	subs := make([]*fanoutSubscriber, k)
 	dialStart := time.Now()
-	err := parallel(ctx, k, dialers, func(ctx context.Context, i int) error {
+	err = parallel(ctx, k, dialers, func(ctx context.Context, i int) error {
 		s, err := t.clientFor(i).Watch(ctx, ids[i%e])
 		if err != nil {
 			return fmt.Errorf("subscriber %d: %w", i+1, err)
@@ -88,25 +76,7 @@ func runFanout(ctx context.Context, cfg Config, t *target, res *Result) error {
 		}
 	}
 
-	switch {
-	case t.pid == 0:
-		res.note("RSS not measured: the server is another process; give its pid with --server-pid if it runs on this machine")
-	case rssErr != nil:
-		res.note("RSS not measured: %v", rssErr)
-	default:
-		after, err := rssKiB(t.pid)
-		if err != nil {
-			res.note("RSS not measured: %v", err)
-			break
-		}
-		res.RSSBeforeKiB, res.RSSAfterKiB = &before, &after
-		res.RSSPerSubscriberKiB = ptr(round3(float64(after-before) / float64(k)))
-		if t.embedded {
-			res.note("RSS is this process's: the embedded node and the bench's %d WebSocket clients together, so it overstates the server's share", k)
-		} else {
-			res.note("RSS of pid %d, without a forced GC (garbage not yet collected counts) and only meaningful on a freshly started server (Go keeps freed memory)", t.pid)
-		}
-	}
+	recordRSS(res, t, before, rssErr, k)
 
 	readCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
@@ -138,6 +108,55 @@ func runFanout(ctx context.Context, cfg Config, t *target, res *Result) error {
 	return nil
 }
 
+// startHolds starts e executions of bench.hold, once the server runs no
+// other, and waits until every one is running.
+func startHolds(ctx context.Context, cfg Config, t *target, e int) ([]string, error) {
+	if err := waitIdle(ctx, t.client, HoldPipeline); err != nil {
+		return nil, err
+	}
+	ids := make([]string, e)
+	for i := range ids {
+		ex, err := t.client.Submit(ctx, HoldPipeline, HoldInput{Seconds: min(cfg.Timeout, maxHold).Seconds()})
+		if err != nil {
+			return nil, fmt.Errorf("submit: %w", err)
+		}
+		ids[i] = ex.ID
+	}
+	for _, id := range ids {
+		if err := waitRunning(ctx, t.client, id); err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
+}
+
+// recordRSS reads the server's RSS now that its k subscribers are
+// connected and records the growth per subscriber since before (read, or
+// failed with beforeErr, before the first one connected), or why it could
+// not be measured.
+func recordRSS(res *Result, t *target, before int64, beforeErr error, k int) {
+	switch {
+	case t.pid == 0:
+		res.note("RSS not measured: the server is another process; give its pid with --server-pid if it runs on this machine")
+		return
+	case beforeErr != nil:
+		res.note("RSS not measured: %v", beforeErr)
+		return
+	}
+	after, err := rssKiB(t.pid)
+	if err != nil {
+		res.note("RSS not measured: %v", err)
+		return
+	}
+	res.RSSBeforeKiB, res.RSSAfterKiB = &before, &after
+	res.RSSPerSubscriberKiB = ptr(round3(float64(after-before) / float64(k)))
+	if t.embedded {
+		res.note("RSS is this process's: the embedded node and the bench's %d WebSocket clients together, so it overstates the server's share", k)
+	} else {
+		res.note("RSS of pid %d, without a forced GC (garbage not yet collected counts) and only meaningful on a freshly started server (Go keeps freed memory)", t.pid)
+	}
+}
+
 // waitRunning waits until execution id is running.
 func waitRunning(ctx context.Context, c *client.Client, id string) error {
 	for {
@@ -149,7 +168,9 @@ func waitRunning(ctx context.Context, c *client.Client, id string) error {
 		case ex.Status == conveyor.StatusRunning:
 			return nil
 		case ex.Status.Final():
-			return fmt.Errorf("execution %s ended %s before the subscribers connected: %v", id, ex.Status, ex.Error)
+			// ex.Error is nil unless the execution failed: %w would put a
+			// nil *conveyor.Error in the chain for errors.As to find.
+			return fmt.Errorf("execution %s ended %s before the subscribers connected: %v", id, ex.Status, ex.Error) //nolint:errorlint // see above
 		}
 		select {
 		case <-ctx.Done():

@@ -29,7 +29,7 @@ func createDatabase(ctx context.Context, adminURL string) (dbURL string, drop fu
 		return adminExec(ctx, adminURL, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
 	}
 	if dbURL, err = withDatabase(adminURL, name); err != nil {
-		drop()
+		_ = drop() // best effort: err is the one to report
 		return "", nil, err
 	}
 	return dbURL, drop, nil

@@ -109,6 +109,17 @@ func runProgressLatency(ctx context.Context, cfg Config, t *target, res *Result,
 	cpu1, err := cpuTime(t.pid)
 	cpuErr = errors.Join(cpuErr, err)
 
+	if err := tallyProgress(subs, res); err != nil {
+		return err
+	}
+	res.ServerCPU = serverCPU(t, cpu1-cpu0, cpuErr, wall, m)
+	return nil
+}
+
+// tallyProgress records what the subscribers of the progress scenario
+// received, failing if one of them failed or did not see its execution
+// complete.
+func tallyProgress(subs []*progressSubscriber, res *Result) error {
 	var (
 		lat            []time.Duration
 		sent, received int64
@@ -127,29 +138,35 @@ func runProgressLatency(ctx context.Context, cfg Config, t *target, res *Result,
 		received += s.received
 	}
 	if unfinished > 0 {
-		return fmt.Errorf("%d of %d executions did not complete within 30s of their last update", unfinished, m)
+		return fmt.Errorf("%d of %d executions did not complete within 30s of their last update", unfinished, len(subs))
 	}
 	res.ProgressLatencyMS = latencyOf(lat)
 	res.MessagesSent, res.MessagesReceived = &sent, &received
-	res.ServerCPU = &CPU{Cores: runtime.NumCPU()}
+	return nil
+}
+
+// serverCPU reports the CPU time the server used over wall, as read from
+// /proc (or why not: err), and what it covers: with an embedded node, this
+// whole process, the bench's own WebSocket clients included.
+func serverCPU(t *target, used time.Duration, err error, wall time.Duration, clients int) *CPU {
+	cpu := &CPU{Cores: runtime.NumCPU()}
 	switch {
 	case t.pid == 0:
-		res.ServerCPU.Scope = "not measured: the server is another process; give its pid with --server-pid if it runs on this machine"
-	case cpuErr != nil:
-		res.ServerCPU.Scope = "not measured: " + cpuErr.Error()
+		cpu.Scope = "not measured: the server is another process; give its pid with --server-pid if it runs on this machine"
+	case err != nil:
+		cpu.Scope = "not measured: " + err.Error()
 	default:
-		used := cpu1 - cpu0
-		res.ServerCPU.Seconds = ptr(round3(used.Seconds()))
-		res.ServerCPU.Percent = ptr(round3(100 * used.Seconds() / wall.Seconds()))
-		res.ServerCPU.Scope = fmt.Sprintf("server process (pid %d) over %.1fs", t.pid, wall.Seconds())
+		cpu.Seconds = ptr(round3(used.Seconds()))
+		cpu.Percent = ptr(round3(100 * used.Seconds() / wall.Seconds()))
+		cpu.Scope = fmt.Sprintf("server process (pid %d) over %.1fs", t.pid, wall.Seconds())
 		if t.embedded {
-			res.ServerCPU.Scope = fmt.Sprintf("this process over %.1fs: the embedded node(s) and the bench's own %d WebSocket clients together", wall.Seconds(), m)
+			cpu.Scope = fmt.Sprintf("this process over %.1fs: the embedded node(s) and the bench's own %d WebSocket clients together", wall.Seconds(), clients)
 			if t.backend == "postgres" {
-				res.ServerCPU.Scope += ", without the PostgreSQL server's"
+				cpu.Scope += ", without the PostgreSQL server's"
 			}
 		}
 	}
-	return nil
+	return cpu
 }
 
 // progressSubscriber is one WebSocket subscriber of a bench.progress
@@ -211,7 +228,9 @@ func (s *progressSubscriber) read(ctx context.Context) {
 			s.completed = true
 			return
 		case ev.Type.Final():
-			s.err = fmt.Errorf("execution ended %s: %v", ev.Type, ev.Error)
+			// ev.Error is nil unless the execution failed: %w would put a
+			// nil *conveyor.Error in the chain for errors.As to find.
+			s.err = fmt.Errorf("execution ended %s: %v", ev.Type, ev.Error) //nolint:errorlint // see above
 			return
 		}
 	}

@@ -49,7 +49,7 @@ func (c *Client) watch(ctx context.Context, id string, q url.Values) (*Stream, e
 	}
 	header := http.Header{}
 	c.authorize(header)
-	conn, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: c.http, HTTPHeader: header})
+	conn, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: c.http, HTTPHeader: header}) //nolint:bodyclose // Dial closes the body itself: "You never need to close resp.Body yourself."
 	if err != nil {
 		return nil, fmt.Errorf("open stream: %w", err)
 	}

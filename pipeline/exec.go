@@ -87,7 +87,10 @@ func (s *ExecSpec) Run(ctx context.Context, x *conveyor.Exec) error {
 	if len(input) == 0 {
 		input = []byte("null")
 	}
-	cmd := exec.Command(s.Command[0], s.Command[1:]...)
+	// Not CommandContext: on cancel it would SIGKILL only the program, at
+	// once, where waitOrStop gives the whole process group SIGTERM and the
+	// grace period first.
+	cmd := exec.Command(s.Command[0], s.Command[1:]...) //nolint:noctx // waitOrStop acts on ctx, see above
 	cmd.Dir = s.Dir
 	cmd.Env = s.environ(x, input)
 	// Its own process group, so cancel reaches everything it started; and
@@ -116,8 +119,8 @@ func (s *ExecSpec) Run(ctx context.Context, x *conveyor.Exec) error {
 	var wg sync.WaitGroup
 	var lastStderr string
 	wg.Go(func() {
-		stdin.Write(input) // an error means the program stopped reading: its business
-		stdin.Close()
+		_, _ = stdin.Write(input) // an error means the program stopped reading: its business
+		_ = stdin.Close()
 	})
 	wg.Go(func() {
 		readLines(stdout, func(line string) {
@@ -138,8 +141,8 @@ func (s *ExecSpec) Run(ctx context.Context, x *conveyor.Exec) error {
 	})
 
 	waitErr := waitOrStop(ctx, cmd, s.grace())
-	syscall.Kill(-pgid, syscall.SIGKILL) // leftovers go with the program, as in docker
-	stdin.SetWriteDeadline(time.Now())   // no one left to feed
+	signalGroup(pgid, syscall.SIGKILL)     // leftovers go with the program, as in docker
+	_ = stdin.SetWriteDeadline(time.Now()) // no one left to feed
 	stdout.drain()
 	stderr.drain()
 	wg.Wait()
@@ -193,7 +196,7 @@ func waitOrStop(ctx context.Context, cmd *exec.Cmd, grace time.Duration) error {
 	case <-ctx.Done():
 	}
 	pgid := cmd.Process.Pid
-	syscall.Kill(-pgid, syscall.SIGTERM)
+	signalGroup(pgid, syscall.SIGTERM)
 	t := time.NewTimer(grace)
 	defer t.Stop()
 	select {
@@ -201,8 +204,15 @@ func waitOrStop(ctx context.Context, cmd *exec.Cmd, grace time.Duration) error {
 		return err
 	case <-t.C:
 	}
-	syscall.Kill(-pgid, syscall.SIGKILL)
+	signalGroup(pgid, syscall.SIGKILL)
 	return <-exited
+}
+
+// signalGroup sends sig to process group pgid. Its error is not checked:
+// ESRCH means the group is already gone, which is what a kill wants, and
+// EPERM cannot happen to a group we started.
+func signalGroup(pgid int, sig syscall.Signal) {
+	_ = syscall.Kill(-pgid, sig)
 }
 
 // pipes are the program's stdin, stdout and stderr: the child's ends and
@@ -247,7 +257,9 @@ func (p *pipes) close() {
 	}
 }
 
-// output is our end of the program's stdout or stderr.
+// output is our end of the program's stdout or stderr. Setting a deadline
+// on it fails only once it is closed, when there is nothing left to stop,
+// so those errors are not checked.
 type output struct {
 	f        *os.File
 	draining atomic.Bool
@@ -258,7 +270,7 @@ type output struct {
 // the lines loses none of them.
 func (o *output) Read(b []byte) (int, error) {
 	if o.draining.Load() {
-		o.f.SetReadDeadline(time.Now().Add(drainTimeout))
+		_ = o.f.SetReadDeadline(time.Now().Add(drainTimeout))
 	}
 	return o.f.Read(b)
 }
@@ -266,7 +278,7 @@ func (o *output) Read(b []byte) (int, error) {
 // drain starts draining, waking a read already waiting.
 func (o *output) drain() {
 	o.draining.Store(true)
-	o.f.SetReadDeadline(time.Now().Add(drainTimeout))
+	_ = o.f.SetReadDeadline(time.Now().Add(drainTimeout))
 }
 
 // readLines calls fn with each line of r without its line ending, the last
@@ -277,9 +289,9 @@ func readLines(r io.Reader, fn func(line string)) {
 	for {
 		line, err := br.ReadSlice('\n')
 		switch {
-		case err == bufio.ErrBufferFull:
+		case errors.Is(err, bufio.ErrBufferFull):
 			fn(truncateUTF8(string(line), MaxLineBytes-len(TruncatedMark)) + TruncatedMark)
-			for err == bufio.ErrBufferFull {
+			for errors.Is(err, bufio.ErrBufferFull) {
 				_, err = br.ReadSlice('\n')
 			}
 		case len(line) > 0:

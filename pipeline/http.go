@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -83,7 +84,7 @@ func (s *HTTPSpec) Run(ctx context.Context, x *conveyor.Exec) error {
 // unwrapURLError drops *url.Error's repetition of the method and URL,
 // which the step's message already names (without the password).
 func unwrapURLError(err error) error {
-	if ue, ok := err.(*url.Error); ok {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
 		return ue.Err
 	}
 	return err

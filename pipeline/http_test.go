@@ -65,7 +65,7 @@ func TestHTTP(t *testing.T) {
 func TestHTTPCancel(t *testing.T) {
 	t.Parallel()
 	arrived := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		close(arrived)
 		<-r.Context().Done()
 	}))

@@ -33,7 +33,7 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate key", "name: a\nname: b\nsteps: [{name: s, noop: {}}]\n", []string{"p.yaml:2: ", `"name" already defined`}},
 		{"root is a list", "- a\n- b\n", []string{"p.yaml:1: ", "mapping"}},
 		{"two documents", "steps: [{name: s, noop: {}}]\n---\nsteps: [{name: s, noop: {}}]\n", []string{"p.yaml:2: ", "one YAML document"}},
-		{"unknown top field", "nmae: x\nsteps: [{name: s, noop: {}}]\n", []string{"p.yaml:1: ", `unknown field "nmae"`}},
+		{"unknown top field", "nmae: x\nsteps: [{name: s, noop: {}}]\n", []string{"p.yaml:1: ", `unknown field "nmae"`}}, //nolint:misspell // the typo is the test
 		{"unknown step field", "steps:\n  - name: a\n    sleep: 1s\n    bogus: 1\n", []string{"p.yaml:4: steps[0]: ", `unknown field "bogus"`}},
 		{"unknown exec field", "steps:\n  - name: a\n    exec:\n      comand: [ls]\n", []string{"p.yaml:4: steps[0].exec: ", `unknown field "comand"`}},
 		{"missing steps", "name: x\n", []string{"p.yaml:1: steps: ", "at least one step"}},

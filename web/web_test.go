@@ -106,10 +106,7 @@ func TestDashboardIsPublicAndServesItsFiles(t *testing.T) {
 	base := startNode(t, &agent{}, apiKey)
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
-	resp, err := noRedirect.Get(base + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := get(t, noRedirect, base+"/")
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/ui/" {
 		t.Fatalf("GET /: %d to %q, want a redirect to /ui/", resp.StatusCode, resp.Header.Get("Location"))
@@ -121,10 +118,7 @@ func TestDashboardIsPublicAndServesItsFiles(t *testing.T) {
 		{"/ui/app.js", "text/javascript; charset=utf-8", "EventSource"},
 		{"/ui/style.css", "text/css; charset=utf-8", ".bar"},
 	} {
-		resp, err := http.Get(base + c.path)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := get(t, http.DefaultClient, base+c.path)
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != c.contentType {
@@ -138,7 +132,7 @@ func TestDashboardIsPublicAndServesItsFiles(t *testing.T) {
 		}
 
 		// A reload revalidates with the ETag and gets 304.
-		req, _ := http.NewRequest("GET", base+c.path, nil)
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", base+c.path, nil)
 		req.Header.Set("If-None-Match", resp.Header.Get("ETag"))
 		again, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -155,15 +149,26 @@ func TestDashboardIsPublicAndServesItsFiles(t *testing.T) {
 		"/executions":    http.StatusUnauthorized,
 		"/pipelines":     http.StatusUnauthorized,
 	} {
-		resp, err := http.Get(base + path)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := get(t, http.DefaultClient, base+path)
 		resp.Body.Close()
 		if resp.StatusCode != want {
 			t.Errorf("GET %s without a key: %d, want %d", path, resp.StatusCode, want)
 		}
 	}
+}
+
+// get sends GET url with c; the caller closes the body.
+func get(t *testing.T, c *http.Client, url string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
 }
 
 // browser starts a headless Chromium for the test. Without one the test is

@@ -27,7 +27,7 @@ var tinyBench = []string{
 func runBench(t *testing.T, args ...string) map[string]map[string]any {
 	t.Helper()
 	tmp := t.TempDir()
-	cmd := exec.Command(binary, append([]string{"bench", "--json"}, args...)...)
+	cmd := exec.CommandContext(t.Context(), binary, append([]string{"bench", "--json"}, args...)...)
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -174,7 +174,7 @@ func TestBenchServer(t *testing.T) {
 func TestBenchServerWithoutBenchPipelines(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, t.TempDir(), t.TempDir())
-	out, err := exec.Command(binary, "bench", "--server", n.url, "--scenario", "throughput").CombinedOutput()
+	out, err := exec.CommandContext(t.Context(), binary, "bench", "--server", n.url, "--scenario", "throughput").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "conveyor serve --bench-pipelines") {
 		t.Fatalf("bench against a server without the bench pipelines: err %v, output %s", err, out)
 	}
@@ -193,7 +193,7 @@ func TestBenchBadFlags(t *testing.T) {
 		{[]string{"--server", "http://127.0.0.1:1", "--nodes", "2"}, "--nodes and --database-url are for the embedded nodes"},
 		{[]string{"--rate", "0.01", "--duration", "1s"}, "--rate × --duration"},
 	} {
-		out, err := exec.Command(binary, append([]string{"bench"}, tc.args...)...).CombinedOutput()
+		out, err := exec.CommandContext(t.Context(), binary, append([]string{"bench"}, tc.args...)...).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), tc.want) {
 			t.Errorf("bench %v: err %v, output %q, want an error containing %q", tc.args, err, out, tc.want)
 		}

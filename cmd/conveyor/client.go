@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -211,7 +212,7 @@ func watchOne(ctx context.Context, c *client.Client, id string, view watchView) 
 	var last conveyor.Event
 	for {
 		ev, err := s.Next(ctx)
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
@@ -226,7 +227,7 @@ func watchOne(ctx context.Context, c *client.Client, id string, view watchView) 
 	case conveyor.EventCompleted:
 		return nil
 	case conveyor.EventFailed:
-		return fmt.Errorf("%s failed: %s", id, last.Error)
+		return fmt.Errorf("%s failed: %w", id, last.Error)
 	default:
 		return fmt.Errorf("%s %s", id, last.Type)
 	}

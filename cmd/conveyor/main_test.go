@@ -29,24 +29,44 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "conveyor")
-	build := exec.Command("go", "build", "-race", "-o", binary, ".")
+	build := exec.CommandContext(context.Background(), "go", "build", "-race", "-o", binary, ".")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build conveyor:", err)
 		os.Exit(1)
 	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	_ = os.RemoveAll(dir) // a leftover temporary folder fails no test
 	os.Exit(code)
 }
 
 // node is a conveyor serve process.
 type node struct {
-	cmd    *exec.Cmd
-	url    string
-	client *client.Client
-	stderr *syncBuffer
-	exited chan error
+	cmd     *exec.Cmd
+	url     string
+	client  *client.Client
+	stderr  *syncBuffer
+	exited  chan struct{} // closed once the process has exited
+	exitErr error         // cmd.Wait's, set before exited is closed
+}
+
+// kill stops the node with SIGKILL and waits until it has exited.
+func (n *node) kill() {
+	_ = n.cmd.Process.Kill() // os.ErrProcessDone if it has exited already
+	<-n.exited
+}
+
+// terminate stops the node with SIGTERM and fails the test unless it
+// exits cleanly.
+func (n *node) terminate(t *testing.T) {
+	t.Helper()
+	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-n.exited
+	if n.exitErr != nil {
+		t.Fatalf("serve exited with %v after SIGTERM\n%s", n.exitErr, n.stderr)
+	}
 }
 
 // syncBuffer is a node's log, written by its reader goroutine while the
@@ -74,7 +94,9 @@ var listening = regexp.MustCompile(`msg="conveyor listening" .*addr=(\S+)`)
 // listens.
 func startNode(t *testing.T, data, pipelines string, args ...string) *node {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0", "--data", data, "--pipelines", pipelines}, args...)...)
+	// Its lifetime is managed by hand: tests signal it to test shutdown and
+	// the cleanup kills it. A context would add a second killer.
+	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0", "--data", data, "--pipelines", pipelines}, args...)...) //nolint:noctx // see above
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +104,7 @@ func startNode(t *testing.T, data, pipelines string, args ...string) *node {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	n := &node{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan error, 1)}
+	n := &node{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{})}
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -92,25 +114,30 @@ func startNode(t *testing.T, data, pipelines string, args ...string) *node {
 				addr <- m[1]
 			}
 		}
-		n.exited <- cmd.Wait()
+		n.exitErr = cmd.Wait()
+		close(n.exited)
 	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-n.exited
-		n.exited <- nil
-	})
+	t.Cleanup(n.kill)
 	select {
 	case a := <-addr:
 		n.url = "http://" + a
 		n.client = client.New(n.url, nil)
 		return n
-	case err := <-n.exited:
-		n.exited <- err
-		t.Fatalf("conveyor serve exited before listening: %v\n%s", err, n.stderr)
+	case <-n.exited:
+		t.Fatalf("conveyor serve exited before listening: %v\n%s", n.exitErr, n.stderr)
 	case <-time.After(30 * time.Second):
 		t.Fatalf("conveyor serve did not listen:\n%s", n.stderr)
 	}
 	return nil
+}
+
+// get sends GET url, canceled when the test ends.
+func get(t *testing.T, url string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	return http.DefaultClient.Do(req)
 }
 
 func writePipeline(t *testing.T, dir, name, yaml string) {
@@ -176,9 +203,7 @@ steps:
 		})
 	}
 
-	n.cmd.Process.Signal(syscall.SIGKILL)
-	<-n.exited
-	n.exited <- nil
+	n.kill()
 	b, err := os.ReadFile(pidFile)
 	if err != nil {
 		t.Fatal(err)
@@ -205,7 +230,7 @@ steps:
 func TestSecondNodeOnSameDataExits(t *testing.T) {
 	data, pipes := t.TempDir(), t.TempDir()
 	startNode(t, data, pipes)
-	out, err := exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--data", data, "--pipelines", pipes).CombinedOutput()
+	out, err := exec.CommandContext(t.Context(), binary, "serve", "--addr", "127.0.0.1:0", "--data", data, "--pipelines", pipes).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "in use by another conveyor serve process") {
 		t.Fatalf("second serve on the same data: err %v, output %s", err, out)
 	}
@@ -214,7 +239,7 @@ func TestSecondNodeOnSameDataExits(t *testing.T) {
 func TestBadPipelineStopsServe(t *testing.T) {
 	pipes := t.TempDir()
 	writePipeline(t, pipes, "broken", "steps:\n  - name: a\n    sleep: soon\n")
-	out, err := exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--pipelines", pipes).CombinedOutput()
+	out, err := exec.CommandContext(t.Context(), binary, "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--pipelines", pipes).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "broken.yaml:3") {
 		t.Fatalf("serve with a broken pipeline: err %v, output %s", err, out)
 	}
@@ -240,11 +265,7 @@ steps:
 		p, err := n.client.Progress(ctx, ex.ID)
 		return err == nil && p != nil && p.Message == "started"
 	})
-	n.cmd.Process.Signal(syscall.SIGTERM)
-	if err := <-n.exited; err != nil {
-		t.Fatalf("serve exited with %v after SIGTERM\n%s", err, n.stderr)
-	}
-	n.exited <- nil
+	n.terminate(t)
 
 	n2 := startNode(t, data, pipes)
 	if got := status(t, n2.client, ex.ID); got.Status != conveyor.StatusCompleted {
@@ -273,11 +294,7 @@ steps:
 		p, err := n.client.Progress(ctx, ex.ID)
 		return err == nil && p != nil && p.Message == "waiting"
 	})
-	n.cmd.Process.Signal(syscall.SIGTERM)
-	if err := <-n.exited; err != nil {
-		t.Fatalf("serve exited with %v after SIGTERM\n%s", err, n.stderr)
-	}
-	n.exited <- nil
+	n.terminate(t)
 
 	n2 := startNode(t, data, pipes)
 	got := status(t, n2.client, ex.ID)
@@ -307,7 +324,7 @@ func nextOfType(t *testing.T, s *client.Stream, typ conveyor.EventType) conveyor
 }
 
 func TestNonLoopbackNeedsAPIKey(t *testing.T) {
-	out, err := exec.Command(binary, "serve", "--addr", "0.0.0.0:0", "--data", t.TempDir(), "--pipelines", t.TempDir()).CombinedOutput()
+	out, err := exec.CommandContext(t.Context(), binary, "serve", "--addr", "0.0.0.0:0", "--data", t.TempDir(), "--pipelines", t.TempDir()).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "without an API key") {
 		t.Fatalf("serve on 0.0.0.0 without a key: err %v, output %s", err, out)
 	}
@@ -322,7 +339,7 @@ func TestNonLoopbackNeedsAPIKey(t *testing.T) {
 }
 
 func TestPprofIsLoopbackOnly(t *testing.T) {
-	out, err := exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--pprof", "0.0.0.0:0", "--data", t.TempDir(), "--pipelines", t.TempDir()).CombinedOutput()
+	out, err := exec.CommandContext(t.Context(), binary, "serve", "--addr", "127.0.0.1:0", "--pprof", "0.0.0.0:0", "--data", t.TempDir(), "--pipelines", t.TempDir()).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "--pprof must be a loopback address") {
 		t.Fatalf("--pprof on 0.0.0.0: err %v, output %s", err, out)
 	}
@@ -331,7 +348,7 @@ func TestPprofIsLoopbackOnly(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no pprof address in the log:\n%s", n.stderr)
 	}
-	resp, err := http.Get("http://" + m[1] + "/debug/pprof/cmdline")
+	resp, err := get(t, "http://"+m[1]+"/debug/pprof/cmdline")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +356,7 @@ func TestPprofIsLoopbackOnly(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("pprof answered %d", resp.StatusCode)
 	}
-	if resp, err := http.Get(n.url + "/debug/pprof/cmdline"); err == nil {
+	if resp, err := get(t, n.url+"/debug/pprof/cmdline"); err == nil {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusNotFound {
 			t.Fatalf("the API serves pprof: %d", resp.StatusCode)
@@ -348,7 +365,7 @@ func TestPprofIsLoopbackOnly(t *testing.T) {
 }
 
 func TestUnreachableDatabaseIsAClearError(t *testing.T) {
-	out, err := exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--pipelines", t.TempDir(),
+	out, err := exec.CommandContext(t.Context(), binary, "serve", "--addr", "127.0.0.1:0", "--pipelines", t.TempDir(),
 		"--database-url", "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=2").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "open PostgreSQL") || strings.Contains(string(out), "panic") {
 		t.Fatalf("serve with an unreachable database: err %v, output %s", err, out)

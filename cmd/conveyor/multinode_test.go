@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -107,7 +106,7 @@ steps:
 				return
 			}
 			if final.Type != conveyor.EventCompleted {
-				errs <- fmt.Errorf("%s ended with %s %+v", ex.ID, final.Type, final.Error)
+				errs <- fmt.Errorf("%s ended with %s %w", ex.ID, final.Type, final.Error)
 				return
 			}
 			got, err := watcher.Get(ctx, ex.ID)
@@ -185,9 +184,7 @@ steps:
 		victim, survivor = nodes[1], nodes[0]
 	}
 	victimID := running[ids[0]]
-	victim.cmd.Process.Signal(syscall.SIGKILL)
-	<-victim.exited
-	victim.exited <- nil
+	victim.kill()
 	killed := time.Now()
 
 	for i, id := range ids {
@@ -305,7 +302,7 @@ steps:
 func TestHealthzReportsAnUnreachableDatabase(t *testing.T) {
 	nodes, dbName := cluster(t, 1, nil)
 	health := func() int {
-		resp, err := http.Get(nodes[0].url + "/healthz")
+		resp, err := get(t, nodes[0].url+"/healthz")
 		if err != nil {
 			t.Fatal(err)
 		}
