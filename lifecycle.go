@@ -67,11 +67,11 @@ func (ex *Execution) Cancel(now time.Time) (*Event, error) {
 type Interruption int
 
 const (
-	// NodeStopped: the node running it stopped (found at start-up on a
-	// store that one node has to itself).
+	// NodeStopped says the node running it stopped (found at start-up on
+	// a store that one node has to itself).
 	NodeStopped Interruption = iota
-	// LeaseExpired: its node stopped renewing the lease (another node of
-	// a shared store found it).
+	// LeaseExpired says its node stopped renewing the lease (another node
+	// of a shared store found it).
 	LeaseExpired
 )
 

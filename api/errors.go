@@ -53,5 +53,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	// A client that went away cannot be told; the status is already sent.
+	_, _ = w.Write(append(b, '\n'))
 }

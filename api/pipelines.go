@@ -6,7 +6,7 @@ import (
 	"github.com/conveyor-run/conveyor"
 )
 
-func (s *Server) listPipelines(w http.ResponseWriter, r *http.Request) {
+func (s *Server) listPipelines(w http.ResponseWriter, _ *http.Request) {
 	infos := []conveyor.PipelineInfo{}
 	for _, p := range s.cfg.Runner.Pipelines() {
 		infos = append(infos, p.Info())

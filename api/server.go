@@ -128,7 +128,7 @@ func (s *Server) handle(pattern string, a access, fn http.HandlerFunc) {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		if v := recover(); v != nil {
-			if v == http.ErrAbortHandler {
+			if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
 				panic(v)
 			}
 			s.logger.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v)

@@ -41,33 +41,13 @@ func (s *Server) stream(ctx context.Context, id string, after int64, send func(c
 		return err
 	}
 	defer w.Close()
-	sub, ex := w.Subscription, w.Execution
-
 	if after == noResume {
-		first, final := openingMessages(ex)
-		if err := send(first); err != nil {
-			return err
-		}
-		if final != nil {
-			if err := send(*final); err != nil {
-				return err
-			}
-			return errStreamEnded
-		}
-		after = first.Seq
+		after, err = openFresh(w.Execution, send)
 	} else {
-		if after, err = s.replay(ctx, id, after, send); err != nil {
-			return err
-		}
-		if ex.Status.Final() {
-			return errStreamEnded // the client already had the final event
-		}
-		if w.Newer != nil && w.Newer.Seq > after {
-			if err := send(*w.Newer); err != nil {
-				return err
-			}
-			after = w.Newer.Seq
-		}
+		after, err = s.resume(ctx, w, after, send)
+	}
+	if err != nil {
+		return err
 	}
 
 	tick := time.NewTicker(keepaliveEvery)
@@ -81,39 +61,75 @@ func (s *Server) stream(ctx context.Context, id string, after int64, send func(c
 			if err := keepalive(); err != nil {
 				return err
 			}
-			continue
 		case <-s.closing:
 			// Send what is already queued (the final events of runs the
 			// engine just stopped), then end.
-			for _, ev := range sub.Take(buf[:0]) {
-				if ev.Seq <= after {
-					continue
-				}
-				if err := send(ev); err != nil {
-					return err
-				}
-				after = ev.Seq
-				if ev.Type.Final() {
-					return errStreamEnded
-				}
-			}
-			return errServerClosed
-		case <-sub.Ready():
-		}
-		buf = sub.Take(buf[:0])
-		for _, ev := range buf {
-			if ev.Seq <= after {
-				continue // already sent from the snapshot or the store
-			}
-			if err := send(ev); err != nil {
+			if _, err := forward(w.Take(buf[:0]), after, send); err != nil {
 				return err
 			}
-			after = ev.Seq
-			if ev.Type.Final() {
-				return errStreamEnded
+			return errServerClosed
+		case <-w.Ready():
+			buf = w.Take(buf[:0])
+			if after, err = forward(buf, after, send); err != nil {
+				return err
 			}
 		}
 	}
+}
+
+// openFresh starts a fresh stream: the status message, and for a finished
+// execution the final message (then errStreamEnded). It returns the seq
+// the stream is at.
+func openFresh(ex *conveyor.Execution, send func(conveyor.Event) error) (int64, error) {
+	first, final := openingMessages(ex)
+	if err := send(first); err != nil {
+		return 0, err
+	}
+	if final == nil {
+		return first.Seq, nil
+	}
+	if err := send(*final); err != nil {
+		return 0, err
+	}
+	return final.Seq, errStreamEnded
+}
+
+// resume replays the stored events after seq after, then the newer live
+// progress the store did not have yet, and returns the seq the stream is
+// at (errStreamEnded once the final event was sent or the client had it).
+func (s *Server) resume(ctx context.Context, w *conveyor.Watch, after int64, send func(conveyor.Event) error) (int64, error) {
+	after, err := s.replay(ctx, w.Execution.ID, after, send)
+	if err != nil {
+		return after, err
+	}
+	if w.Execution.Status.Final() {
+		return after, errStreamEnded // the client already had the final event
+	}
+	if w.Newer != nil && w.Newer.Seq > after {
+		if err := send(*w.Newer); err != nil {
+			return after, err
+		}
+		after = w.Newer.Seq
+	}
+	return after, nil
+}
+
+// forward sends the events newer than after, in order, and returns the
+// seq of the last one sent; errStreamEnded after the final event.
+func forward(evs []conveyor.Event, after int64, send func(conveyor.Event) error) (int64, error) {
+	for _, ev := range evs {
+		if ev.Seq <= after {
+			continue // already sent from the snapshot or the store
+		}
+		if err := send(ev); err != nil {
+			return after, err
+		}
+		after = ev.Seq
+		if ev.Type.Final() {
+			return after, errStreamEnded
+		}
+	}
+	return after, nil
 }
 
 // replay sends the stored events after seq and returns the last seq sent,

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -10,11 +11,11 @@ import (
 
 // servePprof exposes net/http/pprof on its own loopback listener, apart
 // from the API so it is never reachable through it.
-func (s *Server) servePprof(addr string) error {
+func (s *Server) servePprof(ctx context.Context, addr string) error {
 	if !loopback(addr) {
 		return fmt.Errorf("--pprof must be a loopback address, got %s", addr)
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("pprof listen: %w", err)
 	}

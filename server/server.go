@@ -184,11 +184,11 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, err
 		}
 	}
-	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+	if s.ln, err = new(net.ListenConfig).Listen(ctx, "tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	if cfg.PprofAddr != "" {
-		if err := s.servePprof(cfg.PprofAddr); err != nil {
+		if err := s.servePprof(ctx, cfg.PprofAddr); err != nil {
 			s.ln.Close()
 			return nil, err
 		}

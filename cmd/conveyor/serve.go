@@ -108,7 +108,7 @@ func envDefaults(fs *pflag.FlagSet) error {
 		name := envName(f.Name)
 		if v, ok := os.LookupEnv(name); ok {
 			if serr := fs.Set(f.Name, v); serr != nil {
-				err = fmt.Errorf("%s=%q: %v", name, v, serr)
+				err = fmt.Errorf("%s=%q: %w", name, v, serr)
 			}
 		}
 	})

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -25,62 +24,11 @@ func (db *DB) Append(ctx context.Context, writes []conveyor.Event) error {
 		return nil
 	}
 	// Validate and encode everything before touching the database.
-	var (
-		ids      = make([]string, len(writes))
-		seqs     = make([]int64, len(writes))
-		attempts = make([]int32, len(writes))
-		types    = make([]string, len(writes))
-		data     = make([]string, len(writes))
-		progress = make([]*string, len(writes))
-		errs     = make([]*string, len(writes))
-		results  = make([]*string, len(writes))
-		times    = make([]time.Time, len(writes)) // only final writes need theirs
-		// What a completed write becomes when a cancel was requested.
-		cancelledData     = make([]*string, len(writes))
-		cancelledProgress = make([]*string, len(writes))
-		// The status after a write that ends the attempt, NULL for others:
-		// the lifecycle decides it (conveyor.StatusOf), the SQL applies it.
-		statuses = make([]*string, len(writes))
-	)
-	for i := range writes {
-		ev := &writes[i]
-		if err := ev.ValidateStored(); err != nil {
-			return err
-		}
-		d, err := conveyor.EncodeEvent(ev)
-		if err != nil {
-			return err
-		}
-		ids[i], seqs[i], attempts[i], types[i], data[i] = ev.ExecutionID, ev.Seq, int32(ev.Attempt), string(ev.Type), string(d)
-		if progress[i], err = progressColumn(ev.Progress); err != nil {
-			return err
-		}
-		if ev.Type == conveyor.EventCompleted {
-			alt := *ev
-			alt.CancelInstead()
-			d, err := conveyor.EncodeEvent(&alt)
-			if err != nil {
-				return err
-			}
-			cancelledData[i] = ptr(string(d))
-			if cancelledProgress[i], err = progressColumn(alt.Progress); err != nil {
-				return err
-			}
-		}
-		if ev.Type.EndsAttempt() {
-			statuses[i] = ptr(string(conveyor.StatusOf(ev.Type)))
-			if ev.Error != nil {
-				e, _ := json.Marshal(ev.Error)
-				errs[i] = ptr(string(e))
-			}
-			if len(ev.Result) > 0 {
-				results[i] = ptr(string(ev.Result)) // valid: ValidateStored checked it
-			}
-			times[i] = ev.Time
-		}
+	args, err := appendArgs(writes)
+	if err != nil {
+		return err
 	}
-	rows, err := db.pool.Query(ctx, sqlAppend, ids, seqs, attempts, types, data, progress, errs, results, times,
-		cancelledData, cancelledProgress, statuses)
+	rows, err := db.pool.Query(ctx, sqlAppend, args...)
 	if err != nil {
 		return storeError("append events", err)
 	}
@@ -116,6 +64,66 @@ func (db *DB) Append(ctx context.Context, writes []conveyor.Event) error {
 	}
 	db.notifyEvents(ctx, marks)
 	return nil
+}
+
+// appendArgs are the parameters of sqlAppend for writes: parallel arrays,
+// one element per write.
+func appendArgs(writes []conveyor.Event) ([]any, error) {
+	var (
+		ids      = make([]string, len(writes))
+		seqs     = make([]int64, len(writes))
+		attempts = make([]int32, len(writes))
+		types    = make([]string, len(writes))
+		data     = make([]string, len(writes))
+		progress = make([]*string, len(writes))
+		errs     = make([]*string, len(writes))
+		results  = make([]*string, len(writes))
+		times    = make([]time.Time, len(writes)) // only final writes need theirs
+		// What a completed write becomes when a cancel was requested.
+		cancelledData     = make([]*string, len(writes))
+		cancelledProgress = make([]*string, len(writes))
+		// The status after a write that ends the attempt, NULL for others:
+		// the lifecycle decides it (conveyor.StatusOf), the SQL applies it.
+		statuses = make([]*string, len(writes))
+	)
+	for i := range writes {
+		ev := &writes[i]
+		if err := ev.ValidateStored(); err != nil {
+			return nil, err
+		}
+		ids[i], seqs[i], attempts[i], types[i] = ev.ExecutionID, ev.Seq, int32(ev.Attempt), string(ev.Type)
+		var err error
+		if data[i], progress[i], err = encode(ev); err != nil {
+			return nil, err
+		}
+		if ev.Type == conveyor.EventCompleted {
+			alt := *ev
+			alt.CancelInstead()
+			var d string
+			if d, cancelledProgress[i], err = encode(&alt); err != nil {
+				return nil, err
+			}
+			cancelledData[i] = &d
+		}
+		if ev.Type.EndsAttempt() {
+			statuses[i], errs[i], times[i] = ptr(string(conveyor.StatusOf(ev.Type))), errorColumn(ev.Error), ev.Time
+			if len(ev.Result) > 0 {
+				results[i] = ptr(string(ev.Result)) // valid: ValidateStored checked it
+			}
+		}
+	}
+	return []any{ids, seqs, attempts, types, data, progress, errs, results, times,
+		cancelledData, cancelledProgress, statuses}, nil
+}
+
+// encode is ev as stored, and its progress column.
+func encode(ev *conveyor.Event) (data string, progress *string, err error) {
+	d, err := conveyor.EncodeEvent(ev)
+	if err != nil {
+		return "", nil, err
+	}
+	progress, err = progressColumn(ev.Progress)
+	return string(d), progress, err
 }
 
 func ptr[T any](v T) *T { return &v }

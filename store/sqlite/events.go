@@ -20,25 +20,15 @@ func (db *DB) Append(ctx context.Context, writes []conveyor.Event) error {
 		return nil
 	}
 	// Validate and encode everything before taking the write lock.
-	type encoded struct {
-		data     string
-		progress any
-	}
 	enc := make([]encoded, len(writes))
 	for i := range writes {
-		ev := &writes[i]
-		if err := ev.ValidateStored(); err != nil {
+		if err := writes[i].ValidateStored(); err != nil {
 			return err
 		}
-		data, err := conveyor.EncodeEvent(ev)
-		if err != nil {
+		var err error
+		if enc[i], err = encode(&writes[i]); err != nil {
 			return err
 		}
-		progress, err := progressJSON(ev.Progress)
-		if err != nil {
-			return err
-		}
-		enc[i] = encoded{string(data), progress}
 	}
 
 	tx, err := db.w.BeginTx(ctx, nil)
@@ -77,12 +67,7 @@ func (db *DB) Append(ctx context.Context, writes []conveyor.Event) error {
 				// Fenced off, or a cancel is requested: then it ends cancelled.
 				alt := *ev
 				alt.CancelInstead()
-				var data []byte
-				if data, err = conveyor.EncodeEvent(&alt); err != nil {
-					return err
-				}
-				enc[i].data = string(data)
-				if enc[i].progress, err = progressJSON(alt.Progress); err != nil {
+				if enc[i], err = encode(&alt); err != nil {
 					return err
 				}
 				if ok, err = appendFinal(final, &alt, enc[i].progress); ok {
@@ -108,6 +93,24 @@ func (db *DB) Append(ctx context.Context, writes []conveyor.Event) error {
 		return fmt.Errorf("append events: %w", err)
 	}
 	return nil
+}
+
+// encoded is an event as Append writes it.
+type encoded struct {
+	data     string
+	progress any
+}
+
+func encode(ev *conveyor.Event) (encoded, error) {
+	data, err := conveyor.EncodeEvent(ev)
+	if err != nil {
+		return encoded{}, err
+	}
+	progress, err := progressJSON(ev.Progress)
+	if err != nil {
+		return encoded{}, err
+	}
+	return encoded{string(data), progress}, nil
 }
 
 // Events implements conveyor.Store.
