@@ -24,7 +24,11 @@ func TestAPIKeyIsRequired(t *testing.T) {
 	if _, err := wrong.List(ctx, conveyor.ListFilter{}); code(err) != conveyor.EUNAUTHORIZED {
 		t.Fatalf("list with a wrong key: %v, want unauthorized", err)
 	}
-	resp, err := http.Get(h.url + "/healthz")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.url+"/healthz", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +89,9 @@ func TestSSEStreamOpensWithItsToken(t *testing.T) {
 	}
 	sse := func(id string) string { return h.url + "/executions/" + id + "/progress/sse" }
 	for _, url := range []string{sse(ex.ID), sse(ex.ID) + "?token=garbage", sse(other.ID) + "?token=" + token} {
-		if resp := getSSE(t, url, ""); resp.StatusCode != http.StatusUnauthorized {
+		resp := getSSE(t, url, "")
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("GET %s: %d, want 401", url, resp.StatusCode)
 		}
 	}
@@ -94,6 +100,7 @@ func TestSSEStreamOpensWithItsToken(t *testing.T) {
 	}
 
 	resp := getSSE(t, sse(ex.ID)+"?token="+token, "")
+	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("SSE with its token: %d, want 200", resp.StatusCode)
 	}

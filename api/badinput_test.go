@@ -63,7 +63,7 @@ func TestBadInputGetsClearErrorsAndWritesNothing(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			req, err := http.NewRequest(tc.method, h.url+tc.path, strings.NewReader(tc.body))
+			req, err := http.NewRequestWithContext(t.Context(), tc.method, h.url+tc.path, strings.NewReader(tc.body))
 			if err != nil {
 				t.Fatal(err)
 			}

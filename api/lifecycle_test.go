@@ -19,7 +19,12 @@ import (
 func TestSubmitAnswers202WithLocation(t *testing.T) {
 	t.Parallel()
 	h := setup(t, 1, &conveyor.Pipeline{Name: "quick", Steps: []conveyor.Step{{Name: "only", Run: noop}}})
-	resp, err := http.Post(h.url+"/executions", "application/json", strings.NewReader(`{"pipeline":"quick","input":{"a":1}}`))
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, h.url+"/executions", strings.NewReader(`{"pipeline":"quick","input":{"a":1}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,13 +108,13 @@ func TestStepAndExecutionTimeouts(t *testing.T) {
 func TestRetriesMakeNewAttempts(t *testing.T) {
 	t.Parallel()
 	var calls atomic.Int32
-	flaky := func(ctx context.Context, x *conveyor.Exec) error {
+	flaky := func(context.Context, *conveyor.Exec) error {
 		if calls.Add(1) == 1 {
 			return errors.New("first attempt fails")
 		}
 		return nil
 	}
-	alwaysFails := func(ctx context.Context, x *conveyor.Exec) error {
+	alwaysFails := func(_ context.Context, x *conveyor.Exec) error {
 		return fmt.Errorf("attempt %d fails", x.Attempt)
 	}
 	h := setup(t, 1,
@@ -177,7 +182,7 @@ func TestHandlerWithUnknownTotal(t *testing.T) {
 func TestSlowSubscriberNeverSlowsTheExecution(t *testing.T) {
 	t.Parallel()
 	const updates = 20000
-	chatty := func(ctx context.Context, x *conveyor.Exec) error {
+	chatty := func(_ context.Context, x *conveyor.Exec) error {
 		for i := 1; i <= updates; i++ {
 			x.Progress(conveyor.Update{Done: float64(i), Total: updates, Message: fmt.Sprint(i)})
 		}
@@ -248,7 +253,7 @@ func TestListNewestFirstWithCursor(t *testing.T) {
 
 func TestLogsKeepStepStreamAndOrder(t *testing.T) {
 	t.Parallel()
-	talk := func(ctx context.Context, x *conveyor.Exec) error {
+	talk := func(_ context.Context, x *conveyor.Exec) error {
 		x.LogTo("stdout", "out 1")
 		x.LogTo("stderr", "err 1")
 		x.Log("note")
@@ -277,7 +282,7 @@ func TestWebSocketRejectsForeignOrigin(t *testing.T) {
 		"http://evil.example": http.StatusForbidden,
 		h.url:                 http.StatusSwitchingProtocols, // same origin
 	} {
-		req, err := http.NewRequest("GET", h.url+"/executions/x/progress/ws", nil)
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, h.url+"/executions/x/progress/ws", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -346,7 +351,11 @@ func TestTagsRoundTripAndFilter(t *testing.T) {
 	}
 
 	// Every execution's JSON has "tags" (an object) and "batch_id".
-	resp, err := http.Get(h.url + "/executions/" + plain.ID)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.url+"/executions/"+plain.ID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

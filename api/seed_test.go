@@ -15,9 +15,14 @@ import (
 	"github.com/conveyor-run/conveyor"
 )
 
-func getRaw(t *testing.T, url string) (*http.Response, []byte) {
+// getRaw returns the status code and body of a GET of url.
+func getRaw(t *testing.T, url string) (int, []byte) {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,16 +36,16 @@ func getRaw(t *testing.T, url string) (*http.Response, []byte) {
 			break
 		}
 	}
-	return resp, body
+	return resp.StatusCode, body
 }
 
 func TestSeedProgressUnknownIs404(t *testing.T) {
 	t.Parallel()
 	h := setup(t, 1)
 	for _, path := range []string{"/executions/nope/progress", "/executions/nope", "/executions/0191b5a2-0000-7000-8000-000000000000/progress"} {
-		resp, body := getRaw(t, h.url+path)
-		if resp.StatusCode != http.StatusNotFound {
-			t.Fatalf("GET %s: %d, want 404", path, resp.StatusCode)
+		status, body := getRaw(t, h.url+path)
+		if status != http.StatusNotFound {
+			t.Fatalf("GET %s: %d, want 404", path, status)
 		}
 		var e struct{ Error conveyor.Error }
 		if err := json.Unmarshal(body, &e); err != nil || e.Error.Code != conveyor.ENOTFOUND {
@@ -57,9 +62,9 @@ func TestSeedProgressPendingIs204(t *testing.T) {
 	recv(t, g.started)
 	second := h.submit("gated", nil)
 
-	resp, body := getRaw(t, h.url+"/executions/"+second.ID+"/progress")
-	if resp.StatusCode != http.StatusNoContent || len(body) != 0 {
-		t.Fatalf("pending progress: %d %q, want 204 and no body", resp.StatusCode, body)
+	status, body := getRaw(t, h.url+"/executions/"+second.ID+"/progress")
+	if status != http.StatusNoContent || len(body) != 0 {
+		t.Fatalf("pending progress: %d %q, want 204 and no body", status, body)
 	}
 	if ex := h.waitStatus(second.ID, conveyor.StatusPending); ex.StartedAt != nil {
 		t.Fatalf("a second execution started with --concurrency 1")

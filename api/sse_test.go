@@ -50,9 +50,11 @@ func readSSE(t *testing.T, body io.Reader) []sseEvent {
 	return out
 }
 
+// getSSE opens the Server-Sent Events stream at url, resuming after
+// lastEventID unless it is empty. The caller closes the response body.
 func getSSE(t *testing.T, url, lastEventID string) *http.Response {
 	t.Helper()
-	req, err := http.NewRequest("GET", url, nil)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +65,6 @@ func getSSE(t *testing.T, url, lastEventID string) *http.Response {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { resp.Body.Close() })
 	return resp
 }
 
@@ -72,6 +73,7 @@ func TestSSELiveThenResumeWithLastEventID(t *testing.T) {
 	h, g, ex := runGated(t)
 
 	resp := getSSE(t, h.url+"/executions/"+ex.ID+"/progress/sse", "")
+	defer resp.Body.Close()
 	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" || resp.StatusCode != 200 {
 		t.Fatalf("SSE answer %d %q", resp.StatusCode, ct)
 	}
@@ -91,7 +93,9 @@ func TestSSELiveThenResumeWithLastEventID(t *testing.T) {
 	}
 
 	// Reconnect after the started event: everything stored after it.
-	resumed := readSSE(t, getSSE(t, h.url+"/executions/"+ex.ID+"/progress/sse", "1").Body)
+	resp = getSSE(t, h.url+"/executions/"+ex.ID+"/progress/sse", "1")
+	defer resp.Body.Close()
+	resumed := readSSE(t, resp.Body)
 	if len(resumed) == 0 || resumed[0].data.Seq <= 1 || resumed[len(resumed)-1].event != "completed" {
 		t.Fatalf("resumed SSE events %+v", resumed)
 	}
@@ -105,10 +109,14 @@ func TestSSELiveThenResumeWithLastEventID(t *testing.T) {
 func TestSSEErrors(t *testing.T) {
 	t.Parallel()
 	h := setup(t, 1)
-	if resp := getSSE(t, h.url+"/executions/nope/progress/sse", ""); resp.StatusCode != http.StatusNotFound {
+	resp := getSSE(t, h.url+"/executions/nope/progress/sse", "")
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("unknown execution: %d, want 404", resp.StatusCode)
 	}
-	if resp := getSSE(t, h.url+"/executions/nope/progress/sse", "x"); resp.StatusCode != http.StatusBadRequest {
+	resp = getSSE(t, h.url+"/executions/nope/progress/sse", "x")
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("malformed Last-Event-ID: %d, want 400", resp.StatusCode)
 	}
 }
@@ -139,6 +147,7 @@ func TestSSEHeartbeatWhileIdle(t *testing.T) {
 	t.Parallel()
 	h, g, ex := runGated(t)
 	resp := getSSE(t, h.url+"/executions/"+ex.ID+"/progress/sse", "")
+	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		if sc.Text() == ": heartbeat" {
@@ -163,7 +172,9 @@ func TestResumeAtTheFinalEventEnds(t *testing.T) {
 	ex := h.submit("quick", nil)
 	done := h.waitStatus(ex.ID, conveyor.StatusCompleted)
 
-	if evs := readSSE(t, getSSE(t, h.url+"/executions/"+ex.ID+"/progress/sse", strconv.FormatInt(done.LastSeq, 10)).Body); len(evs) != 0 {
+	resp := getSSE(t, h.url+"/executions/"+ex.ID+"/progress/sse", strconv.FormatInt(done.LastSeq, 10))
+	defer resp.Body.Close()
+	if evs := readSSE(t, resp.Body); len(evs) != 0 {
 		t.Fatalf("SSE resumed at the final seq sent %+v", evs)
 	}
 	s, err := h.client.WatchAfter(t.Context(), ex.ID, done.LastSeq)

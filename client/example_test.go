@@ -114,7 +114,7 @@ func startNode() (baseURL string, stop func()) {
 	})
 	if err != nil {
 		cancel()
-		os.RemoveAll(dataDir)
+		removeDataDir(dataDir)
 		log.Fatal(err)
 	}
 	ran := make(chan error, 1)
@@ -124,6 +124,15 @@ func startNode() (baseURL string, stop func()) {
 		if err := <-ran; err != nil {
 			log.Print(err)
 		}
-		os.RemoveAll(dataDir)
+		removeDataDir(dataDir)
+	}
+}
+
+// removeDataDir removes the node's database. A failed removal leaves a
+// directory in the system's temporary folder and nothing else, so it is
+// reported, not fatal.
+func removeDataDir(dir string) {
+	if err := os.RemoveAll(dir); err != nil {
+		log.Print(err)
 	}
 }

@@ -118,7 +118,7 @@ func TestClaimLoopPolls(t *testing.T) {
 	// the loop: nothing submits through this engine.
 	waitClosed(t, firstClaim, "the first claim")
 	ex := newExecution("noop")
-	if err := s.Store.CreateExecution(t.Context(), ex); err != nil {
+	if err := s.CreateExecution(t.Context(), ex); err != nil {
 		t.Fatal(err)
 	}
 	if ev := pub.waitFinal(t, ex.ID); ev.Type != conveyor.EventCompleted {
@@ -134,7 +134,7 @@ func TestClaimLoopWakesOnNotice(t *testing.T) {
 	e, pub := startEngine(t, Config{Store: s, Pipelines: noopPipeline(), PollInterval: time.Hour})
 	waitClosed(t, firstClaim, "the first claim")
 	ex := newExecution("noop")
-	if err := s.Store.CreateExecution(t.Context(), ex); err != nil {
+	if err := s.CreateExecution(t.Context(), ex); err != nil {
 		t.Fatal(err)
 	}
 	e.HandleNotice(conveyor.Notice{Kind: conveyor.NoticeSubmitted, ExecutionID: ex.ID})

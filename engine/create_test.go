@@ -161,7 +161,7 @@ func TestCreatorRetriesRefusedBatchOneByOne(t *testing.T) {
 	c := &creator{store: s}
 
 	existing := newExecution("original")
-	if err := s.Store.CreateExecution(t.Context(), existing); err != nil {
+	if err := s.CreateExecution(t.Context(), existing); err != nil {
 		t.Fatal(err)
 	}
 	// Valid as a new execution (ValidateNew does not look at progress),
@@ -239,7 +239,7 @@ func TestCreatorFailsBatchOnStoreFailure(t *testing.T) {
 	g := newGate()
 	broken := errors.New("disk on fire")
 	s := &faultStore{Store: openStore(t)}
-	s.createFunc = func(es []*conveyor.Execution) error {
+	s.createFunc = func([]*conveyor.Execution) error {
 		g.pass()
 		if len(s.createCalls()) == 2 {
 			return broken
