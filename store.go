@@ -101,7 +101,7 @@ type Claim struct {
 type ListFilter struct {
 	Status   Status
 	Pipeline string
-	Tags     []Tag // every one must match
+	Tags     []Tag  // every one must match
 	Limit    int    // 1..MaxListLimit; 0 means DefaultListLimit
 	Cursor   string // NextCursor of the previous page
 }
