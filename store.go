@@ -67,6 +67,27 @@ type Store interface {
 	// Logs returns the kept log lines of an execution, oldest first.
 	Logs(ctx context.Context, id string) ([]LogLine, error)
 
+	// CreateBatch durably inserts batch b (its ID, CreatedAt and Tags
+	// set by the caller) and its members es in one transaction, all or
+	// nothing. Each member is a new execution as CreateExecution takes,
+	// with BatchID set to b.ID and its tags already merged (MemberTags).
+	// EINVALID as Batch.ValidateNew says, ECONFLICT if the batch or an
+	// execution id exists.
+	CreateBatch(ctx context.Context, b *Batch, es []*Execution) error
+
+	// GetBatch returns a batch with its counts and progress, ENOTFOUND if
+	// none. Its cost does not grow with the number of members: counts
+	// change in the transaction of each member's status change.
+	GetBatch(ctx context.Context, id string) (*Batch, error)
+
+	// ListBatches returns batches newest first, filtered by f.
+	ListBatches(ctx context.Context, f BatchFilter) (*BatchPage, error)
+
+	// CancelBatch cancels every member that is not final, each as Cancel
+	// would, in one transaction. ECONFLICT if the batch is final,
+	// ENOTFOUND if unknown.
+	CancelBatch(ctx context.Context, id string, now time.Time) (*BatchCancel, error)
+
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 
@@ -101,6 +122,7 @@ type Claim struct {
 type ListFilter struct {
 	Status   Status
 	Pipeline string
+	Batch    string // members of this batch
 	Tags     []Tag  // every one must match
 	Limit    int    // 1..MaxListLimit; 0 means DefaultListLimit
 	Cursor   string // NextCursor of the previous page

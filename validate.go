@@ -94,7 +94,8 @@ func Lookup(id string) error {
 // how many executions the page holds (DefaultListLimit for a zero Limit)
 // and, when f has a cursor, the number of the execution the previous page
 // ended with (0 when it has none). It checks the limit, then the status,
-// then the cursor, so that a filter wrong in more than one way fails with
+// then the cursor (after the pipeline and batch names), so that a filter
+// wrong in more than one way fails with
 // the same message on every backend.
 //
 // A cursor is the decimal number of an execution, as both backends write
@@ -102,31 +103,43 @@ func Lookup(id string) error {
 // zeros, no spaces. Anything else is EINVALID rather than a page that
 // starts somewhere unexpected.
 func (f ListFilter) Page() (limit int, before int64, err error) {
-	limit = f.Limit
+	if !StorableText(f.Pipeline) {
+		return 0, 0, Errorf(EINVALID, "pipeline %q is not valid UTF-8 without NUL", f.Pipeline)
+	}
+	if !StorableText(f.Batch) {
+		return 0, 0, Errorf(EINVALID, "batch %q is not valid UTF-8 without NUL", f.Batch)
+	}
+	return page(f.Limit, f.Status, f.Tags, f.Cursor)
+}
+
+// Page checks f for Store.ListBatches as ListFilter.Page does.
+func (f BatchFilter) Page() (limit int, before int64, err error) {
+	return page(f.Limit, f.Status, f.Tags, f.Cursor)
+}
+
+func page(limit int, status Status, tags []Tag, cursor string) (int, int64, error) {
 	if limit == 0 {
 		limit = DefaultListLimit
 	}
 	if limit < 0 || limit > MaxListLimit {
 		return 0, 0, Errorf(EINVALID, "limit must be from 1 to %d", MaxListLimit)
 	}
-	if f.Status != "" && !f.Status.Valid() {
-		return 0, 0, Errorf(EINVALID, "unknown status %q", f.Status)
+	if status != "" && !status.Valid() {
+		return 0, 0, Errorf(EINVALID, "unknown status %q", status)
 	}
-	if !StorableText(f.Pipeline) {
-		return 0, 0, Errorf(EINVALID, "pipeline %q is not valid UTF-8 without NUL", f.Pipeline)
+	if len(tags) > MaxTags {
+		return 0, 0, Errorf(EINVALID, "%d tag filters; at most %d are allowed", len(tags), MaxTags)
 	}
-	if len(f.Tags) > MaxTags {
-		return 0, 0, Errorf(EINVALID, "%d tag filters; at most %d are allowed", len(f.Tags), MaxTags)
-	}
-	for _, t := range f.Tags {
+	for _, t := range tags {
 		if _, err := ParseTag(t.String()); err != nil {
 			return 0, 0, err
 		}
 	}
-	if f.Cursor != "" {
-		n, err := strconv.ParseInt(f.Cursor, 10, 64)
-		if err != nil || n <= 0 || strconv.FormatInt(n, 10) != f.Cursor {
-			return 0, 0, Errorf(EINVALID, "malformed cursor %q", f.Cursor)
+	var before int64
+	if cursor != "" {
+		n, err := strconv.ParseInt(cursor, 10, 64)
+		if err != nil || n <= 0 || strconv.FormatInt(n, 10) != cursor {
+			return 0, 0, Errorf(EINVALID, "malformed cursor %q", cursor)
 		}
 		before = n
 	}

@@ -53,6 +53,9 @@ func ListQuery(columns string, f conveyor.ListFilter, param func(v any) string) 
 	if f.Pipeline != "" {
 		where = append(where, "e.pipeline = "+param(f.Pipeline))
 	}
+	if f.Batch != "" {
+		where = append(where, "e.batch_id = "+param(f.Batch))
+	}
 	if before > 0 {
 		where = append(where, order+" < "+param(before))
 	}
@@ -63,37 +66,82 @@ func ListQuery(columns string, f conveyor.ListFilter, param func(v any) string) 
 	return b.String(), limit, nil
 }
 
-// Page collects the rows of a ListQuery into a page of at most limit
-// executions: add each row's execution and num until it returns false.
-type Page struct {
-	page  conveyor.ExecutionPage
+// Page collects the rows of a list query (ListQuery, BatchQuery) into a
+// page of at most limit items: add each row's item and num until Full.
+type Page[T any] struct {
+	items []T
 	limit int
 	last  int64
+	next  *string
 }
 
-// NewPage starts a page of at most limit executions.
-func NewPage(limit int) *Page {
-	return &Page{page: conveyor.ExecutionPage{Executions: make([]*conveyor.Execution, 0, min(limit, 64))}, limit: limit}
+// NewPage starts a page of at most limit items.
+func NewPage[T any](limit int) *Page[T] {
+	return &Page[T]{items: make([]T, 0, min(limit, 64)), limit: limit}
 }
 
-// Full reports whether the page holds limit executions; a row read then
-// means there is a next page, whose cursor Full sets.
-func (p *Page) Full() bool {
-	if len(p.page.Executions) < p.limit {
+// Full reports whether the page holds limit items; a row read then means
+// there is a next page, whose cursor Full sets.
+func (p *Page[T]) Full() bool {
+	if len(p.items) < p.limit {
 		return false
 	}
 	cursor := strconv.FormatInt(p.last, 10)
-	p.page.NextCursor = &cursor
+	p.next = &cursor
 	return true
 }
 
-// Add appends an execution and its num.
-func (p *Page) Add(ex *conveyor.Execution, num int64) {
-	p.page.Executions, p.last = append(p.page.Executions, ex), num
+// Add appends an item and its num.
+func (p *Page[T]) Add(v T, num int64) {
+	p.items, p.last = append(p.items, v), num
 }
 
-// Result returns the page.
-func (p *Page) Result() *conveyor.ExecutionPage { return &p.page }
+// Items returns the page's items and the cursor of the next page, nil on
+// the last one.
+func (p *Page[T]) Items() ([]T, *string) { return p.items, p.next }
+
+// BatchQuery builds the query of conveyor.Store.ListBatches as ListQuery
+// does for executions: columns (a select list over the table batches as
+// b) filtered by f, newest first, tags joined from batch_tags.
+func BatchQuery(columns string, f conveyor.BatchFilter, param func(v any) string) (query string, limit int, err error) {
+	limit, before, err := f.Page()
+	if err != nil {
+		return "", 0, err
+	}
+	var b strings.Builder
+	b.WriteString("SELECT " + columns + " FROM batches b")
+	order := "b.num"
+	for i, t := range f.Tags {
+		alias := "t" + strconv.Itoa(i)
+		fmt.Fprintf(&b, " JOIN batch_tags %s ON %s.num = b.num AND %s.key = %s AND %s.value = %s",
+			alias, alias, alias, param(t.Key), alias, param(t.Value))
+		if i == 0 {
+			order = alias + ".num"
+		}
+	}
+	var where []string
+	if f.Status != "" {
+		where = append(where, batchStatusSQL[f.Status])
+	}
+	if before > 0 {
+		where = append(where, order+" < "+param(before))
+	}
+	if len(where) > 0 {
+		b.WriteString(" WHERE " + strings.Join(where, " AND "))
+	}
+	b.WriteString(" ORDER BY " + order + " DESC LIMIT " + param(limit+1))
+	return b.String(), limit, nil
+}
+
+// batchStatusSQL is conveyor.BatchStatus as conditions on the counts of a
+// batches row b; storetest checks that the two agree.
+var batchStatusSQL = map[conveyor.Status]string{
+	conveyor.StatusPending:   "b.pending = b.total",
+	conveyor.StatusRunning:   "b.pending < b.total AND b.completed + b.failed + b.cancelled < b.total",
+	conveyor.StatusCompleted: "b.completed = b.total",
+	conveyor.StatusFailed:    "b.completed + b.failed + b.cancelled = b.total AND b.failed > 0",
+	conveyor.StatusCancelled: "b.completed + b.failed + b.cancelled = b.total AND b.failed = 0 AND b.cancelled > 0",
+}
 
 // Migration is one embedded schema change, a file NNNN_name.sql.
 type Migration struct {

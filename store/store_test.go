@@ -51,21 +51,21 @@ func TestListQuery(t *testing.T) {
 }
 
 func TestPage(t *testing.T) {
-	p := store.NewPage(2)
+	p := store.NewPage[*conveyor.Execution](2)
 	for num := int64(9); num > 5; num-- {
 		if p.Full() {
 			break
 		}
 		p.Add(&conveyor.Execution{ID: strconv.FormatInt(num, 10)}, num)
 	}
-	page := p.Result()
-	if len(page.Executions) != 2 || page.NextCursor == nil || *page.NextCursor != "8" {
-		t.Errorf("page = %d executions, cursor %v; want 2 and 8", len(page.Executions), page.NextCursor)
+	items, next := p.Items()
+	if len(items) != 2 || next == nil || *next != "8" {
+		t.Errorf("page = %d executions, cursor %v; want 2 and 8", len(items), next)
 	}
 
-	p = store.NewPage(5)
+	p = store.NewPage[*conveyor.Execution](5)
 	p.Add(&conveyor.Execution{ID: "only"}, 1)
-	if p.Full() || p.Result().NextCursor != nil {
+	if _, next := p.Items(); p.Full() || next != nil {
 		t.Error("a short page has a next cursor")
 	}
 }

@@ -33,15 +33,26 @@ const pollInterval = 500 * time.Millisecond
 var input = map[string]any{"from": "examples/client"}
 
 func main() {
-	server := flag.String("server", "http://127.0.0.1:8080", "URL of a running conveyor server")
-	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	if err := run(ctx, os.Args, os.Stdout); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// run is the program: args are its command line, program name first, and
+// stdout is where it writes. The test calls it against a node of its own.
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	flags := flag.NewFlagSet(args[0], flag.ExitOnError) // as flag.Parse would
+	server := flags.String("server", "http://127.0.0.1:8080", "URL of a running conveyor server")
+	if err := flags.Parse(args[1:]); err != nil {
+		return err // not reached: ExitOnError exits on a bad flag, as flag.Parse does
+	}
 
 	c := client.New(*server, nil)
 	steps := []struct {
 		title string
-		run   func(context.Context, *client.Client) error
+		run   func(context.Context, *client.Client, io.Writer) error
 	}{
 		{"Start an execution and poll its progress", startAndPoll},
 		{"Stream an execution over WebSocket", startAndStream},
@@ -50,23 +61,24 @@ func main() {
 		{"Errors", showErrors},
 	}
 	for i, s := range steps {
-		fmt.Printf("\n== %d. %s\n", i+1, s.title)
-		if err := s.run(ctx, c); err != nil {
-			log.Fatalf("%s: %v", s.title, err)
+		fmt.Fprintf(stdout, "\n== %d. %s\n", i+1, s.title)
+		if err := s.run(ctx, c, stdout); err != nil {
+			return fmt.Errorf("%s: %w", s.title, err)
 		}
 	}
+	return nil
 }
 
 // startAndPoll starts an execution and polls GET /executions/{id}/progress
 // until it ends.
-func startAndPoll(ctx context.Context, c *client.Client) error {
+func startAndPoll(ctx context.Context, c *client.Client, w io.Writer) error {
 	// Submit returns as soon as the execution is stored (HTTP 202); it is
 	// pending until the engine claims it.
 	ex, err := c.Submit(ctx, "count", input)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("started %s (pipeline %s, status %s)\n", ex.ID, ex.Pipeline, ex.Status)
+	fmt.Fprintf(w, "started %s (pipeline %s, status %s)\n", ex.ID, ex.Pipeline, ex.Status)
 
 	last := ""
 	for {
@@ -76,7 +88,7 @@ func startAndPoll(ctx context.Context, c *client.Client) error {
 			return err
 		}
 		if line := describeProgress(p); line != last {
-			fmt.Println("  poll:", line)
+			fmt.Fprintln(w, "  poll:", line)
 			last = line
 		}
 		// The progress alone cannot tell a failed execution from a running
@@ -86,7 +98,7 @@ func startAndPoll(ctx context.Context, c *client.Client) error {
 			return err
 		}
 		if cur.Status.Final() {
-			fmt.Printf("  %s after %d attempt(s)\n", cur.Status, cur.Attempt)
+			fmt.Fprintf(w, "  %s after %d attempt(s)\n", cur.Status, cur.Attempt)
 			return nil
 		}
 		if err := sleep(ctx, pollInterval); err != nil {
@@ -97,7 +109,7 @@ func startAndPoll(ctx context.Context, c *client.Client) error {
 
 // startAndStream starts an execution and prints every message of its
 // WebSocket stream: status first, then each change as it happens.
-func startAndStream(ctx context.Context, c *client.Client) error {
+func startAndStream(ctx context.Context, c *client.Client, w io.Writer) error {
 	ex, err := c.Submit(ctx, "count", input)
 	if err != nil {
 		return err
@@ -110,13 +122,13 @@ func startAndStream(ctx context.Context, c *client.Client) error {
 	for {
 		ev, err := s.Next(ctx)
 		if errors.Is(err, io.EOF) {
-			fmt.Println("  stream closed normally after the final message")
+			fmt.Fprintln(w, "  stream closed normally after the final message")
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		fmt.Printf("  seq %d: %s\n", ev.Seq, describeEvent(ev))
+		fmt.Fprintf(w, "  seq %d: %s\n", ev.Seq, describeEvent(ev))
 	}
 }
 
@@ -128,7 +140,7 @@ type observation struct {
 
 // compare watches one execution both ways at once: polling every 500ms,
 // as the original spec did, and streaming.
-func compare(ctx context.Context, c *client.Client) error {
+func compare(ctx context.Context, c *client.Client, w io.Writer) error {
 	ex, err := c.Submit(ctx, "count", input)
 	if err != nil {
 		return err
@@ -148,9 +160,9 @@ func compare(ctx context.Context, c *client.Client) error {
 		return err
 	}
 	// FinishedAt is the server's clock; on one machine the lag is meaningful.
-	fmt.Printf("  polling:   %3d progress states, noticed the end %v after it happened\n",
+	fmt.Fprintf(w, "  polling:   %3d progress states, noticed the end %v after it happened\n",
 		polled.updates, polled.ended.Sub(*final.FinishedAt).Round(time.Millisecond))
-	fmt.Printf("  streaming: %3d progress states, noticed the end %v after it happened\n",
+	fmt.Fprintf(w, "  streaming: %3d progress states, noticed the end %v after it happened\n",
 		streamed.updates, streamed.ended.Sub(*final.FinishedAt).Round(time.Millisecond))
 	return nil
 }
@@ -201,7 +213,7 @@ func observeByStreaming(ctx context.Context, c *client.Client, id string) (obser
 
 // watchMany starts several executions and watches them all, one goroutine
 // and one stream each, printing a line per message.
-func watchMany(ctx context.Context, c *client.Client) error {
+func watchMany(ctx context.Context, c *client.Client, w io.Writer) error {
 	runs := []struct {
 		pipeline string
 		input    any
@@ -210,7 +222,7 @@ func watchMany(ctx context.Context, c *client.Client) error {
 		{"count", input},
 		{"fail", nil},
 	}
-	out := log.New(os.Stdout, "  ", 0) // a Logger writes each line whole
+	out := log.New(w, "  ", 0) // a Logger writes each line whole
 	var wg sync.WaitGroup
 	errs := make([]error, len(runs))
 	for i, r := range runs {
@@ -244,21 +256,21 @@ func watchMany(ctx context.Context, c *client.Client) error {
 // showErrors makes three mistakes on purpose. The client returns the
 // server's JSON error as a *conveyor.Error; conveyor.ErrorCode reads its
 // code, so callers switch on codes, not on HTTP statuses.
-func showErrors(ctx context.Context, c *client.Client) error {
+func showErrors(ctx context.Context, c *client.Client, w io.Writer) error {
 	// An unknown pipeline: HTTP 422, code unknown_pipeline.
 	_, err := c.Submit(ctx, "no-such-pipeline", nil)
-	report("submit an unknown pipeline", err, conveyor.EUNKNOWNPIPELINE)
+	report(w, "submit an unknown pipeline", err, conveyor.EUNKNOWNPIPELINE)
 
 	// An unknown execution: HTTP 404, code not_found, from REST and from
 	// the stream (whose first message is then an error message).
 	_, err = c.Get(ctx, "no-such-id")
-	report("get an unknown execution", err, conveyor.ENOTFOUND)
+	report(w, "get an unknown execution", err, conveyor.ENOTFOUND)
 	s, err := c.Watch(ctx, "no-such-id")
 	if err == nil {
 		_, err = s.Next(ctx)
 		s.Close()
 	}
-	report("watch an unknown execution", err, conveyor.ENOTFOUND)
+	report(w, "watch an unknown execution", err, conveyor.ENOTFOUND)
 
 	// Cancelling a finished execution: HTTP 409, code conflict.
 	ex, err := c.Submit(ctx, "noop", nil)
@@ -269,16 +281,16 @@ func showErrors(ctx context.Context, c *client.Client) error {
 		return err
 	}
 	_, err = c.Cancel(ctx, ex.ID)
-	report("cancel a finished execution", err, conveyor.ECONFLICT)
+	report(w, "cancel a finished execution", err, conveyor.ECONFLICT)
 	return nil
 }
 
-func report(what string, err error, want string) {
+func report(w io.Writer, what string, err error, want string) {
 	if conveyor.ErrorCode(err) != want {
-		fmt.Printf("  %-28s -> unexpected: %v (want code %s)\n", what, err, want)
+		fmt.Fprintf(w, "  %-28s -> unexpected: %v (want code %s)\n", what, err, want)
 		return
 	}
-	fmt.Printf("  %-28s -> %s: %s\n", what, conveyor.ErrorCode(err), conveyor.ErrorMessage(err))
+	fmt.Fprintf(w, "  %-28s -> %s: %s\n", what, conveyor.ErrorCode(err), conveyor.ErrorMessage(err))
 }
 
 // describeProgress formats progress as "step 2/3 count 45% item 4 of 10";

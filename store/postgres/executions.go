@@ -32,7 +32,39 @@ func (db *DB) CreateExecutions(ctx context.Context, es []*conveyor.Execution) er
 	if len(es) == 0 {
 		return nil
 	}
-	// Validate and encode everything before touching the database.
+	for _, e := range es {
+		if err := e.ValidateNew(); err != nil {
+			return err
+		}
+	}
+	args, err := insertArgs(es)
+	if err != nil {
+		return err
+	}
+	_, err = db.pool.Exec(ctx, sqlInsertExecutions, args...)
+	if err := db.createError(ctx, "create executions", es, err); err != nil {
+		return err
+	}
+	db.notify(ctx, channelSubmitted, []string{es[0].ID})
+	return nil
+}
+
+// createError is the error of inserting es: ECONFLICT naming the
+// execution when the unique index on id refused one.
+func (db *DB) createError(ctx context.Context, what string, es []*conveyor.Execution, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == uniqueViolation {
+		return db.conflict(ctx, es)
+	}
+	if err != nil {
+		return storeError(what, err)
+	}
+	return nil
+}
+
+// insertArgs are the parameters of sqlInsertExecutions for es: parallel
+// arrays, one element per execution, then three with one per tag.
+func insertArgs(es []*conveyor.Execution) ([]any, error) {
 	var (
 		ids        = make([]string, len(es))
 		pipelines  = make([]string, len(es))
@@ -53,39 +85,35 @@ func (db *DB) CreateExecutions(ctx context.Context, es []*conveyor.Execution) er
 		tagIDs, tagKeys, tagValues []string
 	)
 	for i, e := range es {
-		if err := e.ValidateNew(); err != nil {
-			return err
-		}
 		p, err := progressColumn(e.Progress)
 		if err != nil {
-			return err
+			return nil, err
+		}
+		if tags[i], err = tagsColumn(e.Tags); err != nil {
+			return nil, err
 		}
 		ids[i], pipelines[i], statuses[i] = e.ID, e.Pipeline, string(e.Status)
 		inputs[i], progress[i], results[i], errs[i] = jsonColumn(e.Input), p, jsonColumn(e.Result), errorColumn(e.Error)
 		attempts[i], created[i], started[i], finished[i] = int32(e.Attempt), e.CreatedAt, e.StartedAt, e.FinishedAt
 		lastSeqs[i], cancelReqs[i], batchIDs[i] = e.LastSeq, e.CancelRequested, e.BatchID
-		if len(e.Tags) > 0 {
-			b, err := json.Marshal(e.Tags)
-			if err != nil {
-				return conveyor.Errorf(conveyor.EINVALID, "tags cannot be stored: %v", err)
-			}
-			tags[i] = ptr(string(b))
-			for k, v := range e.Tags {
-				tagIDs, tagKeys, tagValues = append(tagIDs, e.ID), append(tagKeys, k), append(tagValues, v)
-			}
+		for k, v := range e.Tags {
+			tagIDs, tagKeys, tagValues = append(tagIDs, e.ID), append(tagKeys, k), append(tagValues, v)
 		}
 	}
-	_, err := db.pool.Exec(ctx, sqlInsertExecutions, ids, pipelines, statuses, inputs, progress, results, errs,
-		attempts, created, started, finished, lastSeqs, cancelReqs, tags, batchIDs, tagIDs, tagKeys, tagValues)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == uniqueViolation {
-		return db.conflict(ctx, es)
+	return []any{ids, pipelines, statuses, inputs, progress, results, errs,
+		attempts, created, started, finished, lastSeqs, cancelReqs, tags, batchIDs, tagIDs, tagKeys, tagValues}, nil
+}
+
+// tagsColumn is tags as a jsonb parameter, NULL when none.
+func tagsColumn(t conveyor.Tags) (*string, error) {
+	if len(t) == 0 {
+		return nil, nil
 	}
+	b, err := json.Marshal(t)
 	if err != nil {
-		return storeError("create executions", err)
+		return nil, conveyor.Errorf(conveyor.EINVALID, "tags cannot be stored: %v", err)
 	}
-	db.notify(ctx, channelSubmitted, []string{es[0].ID})
-	return nil
+	return ptr(string(b)), nil
 }
 
 // uniqueViolation is PostgreSQL's SQLSTATE for a duplicate key.
@@ -155,7 +183,7 @@ func (db *DB) ListExecutions(ctx context.Context, f conveyor.ListFilter) (*conve
 		return nil, storeError("list executions", err)
 	}
 	defer rows.Close()
-	page := store.NewPage(limit)
+	page := store.NewPage[*conveyor.Execution](limit)
 	for rows.Next() && !page.Full() {
 		ex, num, err := scanExecution(rows)
 		if err != nil {
@@ -167,7 +195,8 @@ func (db *DB) ListExecutions(ctx context.Context, f conveyor.ListFilter) (*conve
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list executions: %w", err)
 	}
-	return page.Result(), nil
+	exs, next := page.Items()
+	return &conveyor.ExecutionPage{Executions: exs, NextCursor: next}, nil
 }
 
 // ClaimPending implements conveyor.Store. The claimed executions run

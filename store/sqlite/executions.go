@@ -30,12 +30,19 @@ func (db *DB) CreateExecutions(ctx context.Context, es []*conveyor.Execution) er
 	if len(es) == 0 {
 		return nil
 	}
-	// Validate and encode everything before taking the writer.
-	args := make([]any, 0, len(es)*insertArgs)
 	for _, e := range es {
 		if err := e.ValidateNew(); err != nil {
 			return err
 		}
+	}
+	return db.create(ctx, "create executions", es, nil)
+}
+
+// create inserts es, and first whatever before does, in one transaction.
+func (db *DB) create(ctx context.Context, what string, es []*conveyor.Execution, before func(*sql.Tx) error) error {
+	// Encode everything before taking the writer.
+	args := make([]any, 0, len(es)*insertArgs)
+	for _, e := range es {
 		progress, err := progressJSON(e.Progress)
 		if err != nil {
 			return err
@@ -51,17 +58,22 @@ func (db *DB) CreateExecutions(ctx context.Context, es []*conveyor.Execution) er
 	}
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("create executions: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	defer tx.Rollback()
+	if before != nil {
+		if err := before(tx); err != nil {
+			return err
+		}
+	}
 	insert, insertTag := tx.StmtContext(ctx, db.st.insertExecution), tx.StmtContext(ctx, db.st.insertTag)
 	for i, e := range es {
 		res, err := insert.ExecContext(ctx, args[i*insertArgs:(i+1)*insertArgs]...)
 		if err != nil {
-			return fmt.Errorf("create executions: %w", err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
 		if n, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("create executions: %w", err)
+			return fmt.Errorf("%s: %w", what, err)
 		} else if n == 0 {
 			if slices.ContainsFunc(es[:i], func(x *conveyor.Execution) bool { return x.ID == e.ID }) {
 				return conveyor.Errorf(conveyor.ECONFLICT, "execution %q appears more than once in the batch", e.ID)
@@ -73,16 +85,24 @@ func (db *DB) CreateExecutions(ctx context.Context, es []*conveyor.Execution) er
 		}
 		num, err := res.LastInsertId()
 		if err != nil {
-			return fmt.Errorf("create executions: %w", err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
-		for k, v := range e.Tags {
-			if _, err := insertTag.ExecContext(ctx, k, v, num); err != nil {
-				return fmt.Errorf("create executions: tag %q: %w", k, err)
-			}
+		if err := insertTags(ctx, insertTag, e.Tags, num); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("create executions: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// insertTags inserts a tag row (key, value, num) per tag with insert.
+func insertTags(ctx context.Context, insert *sql.Stmt, tags conveyor.Tags, num int64) error {
+	for k, v := range tags {
+		if _, err := insert.ExecContext(ctx, k, v, num); err != nil {
+			return fmt.Errorf("tag %q: %w", k, err)
+		}
 	}
 	return nil
 }
@@ -118,7 +138,7 @@ func (db *DB) ListExecutions(ctx context.Context, f conveyor.ListFilter) (*conve
 		return nil, fmt.Errorf("list executions: %w", err)
 	}
 	defer rows.Close()
-	page := store.NewPage(limit)
+	page := store.NewPage[*conveyor.Execution](limit)
 	for rows.Next() && !page.Full() {
 		ex, num, err := scanExecution(rows)
 		if err != nil {
@@ -129,7 +149,8 @@ func (db *DB) ListExecutions(ctx context.Context, f conveyor.ListFilter) (*conve
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list executions: %w", err)
 	}
-	return page.Result(), nil
+	exs, next := page.Items()
+	return &conveyor.ExecutionPage{Executions: exs, NextCursor: next}, nil
 }
 
 // ClaimPending implements conveyor.Store.

@@ -79,7 +79,7 @@ var createBatchCases = []testCase{
 		exs[0].Input = json.RawMessage(`{"name": "r\u00e9sum\u00e9 ✓", "n": [1, 2.5, -3e3, {"deep": null}]}`)
 		exs[1].Input, exs[1].Pipeline = nil, "beta"
 		exs[2].CreatedAt = time.Date(2025, 6, 1, 14, 30, 15, 987654000, time.FixedZone("CEST", 2*3600))
-		f.createBatch(exs)
+		f.createExecutions(exs)
 		for _, ex := range exs {
 			want := *ex
 			want.CreatedAt = ex.CreatedAt.UTC()
@@ -96,7 +96,7 @@ var createBatchCases = []testCase{
 			ex.ID = executionID(900 - i)
 			ex.CreatedAt = at(900 - i)
 		}
-		f.createBatch(exs)
+		f.createExecutions(exs)
 		last := f.create("alpha")
 		all := append(append([]*conveyor.Execution{first}, exs...), last)
 		if got, want := executionIDs(f.list(conveyor.ListFilter{}).Executions), reversed(all); !slices.Equal(got, want) {
@@ -121,7 +121,7 @@ var createBatchCases = []testCase{
 		f.wantNone(exs...)
 		checkExecution(f.t, f.get(old.ID), old)
 		// Nothing of the failed batch is left over: the rest goes in.
-		f.createBatch(exs)
+		f.createExecutions(exs)
 		if got, want := executionIDs(f.list(conveyor.ListFilter{}).Executions), reversed(append([]*conveyor.Execution{old}, exs...)); !slices.Equal(got, want) {
 			f.t.Errorf("ListExecutions = %v, want %v", got, want)
 		}
@@ -172,7 +172,7 @@ var createBatchCases = []testCase{
 		// More than a page of ListExecutions, and more than the engine
 		// puts in one batch.
 		exs := f.newExecutions(2*conveyor.MaxListLimit+1, "alpha")
-		f.createBatch(exs)
+		f.createExecutions(exs)
 		checkPages(f, conveyor.ListFilter{Limit: conveyor.MaxListLimit}, reversed(exs), []int{conveyor.MaxListLimit, conveyor.MaxListLimit, 1})
 	}},
 }
@@ -186,7 +186,7 @@ func (f *fixture) newExecutions(n int, pipeline string) []*conveyor.Execution {
 	return exs
 }
 
-func (f *fixture) createBatch(exs []*conveyor.Execution) {
+func (f *fixture) createExecutions(exs []*conveyor.Execution) {
 	f.t.Helper()
 	if err := f.s.CreateExecutions(f.ctx, exs); err != nil {
 		f.t.Fatalf("CreateExecutions of %d: %v", len(exs), err)

@@ -32,6 +32,7 @@ func Run(t *testing.T, newStore func(t *testing.T) conveyor.Store) {
 		{"CancelWins", cancelWinsCases},
 		{"Text", textCases},
 		{"Tags", tagCases},
+		{"Batches", batchCases},
 		{"RecoverInterrupted", recoverCases},
 		{"Logs", logsCases},
 		{"Ping", pingCases},
