@@ -1,6 +1,9 @@
 package conveyor
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Batch is a set of executions submitted together (Store.CreateBatch):
 // they are watched, counted and cancelled as one.
@@ -142,4 +145,12 @@ type BatchCancel struct {
 // BatchNotFound is the ENOTFOUND of a batch id that no batch has.
 func BatchNotFound(id string) error {
 	return Errorf(ENOTFOUND, "batch %q not found", id)
+}
+
+// NewExecution is one execution to submit: of a batch (the engine's
+// SubmitBatch) or alone.
+type NewExecution struct {
+	Pipeline string          `json:"pipeline"`
+	Input    json.RawMessage `json:"input"`
+	Tags     Tags            `json:"tags"`
 }

@@ -12,18 +12,27 @@ import (
 	"github.com/conveyor-run/conveyor"
 )
 
-// MaxBodyBytes is the largest request body accepted.
+// MaxBodyBytes is the largest request body accepted, but for batches.
 const MaxBodyBytes = 1 << 20
+
+// MaxBatchBodyBytes is the largest body of POST /batches: room for
+// conveyor.MaxBatchSize items with small inputs.
+const MaxBatchBodyBytes = 32 << 20
 
 // decodeBody reads a JSON body into v: 415 unless it is application/json,
 // 413 past MaxBodyBytes, 400 for malformed JSON, unknown fields or trailing
 // data. An empty body is allowed when allowEmpty, leaving v untouched.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	return decodeBodyUpTo(w, r, v, allowEmpty, MaxBodyBytes)
+}
+
+// decodeBodyUpTo is decodeBody with a limit of its own.
+func decodeBodyUpTo(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool, limit int64) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return conveyor.Errorf(conveyor.ETOOLARGE, "request body is larger than %d bytes", MaxBodyBytes)
+			return conveyor.Errorf(conveyor.ETOOLARGE, "request body is larger than %d bytes", limit)
 		}
 		return conveyor.Errorf(conveyor.EBADREQUEST, "read request body: %v", err)
 	}

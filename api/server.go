@@ -27,6 +27,10 @@ type Runner interface {
 	Pipeline(name string) (*conveyor.Pipeline, bool)
 	Pipelines() []*conveyor.Pipeline // sorted by name
 	Running() int                    // executions running on this node
+	// SubmitBatch durably records a batch; see engine.Engine.SubmitBatch.
+	SubmitBatch(ctx context.Context, items []conveyor.NewExecution, tags conveyor.Tags) (*conveyor.Batch, error)
+	// CancelBatch cancels a batch's members; see engine.Engine.CancelBatch.
+	CancelBatch(ctx context.Context, id string) (*conveyor.Batch, error)
 }
 
 // Executions reads executions as clients see them now, stored state with
@@ -101,6 +105,10 @@ func New(cfg Config) *Server {
 	s.handle("GET /executions/{id}/logs", keyOnly, s.getLogs)
 	s.handle("POST /executions/{id}/cancel", keyOnly, s.cancelExecution)
 	s.handle("POST /executions/{id}/token", keyOnly, s.createStreamToken)
+	s.handle("POST /batches", keyOnly, s.createBatch)
+	s.handle("GET /batches", keyOnly, s.listBatches)
+	s.handle("GET /batches/{id}", keyOnly, s.getBatch)
+	s.handle("POST /batches/{id}/cancel", keyOnly, s.cancelBatch)
 	s.handle("GET /pipelines", keyOnly, s.listPipelines)
 	s.handle("GET /pipelines/{name}", keyOnly, s.getPipeline)
 	s.handle("GET /healthz", public, s.healthz)
@@ -189,30 +197,10 @@ func (s *Server) listExecutions(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, conveyor.Errorf(conveyor.EBADREQUEST, "malformed query string: %v", err))
 		return
 	}
-	f := conveyor.ListFilter{
-		Status:   conveyor.Status(q.Get("status")),
-		Pipeline: q.Get("pipeline"),
-		Cursor:   q.Get("cursor"),
-	}
-	for _, v := range q["tag"] {
-		t, err := conveyor.ParseTag(v)
-		if err != nil {
-			s.writeError(w, r, conveyor.Errorf(conveyor.EBADREQUEST, "%s", conveyor.ErrorMessage(err)))
-			return
-		}
-		f.Tags = append(f.Tags, t)
-	}
-	if f.Status != "" && !f.Status.Valid() {
-		s.writeError(w, r, conveyor.Errorf(conveyor.EBADREQUEST, "status %q is not one of pending, running, completed, failed, cancelled", f.Status))
+	f := conveyor.ListFilter{Pipeline: q.Get("pipeline"), Batch: q.Get("batch")}
+	if f.Status, f.Tags, f.Limit, f.Cursor, err = listParams(q); err != nil {
+		s.writeError(w, r, err)
 		return
-	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > conveyor.MaxListLimit {
-			s.writeError(w, r, conveyor.Errorf(conveyor.EBADREQUEST, "limit must be an integer from 1 to %d", conveyor.MaxListLimit))
-			return
-		}
-		f.Limit = n
 	}
 	page, err := s.cfg.Store.ListExecutions(r.Context(), f)
 	if conveyor.ErrorCode(err) == conveyor.EINVALID {
@@ -223,6 +211,30 @@ func (s *Server) listExecutions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, page)
+}
+
+// listParams reads the query parameters every list takes: status,
+// tag (repeatable), limit and cursor. EBADREQUEST when one is malformed.
+func listParams(q url.Values) (status conveyor.Status, tags []conveyor.Tag, limit int, cursor string, err error) {
+	status, cursor = conveyor.Status(q.Get("status")), q.Get("cursor")
+	if status != "" && !status.Valid() {
+		return "", nil, 0, "", conveyor.Errorf(conveyor.EBADREQUEST, "status %q is not one of pending, running, completed, failed, cancelled", status)
+	}
+	for _, v := range q["tag"] {
+		t, err := conveyor.ParseTag(v)
+		if err != nil {
+			return "", nil, 0, "", conveyor.Errorf(conveyor.EBADREQUEST, "%s", conveyor.ErrorMessage(err))
+		}
+		tags = append(tags, t)
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > conveyor.MaxListLimit {
+			return "", nil, 0, "", conveyor.Errorf(conveyor.EBADREQUEST, "limit must be an integer from 1 to %d", conveyor.MaxListLimit)
+		}
+		limit = n
+	}
+	return status, tags, limit, cursor, nil
 }
 
 func (s *Server) getExecution(w http.ResponseWriter, r *http.Request) {

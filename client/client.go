@@ -109,8 +109,55 @@ func (c *Client) List(ctx context.Context, f conveyor.ListFilter) (*conveyor.Exe
 	for _, t := range f.Tags {
 		q.Add("tag", t.String())
 	}
+	if f.Batch != "" {
+		q.Set("batch", f.Batch)
+	}
 	var page conveyor.ExecutionPage
 	return &page, c.do(ctx, http.MethodGet, "/executions?"+q.Encode(), nil, &page)
+}
+
+// SubmitBatch submits executions as one batch, all or nothing: a bad
+// item is a *conveyor.Error whose message names it, executions[i]. tags go
+// to every member; an item's own tag wins on the same key.
+func (c *Client) SubmitBatch(ctx context.Context, items []conveyor.NewExecution, tags conveyor.Tags) (*conveyor.Batch, error) {
+	body := map[string]any{"executions": items}
+	if tags != nil {
+		body["tags"] = tags
+	}
+	var b conveyor.Batch
+	return &b, c.do(ctx, http.MethodPost, "/batches", body, &b)
+}
+
+// Batch returns a batch with its counts and progress.
+func (c *Client) Batch(ctx context.Context, id string) (*conveyor.Batch, error) {
+	var b conveyor.Batch
+	return &b, c.do(ctx, http.MethodGet, "/batches/"+url.PathEscape(id), nil, &b)
+}
+
+// Batches returns one page of batches, newest first.
+func (c *Client) Batches(ctx context.Context, f conveyor.BatchFilter) (*conveyor.BatchPage, error) {
+	q := url.Values{}
+	if f.Status != "" {
+		q.Set("status", string(f.Status))
+	}
+	for _, t := range f.Tags {
+		q.Add("tag", t.String())
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	if f.Cursor != "" {
+		q.Set("cursor", f.Cursor)
+	}
+	var page conveyor.BatchPage
+	return &page, c.do(ctx, http.MethodGet, "/batches?"+q.Encode(), nil, &page)
+}
+
+// CancelBatch cancels every member of a batch that is not final. A final
+// batch is a *conveyor.Error with code conveyor.ECONFLICT.
+func (c *Client) CancelBatch(ctx context.Context, id string) (*conveyor.Batch, error) {
+	var b conveyor.Batch
+	return &b, c.do(ctx, http.MethodPost, "/batches/"+url.PathEscape(id)+"/cancel", struct{}{}, &b)
 }
 
 // Events returns stored events of an execution with seq > after.

@@ -231,6 +231,23 @@ func (e *Engine) Submit(ctx context.Context, pipeline string, input json.RawMess
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	ex, err := e.newExecution(pipeline, input, tags, e.now())
+	if err != nil {
+		return nil, err
+	}
+	if err := e.creator.create(ex); err != nil {
+		return nil, err
+	}
+	e.nudge()
+	return ex, nil
+}
+
+// newExecution is a new pending execution, checked: the pipeline exists
+// here, the input is a JSON object, and ValidateNew holds.
+func (e *Engine) newExecution(pipeline string, input json.RawMessage, tags conveyor.Tags, now time.Time) (*conveyor.Execution, error) {
+	if pipeline == "" {
+		return nil, conveyor.Errorf(conveyor.EINVALID, "pipeline is required")
+	}
 	if _, ok := e.cfg.Pipelines[pipeline]; !ok {
 		return nil, conveyor.Errorf(conveyor.EUNKNOWNPIPELINE, "pipeline %q does not exist", pipeline)
 	}
@@ -248,13 +265,56 @@ func (e *Engine) Submit(ctx context.Context, pipeline string, input json.RawMess
 		Status:    conveyor.StatusPending,
 		Input:     input,
 		Tags:      tags,
-		CreatedAt: e.now(),
+		CreatedAt: now,
 	}
-	if err := e.creator.create(ex); err != nil {
+	return ex, ex.ValidateNew()
+}
+
+// SubmitBatch durably records a batch of pending executions, all or
+// nothing, and wakes the claim loop. Each item is checked as Submit
+// checks one; a bad item fails the batch with its code and a message that
+// names it, executions[i]. The batch's tags go to every member, an item's
+// own tag winning on the same key.
+func (e *Engine) SubmitBatch(ctx context.Context, items []conveyor.NewExecution, tags conveyor.Tags) (*conveyor.Batch, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("new batch id: %w", err)
+	}
+	now := e.now()
+	b := &conveyor.Batch{ID: id.String(), CreatedAt: now, Tags: tags}
+	es := make([]*conveyor.Execution, len(items))
+	for i, it := range items {
+		if es[i], err = e.newExecution(it.Pipeline, it.Input, conveyor.MemberTags(tags, it.Tags), now); err != nil {
+			return nil, &conveyor.Error{Code: conveyor.ErrorCode(err), Message: fmt.Sprintf("executions[%d]: %s", i, conveyor.ErrorMessage(err))}
+		}
+		es[i].BatchID = &b.ID
+	}
+	if err := e.cfg.Store.CreateBatch(ctx, b, es); err != nil {
 		return nil, err
 	}
 	e.nudge()
-	return ex, nil
+	b.Total, b.Counts.Pending = len(es), len(es)
+	b.Settle(0)
+	return b, nil
+}
+
+// CancelBatch cancels every member of a batch that is not final, each as
+// Cancel would.
+func (e *Engine) CancelBatch(ctx context.Context, id string) (*conveyor.Batch, error) {
+	done, err := e.cfg.Store.CancelBatch(ctx, id, e.now())
+	if err != nil {
+		return nil, err
+	}
+	for _, ev := range done.Cancelled {
+		e.cfg.PublishFunc(ev)
+	}
+	for _, id := range done.Requested {
+		e.cancelRun(id, errCancelled)
+	}
+	return done.Batch, nil
 }
 
 func normalizeInput(input json.RawMessage) (json.RawMessage, error) {

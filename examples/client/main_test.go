@@ -175,7 +175,7 @@ func checkStream(t *testing.T, lines []string) {
 		t.Fatalf("stream section %q, want status, completed and close", lines)
 	}
 	seqLine := regexp.MustCompile(`^  seq (\d+): (.+)$`)
-	lastSeq := 0
+	lastSeq := -1 // a pending execution's status message has seq 0
 	for i, l := range lines[:len(lines)-1] {
 		m := seqLine.FindStringSubmatch(l)
 		if m == nil {

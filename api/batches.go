@@ -1,0 +1,86 @@
+package api
+
+import (
+	"net/http"
+	"net/url"
+
+	"github.com/conveyor-run/conveyor"
+)
+
+// createBatchRequest is the body of POST /batches.
+type createBatchRequest struct {
+	Executions []conveyor.NewExecution `json:"executions"`
+	Tags       conveyor.Tags           `json:"tags"`
+}
+
+func (s *Server) createBatch(w http.ResponseWriter, r *http.Request) {
+	var req createBatchRequest
+	if err := decodeBodyUpTo(w, r, &req, false, MaxBatchBodyBytes); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	switch n := len(req.Executions); {
+	case n == 0:
+		s.writeError(w, r, conveyor.Errorf(conveyor.EINVALID, "executions must hold 1 to %d items", conveyor.MaxBatchSize))
+		return
+	case n > conveyor.MaxBatchSize:
+		s.writeError(w, r, conveyor.Errorf(conveyor.ETOOLARGE, "a batch holds at most %d executions, not %d", conveyor.MaxBatchSize, n))
+		return
+	}
+	if err := req.Tags.Validate(); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	b, err := s.cfg.Runner.SubmitBatch(r.Context(), req.Executions, req.Tags)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/batches/"+b.ID)
+	writeJSON(w, http.StatusAccepted, b)
+}
+
+func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
+	b, err := s.cfg.Store.GetBatch(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
+}
+
+func (s *Server) listBatches(w http.ResponseWriter, r *http.Request) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		s.writeError(w, r, conveyor.Errorf(conveyor.EBADREQUEST, "malformed query string: %v", err))
+		return
+	}
+	var f conveyor.BatchFilter
+	if f.Status, f.Tags, f.Limit, f.Cursor, err = listParams(q); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	page, err := s.cfg.Store.ListBatches(r.Context(), f)
+	if conveyor.ErrorCode(err) == conveyor.EINVALID {
+		err = conveyor.Errorf(conveyor.EBADREQUEST, "%s", conveyor.ErrorMessage(err))
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+func (s *Server) cancelBatch(w http.ResponseWriter, r *http.Request) {
+	var body struct{}
+	if err := decodeBody(w, r, &body, true); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	b, err := s.cfg.Runner.CancelBatch(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, b)
+}
