@@ -22,6 +22,11 @@ type Hub struct {
 	topics map[string]*topic
 
 	onSubscribe atomic.Pointer[func(id string)] // see OnSubscribe
+
+	// feeds are the subscriptions to every execution (SubscribeAll),
+	// replaced as a whole so Publish reads them without a lock.
+	feedsMu sync.Mutex
+	feeds   atomic.Pointer[[]*Feed]
 }
 
 // topic is one execution's subscribers and its newest published event,
@@ -84,9 +89,13 @@ func (h *Hub) OnSubscribe(fn func(id string)) {
 	h.onSubscribe.Store(&fn)
 }
 
-// Publish delivers ev to every subscriber of its execution. It never
-// blocks on a subscriber. ev must not be modified afterwards.
+// Publish delivers ev to every subscriber of its execution and every
+// feed. It never blocks on a subscriber. ev must not be modified
+// afterwards.
 func (h *Hub) Publish(ev conveyor.Event) {
+	for _, f := range h.loadFeeds() {
+		f.push(ev)
+	}
 	t := h.lockTopic(ev.ExecutionID, ev.Type == conveyor.EventProgress)
 	if t == nil {
 		return // nobody listens, and the store has this status event
@@ -133,18 +142,20 @@ func (h *Hub) Last(id string) (conveyor.Event, bool) {
 	return t.last, t.last.Seq > 0
 }
 
-// Subscribed reports whether execution id has subscribers and, if so, the
-// seq of the newest event published for it (0 if none yet).
+// Subscribed reports whether execution id has subscribers, its own or a
+// feed of every execution, and the seq of the newest event published for
+// it (0 if none is known).
 func (h *Hub) Subscribed(id string) (last int64, ok bool) {
+	feeds := len(h.loadFeeds()) > 0
 	h.mu.RLock()
 	t := h.topics[id]
 	h.mu.RUnlock()
 	if t == nil {
-		return 0, false
+		return 0, feeds
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.last.Seq, len(t.subs) > 0
+	return t.last.Seq, feeds || len(t.subs) > 0
 }
 
 // SubscribedIDs returns the executions that have subscribers.
