@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -35,10 +36,23 @@ func (s *Server) authorized(r *http.Request, a access) bool {
 	if key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
 		return subtle.ConstantTimeCompare([]byte(key), []byte(s.cfg.APIKey)) == 1
 	}
-	if a == keyOrStreamToken {
-		return s.validStreamToken(r.URL.Query().Get("token"), r.PathValue("id"), time.Now())
+	if scope := tokenScope(r); a == keyOrStreamToken && scope != "" {
+		return s.validStreamToken(r.URL.Query().Get("token"), scope, time.Now())
 	}
 	return false
+}
+
+// tokenScope is what a stream token for r must have been made for: the
+// execution of a stream of one, "batch/ID" for a stream of batch ID, and
+// "" (no token fits) for any other stream of many.
+func tokenScope(r *http.Request) string {
+	if id := r.PathValue("id"); id != "" {
+		return id
+	}
+	if q := r.URL.Query(); len(q["batch"]) == 1 && q.Get("batch") != "" {
+		return "batch/" + q.Get("batch")
+	}
+	return ""
 }
 
 // streamToken returns a token that opens the stream of execution id until
@@ -67,16 +81,49 @@ func (s *Server) validStreamToken(token, id string, now time.Time) bool {
 	return hmac.Equal(b[8:], s.tokenMAC(id, b[:8]))
 }
 
+// MaxStreamTokenTTL is the longest a stream token may be asked to live.
+const MaxStreamTokenTTL = 24 * time.Hour
+
 // createStreamToken serves POST /executions/{id}/token: a short-lived token
-// that lets a browser open this execution's stream and nothing else.
+// that lets a browser open this execution's streams and nothing else.
 func (s *Server) createStreamToken(w http.ResponseWriter, r *http.Request) {
-	var body struct{}
+	id := r.PathValue("id")
+	s.issueToken(w, r, id, func(ctx context.Context) error {
+		_, err := s.cfg.Store.GetExecution(ctx, id)
+		return err
+	})
+}
+
+// createBatchToken serves POST /batches/{id}/token: a token that opens
+// the streams of this batch (?batch=ID&token=) and nothing else.
+func (s *Server) createBatchToken(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	s.issueToken(w, r, "batch/"+id, func(ctx context.Context) error {
+		_, err := s.cfg.Store.GetBatch(ctx, id)
+		return err
+	})
+}
+
+// issueToken answers with a token for scope once exists says the thing
+// exists. The body may hold {"ttl_seconds": N}: 1 to a day, 600 by
+// default.
+func (s *Server) issueToken(w http.ResponseWriter, r *http.Request, scope string, exists func(context.Context) error) {
+	var body struct {
+		TTLSeconds *int64 `json:"ttl_seconds"`
+	}
 	if err := decodeBody(w, r, &body, true); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	id := r.PathValue("id")
-	if _, err := s.cfg.Store.GetExecution(r.Context(), id); err != nil {
+	ttl := StreamTokenTTL
+	if body.TTLSeconds != nil {
+		ttl = time.Duration(*body.TTLSeconds) * time.Second
+		if *body.TTLSeconds < 1 || ttl > MaxStreamTokenTTL {
+			s.writeError(w, r, conveyor.Errorf(conveyor.EINVALID, "ttl_seconds must be from 1 to %d", int64(MaxStreamTokenTTL/time.Second)))
+			return
+		}
+	}
+	if err := exists(r.Context()); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -84,6 +131,6 @@ func (s *Server) createStreamToken(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, conveyor.Errorf(conveyor.ECONFLICT, "the server has no API key, so streams need no token"))
 		return
 	}
-	expires := time.Now().Add(StreamTokenTTL).Truncate(time.Second)
-	writeJSON(w, http.StatusCreated, map[string]any{"token": s.streamToken(id, expires), "expires_at": expires.UTC()})
+	expires := time.Now().Add(ttl).Truncate(time.Second)
+	writeJSON(w, http.StatusCreated, map[string]any{"token": s.streamToken(scope, expires), "expires_at": expires.UTC()})
 }

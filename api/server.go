@@ -39,6 +39,8 @@ type Executions interface {
 	Execution(ctx context.Context, id string) (*conveyor.Execution, error)
 	// Watch subscribes to an execution's live events, then reads it.
 	Watch(ctx context.Context, id string) (*conveyor.Watch, error)
+	// WatchAll subscribes to the live events of every execution.
+	WatchAll() conveyor.Subscription
 }
 
 // Config configures a Server.
@@ -97,6 +99,8 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux(), closing: make(chan struct{})}
 	s.handle("POST /executions", keyOnly, s.createExecution)
 	s.handle("GET /executions", keyOnly, s.listExecutions)
+	s.handle("GET /executions/progress/sse", keyOrStreamToken, s.streamManySSE)
+	s.handle("GET /executions/progress/ws", keyOrStreamToken, s.streamManyWebSocket)
 	s.handle("GET /executions/{id}", keyOnly, s.getExecution)
 	s.handle("GET /executions/{id}/progress", keyOnly, s.getProgress)
 	s.handle("GET /executions/{id}/progress/ws", keyOrStreamToken, s.streamWebSocket)
@@ -109,6 +113,7 @@ func New(cfg Config) *Server {
 	s.handle("GET /batches", keyOnly, s.listBatches)
 	s.handle("GET /batches/{id}", keyOnly, s.getBatch)
 	s.handle("POST /batches/{id}/cancel", keyOnly, s.cancelBatch)
+	s.handle("POST /batches/{id}/token", keyOnly, s.createBatchToken)
 	s.handle("GET /pipelines", keyOnly, s.listPipelines)
 	s.handle("GET /pipelines/{name}", keyOnly, s.getPipeline)
 	s.handle("GET /healthz", public, s.healthz)

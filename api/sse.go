@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"time"
-
-	"github.com/conveyor-run/conveyor"
 )
 
 // DefaultHeartbeatInterval is how often an idle Server-Sent Events stream
@@ -22,14 +20,18 @@ const DefaultHeartbeatInterval = 15 * time.Second
 // after the final event. An unknown execution is a 404 before the stream
 // starts.
 func (s *Server) streamSSE(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
 	after, err := resumeAfter(r.Header.Get("Last-Event-ID"), r.URL.Query().Get("after"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	rc := http.NewResponseController(w)
+	s.serveSSE(w, r, s.executionSource(r.PathValue("id"), after))
+}
 
+// serveSSE sends what src produces as Server-Sent Events. An error before
+// the first message is an ordinary JSON error answer.
+func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, src source) {
+	rc := http.NewResponseController(w)
 	started := false
 	write := func(b []byte) error {
 		if !started {
@@ -50,12 +52,12 @@ func (s *Server) streamSSE(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ctx := r.Context()
-	err = s.stream(ctx, id, after, func(ev conveyor.Event) error {
-		data, err := json.Marshal(ev)
+	err := src(ctx, func(m message) error {
+		data, err := json.Marshal(m.body)
 		if err != nil {
 			return err
 		}
-		return write(fmt.Appendf(nil, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Type, data))
+		return write(fmt.Appendf(nil, "id: %d\nevent: %s\ndata: %s\n\n", m.id, m.typ, data))
 	}, s.cfg.HeartbeatInterval, func() error {
 		return write([]byte(": heartbeat\n\n"))
 	})

@@ -17,6 +17,32 @@ var (
 // noResume asks stream for a fresh stream: a status message first.
 const noResume = -1
 
+// message is one message of a stream: SSE writes it as id:, event: and
+// data:, WebSocket as a JSON text message.
+type message struct {
+	id   int64  // where a client resumes: an execution's seq, or a many-execution stream's time
+	typ  string // the body's "type"
+	body any
+}
+
+// eventMessage is ev as a stream message.
+func eventMessage(ev conveyor.Event) message { return message{ev.Seq, string(ev.Type), ev} }
+
+// source produces a stream's messages through send until the stream ends,
+// calling keepalive every keepaliveEvery while it waits (so a transport
+// needs no goroutine of its own for pings or heartbeats: goroutines are
+// most of an idle stream's memory). It returns errStreamEnded after the
+// final message, the error of send or keepalive, or why the stream could
+// not open (before anything was sent).
+type source func(ctx context.Context, send func(message) error, keepaliveEvery time.Duration, keepalive func() error) error
+
+// executionSource is the stream of execution id from after (or noResume).
+func (s *Server) executionSource(id string, after int64) source {
+	return func(ctx context.Context, send func(message) error, keepaliveEvery time.Duration, keepalive func() error) error {
+		return s.stream(ctx, id, after, func(ev conveyor.Event) error { return send(eventMessage(ev)) }, keepaliveEvery, keepalive)
+	}
+}
+
 // stream sends the events of execution id, in seq order, until the final
 // one; WebSocket and SSE are two transports over it.
 //

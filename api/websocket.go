@@ -8,8 +8,6 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
-
-	"github.com/conveyor-run/conveyor"
 )
 
 // DefaultPingInterval is how often WebSocket streams are pinged when
@@ -31,6 +29,13 @@ func (s *Server) streamWebSocket(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	s.serveWebSocket(w, r, id, s.executionSource(id, after))
+}
+
+// serveWebSocket sends what src produces as WebSocket text messages, each
+// a JSON object. A failure before the first message is an error message
+// (about execution id, if the stream is of one), then a normal close.
+func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, id string, src source) {
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.AllowedOrigins})
 	if err != nil {
 		return // Accept has answered the request
@@ -40,9 +45,9 @@ func (s *Server) streamWebSocket(w http.ResponseWriter, r *http.Request) {
 	ctx := c.CloseRead(r.Context())
 
 	sent := false
-	err = s.stream(ctx, id, after, func(ev conveyor.Event) error {
+	err = src(ctx, func(m message) error {
 		sent = true
-		return writeEvent(ctx, c, ev)
+		return writeMessage(ctx, c, m.body)
 	}, s.cfg.PingInterval, func() error {
 		go ping(ctx, c)
 		return nil
@@ -54,16 +59,16 @@ func (s *Server) streamWebSocket(w http.ResponseWriter, r *http.Request) {
 		c.Close(websocket.StatusGoingAway, "server shutting down")
 	case !sent && ctx.Err() == nil:
 		msg := s.errorMessage(ctx, id, err)
-		if writeEvent(ctx, c, msg) == nil {
+		if writeMessage(ctx, c, msg) == nil {
 			c.Close(websocket.StatusNormalClosure, msg.Error.Code)
 		}
 	}
 }
 
-func writeEvent(ctx context.Context, c *websocket.Conn, ev conveyor.Event) error {
+func writeMessage(ctx context.Context, c *websocket.Conn, v any) error {
 	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
-	return wsjson.Write(ctx, c, ev)
+	return wsjson.Write(ctx, c, v)
 }
 
 // ping keeps an idle connection alive through proxies and closes it if

@@ -13,25 +13,33 @@ import (
 	"github.com/conveyor-run/conveyor"
 )
 
-// Hub is the live feed a View reads: package hub.
-type Hub[S conveyor.Subscription] interface {
+// Hub is the live feed a View reads: package hub. S is its subscription
+// to one execution, F to every execution.
+type Hub[S, F conveyor.Subscription] interface {
 	Subscribe(id string) (S, conveyor.Event)
+	SubscribeAll() F
 	Last(id string) (conveyor.Event, bool)
 }
 
 // View reads executions from a store and merges newer live progress.
-type View[S conveyor.Subscription] struct {
+type View[S, F conveyor.Subscription] struct {
 	store conveyor.Store
-	hub   Hub[S]
+	hub   Hub[S, F]
 }
 
 // New returns a view over store and hub.
-func New[S conveyor.Subscription](store conveyor.Store, hub Hub[S]) *View[S] {
-	return &View[S]{store: store, hub: hub}
+func New[S, F conveyor.Subscription](store conveyor.Store, hub Hub[S, F]) *View[S, F] {
+	return &View[S, F]{store: store, hub: hub}
+}
+
+// WatchAll subscribes to the live events of every execution, for streams
+// of many executions. The caller closes the subscription.
+func (v *View[S, F]) WatchAll() conveyor.Subscription {
+	return v.hub.SubscribeAll()
 }
 
 // Execution returns execution id as clients see it now.
-func (v *View[S]) Execution(ctx context.Context, id string) (*conveyor.Execution, error) {
+func (v *View[S, F]) Execution(ctx context.Context, id string) (*conveyor.Execution, error) {
 	ex, err := v.store.GetExecution(ctx, id)
 	if err != nil {
 		return nil, err
@@ -44,7 +52,7 @@ func (v *View[S]) Execution(ctx context.Context, id string) (*conveyor.Execution
 // Watch subscribes to execution id's live events, then reads the
 // execution: in that order, so no event falls between the two. The
 // caller closes the subscription.
-func (v *View[S]) Watch(ctx context.Context, id string) (*conveyor.Watch, error) {
+func (v *View[S, F]) Watch(ctx context.Context, id string) (*conveyor.Watch, error) {
 	sub, last := v.hub.Subscribe(id)
 	ex, err := v.store.GetExecution(ctx, id)
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 
 // setup returns a view over a real SQLite store and hub, and a running
 // execution whose last stored event is its started event (seq 1).
-func setup(t *testing.T) (*live.View[*hub.Subscription], *hub.Hub, conveyor.Store, *conveyor.Execution) {
+func setup(t *testing.T) (*live.View[*hub.Subscription, *hub.Feed], *hub.Hub, conveyor.Store, *conveyor.Execution) {
 	t.Helper()
 	s, err := sqlite.Open(t.Context(), t.TempDir())
 	if err != nil {

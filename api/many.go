@@ -1,0 +1,348 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/conveyor-run/conveyor"
+)
+
+// Streams of many executions: GET /executions/progress/sse and
+// /executions/progress/ws with the list filters batch, pipeline, status
+// and tag. Every member message is the per-execution stream's message;
+// with batch= the stream also sends batch messages and ends after the one
+// whose status is final.
+
+// batchMessageInterval bounds how often a stream sends batch messages.
+const batchMessageInterval = 100 * time.Millisecond
+
+// batchPoll is how often a batch stream reads its batch even when no
+// member event arrived (a member on another node whose events were
+// missed still moves the counts).
+const batchPoll = time.Second
+
+// resumeMargin widens a resume: members that ended this long before the
+// client's last message get their final message again, against clocks
+// of nodes that differ a little. Clients drop repeats by execution_id and
+// seq.
+const resumeMargin = 5 * time.Second
+
+// manyFilter selects the executions of a stream of many.
+type manyFilter struct {
+	batch string
+	list  conveyor.ListFilter // pipeline, status, tags
+}
+
+// batchMessage is the "batch" message of a batch stream.
+type batchMessage struct {
+	Type      string                 `json:"type"` // "batch"
+	BatchID   string                 `json:"batch_id"`
+	Status    conveyor.Status        `json:"status"`
+	Total     int                    `json:"total"`
+	Counts    conveyor.Counts        `json:"counts"`
+	Progress  conveyor.BatchProgress `json:"progress"`
+	Timestamp time.Time              `json:"timestamp"`
+}
+
+func newBatchMessage(b *conveyor.Batch, now time.Time) message {
+	m := batchMessage{Type: "batch", BatchID: b.ID, Status: b.Status, Total: b.Total, Counts: b.Counts, Progress: b.Progress, Timestamp: now}
+	return message{now.UnixMilli(), m.Type, m}
+}
+
+// parseManyFilter reads the filters of a stream of many executions; at
+// least one is required.
+func parseManyFilter(q url.Values) (manyFilter, error) {
+	var f manyFilter
+	for _, k := range []string{"batch", "pipeline", "status", "after"} {
+		if len(q[k]) > 1 {
+			return f, conveyor.Errorf(conveyor.EBADREQUEST, "%s is given more than once", k)
+		}
+	}
+	f.batch, f.list.Pipeline = q.Get("batch"), q.Get("pipeline")
+	var err error
+	if f.list.Status, f.list.Tags, _, _, err = listParams(url.Values{"status": q["status"], "tag": q["tag"]}); err != nil {
+		return f, err
+	}
+	if f.batch == "" && f.list.Pipeline == "" && f.list.Status == "" && len(f.list.Tags) == 0 {
+		return f, conveyor.Errorf(conveyor.EBADREQUEST, "give at least one filter: batch, pipeline, status or tag")
+	}
+	if !conveyor.StorableText(f.batch) || !conveyor.StorableText(f.list.Pipeline) {
+		return f, conveyor.Errorf(conveyor.EBADREQUEST, "batch and pipeline must be UTF-8 without NUL")
+	}
+	return f, nil
+}
+
+// matches reports whether ex passes the filter's batch, pipeline and tags.
+func (f manyFilter) matches(ex *conveyor.Execution) bool {
+	if f.batch != "" && (ex.BatchID == nil || *ex.BatchID != f.batch) {
+		return false
+	}
+	if f.list.Pipeline != "" && ex.Pipeline != f.list.Pipeline {
+		return false
+	}
+	for _, t := range f.list.Tags {
+		if v, ok := ex.Tags[t.Key]; !ok || v != t.Value {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) streamManySSE(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f, err := parseManyFilter(q)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	after, err := resumeAfter(r.Header.Get("Last-Event-ID"), q.Get("after"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.serveSSE(w, r, s.manySource(f, after))
+}
+
+func (s *Server) streamManyWebSocket(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f, err := parseManyFilter(q)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	after, err := resumeAfter("", q.Get("after"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.serveWebSocket(w, r, "", s.manySource(f, after))
+}
+
+// manyStream is the state of one stream of many executions.
+type manyStream struct {
+	s      *Server
+	f      manyFilter
+	send   func(message) error
+	sent   map[string]int64 // seq last sent per execution; final ones leave
+	member map[string]bool  // executions known to match (true) or not (false)
+	batch  *conveyor.Batch  // the last batch message's, with batch=
+}
+
+// manySource is the stream of the executions f selects. A fresh stream
+// (after == noResume) opens with a status message for every selected
+// execution that is not final (with batch=: every member); a resumed one
+// (after = the id of the client's last message, a time in Unix
+// milliseconds) also sends the final message of each that ended since.
+// Then it forwards the live events of the selected executions.
+func (s *Server) manySource(f manyFilter, after int64) source {
+	return func(ctx context.Context, send func(message) error, keepaliveEvery time.Duration, keepalive func() error) error {
+		ms := &manyStream{s: s, f: f, send: send, sent: map[string]int64{}, member: map[string]bool{}}
+		if f.batch != "" {
+			b, err := s.cfg.Store.GetBatch(ctx, f.batch)
+			if err != nil {
+				return err
+			}
+			ms.batch = b
+		}
+		// Subscribe before reading the snapshot, so nothing falls between.
+		feed := s.cfg.Executions.WatchAll()
+		defer feed.Close()
+		if err := ms.snapshot(ctx, after); err != nil {
+			return err
+		}
+		if ms.batch != nil {
+			if err := send(newBatchMessage(ms.batch, time.Now().UTC())); err != nil {
+				return err
+			}
+			if ms.batch.Status.Final() {
+				return errStreamEnded
+			}
+		}
+		return ms.forward(ctx, feed, keepaliveEvery, keepalive)
+	}
+}
+
+// snapshot sends the opening messages, page by page.
+func (ms *manyStream) snapshot(ctx context.Context, after int64) error {
+	since := time.UnixMilli(after).Add(-resumeMargin)
+	var statuses []conveyor.Status
+	switch {
+	case ms.f.batch != "":
+		statuses = []conveyor.Status{""} // every member
+	case ms.f.list.Status.Final():
+		statuses = nil // no final execution opens a stream but a batch's
+	case ms.f.list.Status != "":
+		statuses = []conveyor.Status{ms.f.list.Status}
+	default:
+		statuses = []conveyor.Status{conveyor.StatusPending, conveyor.StatusRunning}
+	}
+	for _, st := range statuses {
+		lf := ms.f.list
+		lf.Batch, lf.Status, lf.Limit = ms.f.batch, st, conveyor.MaxListLimit
+		for {
+			page, err := ms.s.cfg.Store.ListExecutions(ctx, lf)
+			if err != nil {
+				return err
+			}
+			for _, ex := range page.Executions {
+				if err := ms.open(ex, after != noResume && ex.FinishedAt != nil && !ex.FinishedAt.Before(since)); err != nil {
+					return err
+				}
+			}
+			if page.NextCursor == nil {
+				break
+			}
+			lf.Cursor = *page.NextCursor
+		}
+	}
+	return nil
+}
+
+// open sends the status message of ex, and its final message too when
+// final is set (ex is final), and starts following it.
+func (ms *manyStream) open(ex *conveyor.Execution, final bool) error {
+	status, last := openingMessages(ex)
+	if !final || last == nil {
+		status.Seq = ex.LastSeq // a lone status message carries the state as of the last event
+		last = nil
+	}
+	if err := ms.send(eventMessage(status)); err != nil {
+		return err
+	}
+	if last != nil {
+		if err := ms.send(eventMessage(*last)); err != nil {
+			return err
+		}
+	}
+	ms.member[ex.ID] = true
+	if !ex.Status.Final() {
+		ms.sent[ex.ID] = ex.LastSeq
+	}
+	return nil
+}
+
+// forward sends the live events of selected executions, and batch
+// messages at most every batchMessageInterval when the batch changed.
+func (ms *manyStream) forward(ctx context.Context, feed conveyor.Subscription, keepaliveEvery time.Duration, keepalive func() error) error {
+	keep := time.NewTicker(keepaliveEvery)
+	defer keep.Stop()
+	var (
+		batchTick <-chan time.Time
+		dirty     bool
+		lastRead  = time.Now()
+	)
+	if ms.batch != nil {
+		t := time.NewTicker(batchMessageInterval)
+		defer t.Stop()
+		batchTick = t.C
+	}
+	var buf []conveyor.Event
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-keep.C:
+			if err := keepalive(); err != nil {
+				return err
+			}
+		case <-ms.s.closing:
+			if _, err := ms.deliver(ctx, feed.Take(buf[:0])); err != nil {
+				return err
+			}
+			return errServerClosed
+		case <-feed.Ready():
+			buf = feed.Take(buf[:0])
+			moved, err := ms.deliver(ctx, buf)
+			if err != nil {
+				return err
+			}
+			dirty = dirty || moved
+		case <-batchTick:
+			if !dirty && time.Since(lastRead) < batchPoll {
+				continue
+			}
+			dirty, lastRead = false, time.Now()
+			if err := ms.sendBatchIfChanged(ctx); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// deliver sends the events of selected executions that the client does
+// not have yet. It reports whether any was of a member of the batch.
+func (ms *manyStream) deliver(ctx context.Context, evs []conveyor.Event) (moved bool, err error) {
+	for _, ev := range evs {
+		ok, err := ms.selected(ctx, ev.ExecutionID)
+		if err != nil {
+			return moved, err
+		}
+		if !ok {
+			if ev.Type.Final() && ms.f.batch == "" {
+				delete(ms.member, ev.ExecutionID) // no more events will ask
+			}
+			continue
+		}
+		last, following := ms.sent[ev.ExecutionID]
+		if following && ev.Seq <= last || !following && ms.f.batch != "" {
+			continue // already sent, or a member that was final at the snapshot
+		}
+		if err := ms.send(eventMessage(ev)); err != nil {
+			return moved, err
+		}
+		moved = true
+		if ev.Type.Final() {
+			delete(ms.sent, ev.ExecutionID)
+			if ms.f.batch == "" {
+				delete(ms.member, ev.ExecutionID) // bounded by executions not final
+			}
+		} else {
+			ms.sent[ev.ExecutionID] = ev.Seq
+		}
+	}
+	return moved, nil
+}
+
+// selected reports whether execution id belongs to the stream. A batch's
+// members are known from the snapshot (a batch never gains any); an
+// execution other filters have not met yet is read once and judged by
+// its pipeline and tags (the status filter chooses only the opening
+// messages: an execution's status changes as it is followed).
+func (ms *manyStream) selected(ctx context.Context, id string) (bool, error) {
+	if ok, known := ms.member[id]; known || ms.f.batch != "" {
+		return ok, nil
+	}
+	ex, err := ms.s.cfg.Store.GetExecution(ctx, id)
+	if errors.Is(err, context.Canceled) || conveyor.ErrorCode(err) == conveyor.ENOTFOUND {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	ok := ms.f.matches(ex)
+	ms.member[id] = ok
+	return ok, nil
+}
+
+// sendBatchIfChanged reads the batch and sends a batch message when its
+// counts, status or percentage changed; errStreamEnded after a final one.
+func (ms *manyStream) sendBatchIfChanged(ctx context.Context) error {
+	b, err := ms.s.cfg.Store.GetBatch(ctx, ms.f.batch)
+	if err != nil {
+		return err
+	}
+	if b.Counts == ms.batch.Counts && b.Status == ms.batch.Status && b.Progress == ms.batch.Progress {
+		return nil
+	}
+	ms.batch = b
+	if err := ms.send(newBatchMessage(b, time.Now().UTC())); err != nil {
+		return err
+	}
+	if b.Status.Final() {
+		return errStreamEnded
+	}
+	return nil
+}
