@@ -3,12 +3,16 @@ package main_test
 // Several conveyor serve processes sharing one PostgreSQL database.
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -317,5 +321,77 @@ func TestHealthzReportsAnUnreachableDatabase(t *testing.T) {
 	// API calls fail as unavailable (retry later), not as internal errors.
 	if _, err := nodes[0].client.List(context.Background(), conveyor.ListFilter{}); conveyor.ErrorCode(err) != conveyor.EUNAVAILABLE {
 		t.Fatalf("list without a database: %v, want unavailable", err)
+	}
+}
+
+// TestBatchWatchedFromAnotherNode: a batch submitted to one node, its
+// members run by both, is streamed to the end from a node that may run
+// none of them: every member's final message and the final batch message
+// arrive through the relay.
+func TestBatchWatchedFromAnotherNode(t *testing.T) {
+	gate := filepath.Join(t.TempDir(), "open")
+	nodes, _ := cluster(t, 2, map[string]string{"steps": fmt.Sprintf(`
+steps:
+  - name: wait
+    exec:
+      command: ["sh", "-c", "echo '::progress 1/2 waiting'; while [ ! -f %s ]; do sleep 0.05; done"]
+`, gate)})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	items := make([]conveyor.NewExecution, 6)
+	for i := range items {
+		items[i] = conveyor.NewExecution{Pipeline: "steps"}
+	}
+	b, err := nodes[0].client.SubmitBatch(ctx, items, conveyor.Tags{"run": "cross-node"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, nodes[1].url+"/executions/progress/sse?batch="+b.ID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("batch stream on the other node: %d", resp.StatusCode)
+	}
+	final, statuses := map[string]bool{}, 0
+	var last struct {
+		Type        string          `json:"type"`
+		ExecutionID string          `json:"execution_id"`
+		Status      conveyor.Status `json:"status"`
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		if err := json.Unmarshal([]byte(data), &last); err != nil {
+			t.Fatalf("data %q: %v", data, err)
+		}
+		switch last.Type {
+		case string(conveyor.EventStatus):
+			if statuses++; statuses == len(items) {
+				// Every member is followed: let them finish.
+				if err := os.WriteFile(gate, nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+		case string(conveyor.EventCompleted):
+			final[last.ExecutionID] = true
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("stream broke: %v", err)
+	}
+	if last.Type != "batch" || last.Status != conveyor.StatusCompleted {
+		t.Errorf("last message %+v, want the completed batch message", last)
+	}
+	if len(final) != len(items) {
+		t.Errorf("completed messages of %d members arrived, want all %d", len(final), len(items))
 	}
 }
