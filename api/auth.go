@@ -33,8 +33,9 @@ func (s *Server) authorized(r *http.Request, a access) bool {
 	if s.cfg.APIKey == "" || a == public {
 		return true
 	}
-	if key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-		return subtle.ConstantTimeCompare([]byte(key), []byte(s.cfg.APIKey)) == 1
+	if scheme, key, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+		// The scheme is case-insensitive (RFC 9110 11.1), the key is not.
+		return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(key)), []byte(s.cfg.APIKey)) == 1
 	}
 	if scope := tokenScope(r); a == keyOrStreamToken && scope != "" {
 		return s.validStreamToken(r.URL.Query().Get("token"), scope, time.Now())
@@ -71,7 +72,9 @@ func (s *Server) tokenMAC(id string, exp []byte) []byte {
 }
 
 func (s *Server) validStreamToken(token, id string, now time.Time) bool {
-	b, err := base64.RawURLEncoding.DecodeString(token)
+	// Strict: the spare bits of the last character must be zero, so a
+	// token has one spelling.
+	b, err := base64.RawURLEncoding.Strict().DecodeString(token)
 	if err != nil || len(b) != 8+sha256.Size {
 		return false
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -21,10 +22,21 @@ func TestStreamTokens(t *testing.T) {
 		{"garbage", "not-a-token", "a", now, false},
 		{"empty", "", "a", now, false},
 		{"other key", (&Server{cfg: Config{APIKey: "x"}}).streamToken("a", now.Add(time.Minute)), "a", now, false},
+		// The last base64url character carries spare bits; changing them
+		// must not give another valid spelling of the same token.
+		{"malleated", malleate(tok), "a", now, false},
 	}
 	for _, c := range cases {
 		if got := s.validStreamToken(c.token, c.id, c.at); got != c.want {
 			t.Errorf("%s: valid = %v, want %v", c.name, got, c.want)
 		}
 	}
+}
+
+// malleate flips the lowest bit of the last character of a base64url
+// token: a bit no byte holds, so a lax decoder reads the same token.
+func malleate(tok string) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	last := strings.IndexByte(alphabet, tok[len(tok)-1])
+	return tok[:len(tok)-1] + string(alphabet[last^1])
 }

@@ -110,3 +110,23 @@ func TestSSEStreamOpensWithItsToken(t *testing.T) {
 		t.Fatalf("events %+v, want status first and completed last", evs)
 	}
 }
+
+func TestBearerSchemeIsCaseInsensitive(t *testing.T) {
+	t.Parallel()
+	h := setupWithKey(t, "0123456789abcdef", 1)
+	for _, scheme := range []string{"Bearer", "bearer", "BEARER"} {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, h.url+"/executions", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", scheme+" 0123456789abcdef")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("scheme %q: %d, want 200", scheme, resp.StatusCode)
+		}
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/conveyor-run/conveyor"
@@ -62,5 +64,60 @@ func decodeBodyUpTo(w http.ResponseWriter, r *http.Request, v any, allowEmpty bo
 	if dec.Decode(new(json.RawMessage)) != io.EOF {
 		return conveyor.Errorf(conveyor.EBADREQUEST, "malformed JSON body: data after the JSON value")
 	}
+	return exactFieldNames(body, reflect.TypeOf(v))
+}
+
+// exactFieldNames refuses a JSON object whose field names match the
+// fields of t only when case is ignored, as encoding/json matches them:
+// {"Pipeline": …} would otherwise be read as {"pipeline": …}. It looks
+// into nested objects and arrays of objects of struct fields.
+func exactFieldNames(data []byte, t reflect.Type) error {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+		if t.Kind() == reflect.Slice {
+			var items []json.RawMessage
+			if json.Unmarshal(data, &items) != nil {
+				return nil
+			}
+			for _, it := range items {
+				if err := exactFieldNames(it, t.Elem()); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(data, &obj) != nil {
+		return nil
+	}
+	for name, value := range obj {
+		f, ok := fieldByJSONName(t, name)
+		if !ok {
+			return conveyor.Errorf(conveyor.EBADREQUEST, "malformed JSON body: unknown field %q (field names are case-sensitive)", name)
+		}
+		if err := exactFieldNames(value, f.Type); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// fieldByJSONName is the field of struct t that encoding/json writes as
+// name, exactly.
+func fieldByJSONName(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == "" {
+			tag = f.Name
+		}
+		if tag == name && tag != "-" {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
 }

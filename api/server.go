@@ -8,9 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,6 +61,12 @@ type Config struct {
 	// request but /healthz; streams also accept a token from
 	// POST /executions/{id}/token.
 	APIKey string
+	// LoopbackHostsOnly makes the server answer only requests whose Host
+	// is a loopback name or address: what a node without an API key, bound
+	// to loopback, needs against DNS rebinding (a page on another site
+	// whose name resolves to 127.0.0.1 would otherwise reach the API, and
+	// its WebSocket would pass the same-origin check).
+	LoopbackHostsOnly bool
 	// PingInterval is how often WebSocket streams are pinged; default
 	// DefaultPingInterval.
 	PingInterval time.Duration
@@ -148,11 +157,64 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, errors.New("panic"))
 		}
 	}()
+	if s.cfg.LoopbackHostsOnly && !loopbackHost(r.Host) {
+		s.writeError(w, r, conveyor.Errorf(conveyor.EBADREQUEST,
+			"host %q is not a loopback name: a node without an API key answers only localhost, 127.0.0.1 and [::1]", r.Host))
+		return
+	}
+	if err := checkRequest(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		s.writeError(w, r, s.unrouted(r))
 		return
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// loopbackHost reports whether hostport (a Host header) names the
+// loopback interface: localhost or a loopback address, any port.
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// repeatable are the query parameters that may be given more than once.
+var repeatable = map[string]bool{"tag": true}
+
+// checkRequest refuses what every endpoint would otherwise read loosely:
+// a path that is not clean (the mux would redirect it, with an HTML
+// body), a malformed query (url.Values would silently drop the bad
+// pair) and a parameter given twice that is read once (which of the two
+// counts would be a guess).
+func checkRequest(r *http.Request) error {
+	p := r.URL.Path
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") && clean != "/" {
+		clean += "/"
+	}
+	if p != clean {
+		return conveyor.Errorf(conveyor.ENOTFOUND, "no such endpoint: %s %s (paths are not cleaned)", r.Method, p)
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return conveyor.Errorf(conveyor.EBADREQUEST, "malformed query string: %v", err)
+	}
+	for k, vs := range q {
+		if len(vs) > 1 && !repeatable[k] {
+			return conveyor.Errorf(conveyor.EBADREQUEST, "query parameter %q is given %d times", k, len(vs))
+		}
+	}
+	return nil
 }
 
 // unrouted tells a wrong method on a known path from an unknown path.

@@ -14,9 +14,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/conveyor-run/conveyor"
 	"github.com/conveyor-run/conveyor/api"
@@ -103,6 +105,9 @@ func (c *Config) validate() error {
 	if c.APIKey == "" && !c.Insecure && !loopback(c.Addr) {
 		return fmt.Errorf("refusing to listen on %s without an API key: set --api-key, or --insecure to allow anyone on the network", c.Addr)
 	}
+	if c.APIKey != "" && (len(c.APIKey) < MinAPIKeyLength || strings.ContainsFunc(c.APIKey, unicode.IsSpace)) {
+		return fmt.Errorf("the API key must be at least %d characters without spaces (try: openssl rand -hex 32)", MinAPIKeyLength)
+	}
 	if c.Lease < 0 {
 		return fmt.Errorf("lease must not be negative, got %s", c.Lease)
 	}
@@ -119,6 +124,10 @@ func (c *Config) validate() error {
 	c.Logger = c.Logger.With("node", c.NodeID)
 	return nil
 }
+
+// MinAPIKeyLength is the shortest API key a node accepts: a key guards
+// every endpoint of a node that others can reach.
+const MinAPIKeyLength = 16
 
 // Server is a running node. Open starts it; Run serves until its context
 // ends and then shuts down.
@@ -200,7 +209,8 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.startShared()
 	s.api = api.New(api.Config{
 		Store: s.store, Runner: s.engine, Executions: live.New(s.store, h), APIKey: cfg.APIKey,
-		AllowedOrigins: cfg.AllowedOrigins, Logger: cfg.Logger,
+		LoopbackHostsOnly: cfg.APIKey == "" && loopback(cfg.Addr),
+		AllowedOrigins:    cfg.AllowedOrigins, Logger: cfg.Logger,
 	})
 	s.http = &http.Server{
 		Handler:           s.api,

@@ -329,11 +329,16 @@ func TestNonLoopbackNeedsAPIKey(t *testing.T) {
 		t.Fatalf("serve on 0.0.0.0 without a key: err %v, output %s", err, out)
 	}
 	// Loopback-only port 0 with a key starts; the key is then required.
-	n := startNode(t, t.TempDir(), t.TempDir(), "--api-key", "k")
+	out, err = exec.CommandContext(t.Context(), binary, "serve", "--addr", "127.0.0.1:0", "--api-key", "short", "--data", t.TempDir(), "--pipelines", t.TempDir()).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "at least 16 characters") {
+		t.Fatalf("serve with a 5-character key: err %v, output %s", err, out)
+	}
+	const key = "0123456789abcdef0123"
+	n := startNode(t, t.TempDir(), t.TempDir(), "--api-key", key)
 	if _, err := n.client.List(context.Background(), conveyor.ListFilter{}); conveyor.ErrorCode(err) != conveyor.EUNAUTHORIZED {
 		t.Fatalf("list without the key: %v, want unauthorized", err)
 	}
-	if _, err := n.client.WithAPIKey("k").List(context.Background(), conveyor.ListFilter{}); err != nil {
+	if _, err := n.client.WithAPIKey(key).List(context.Background(), conveyor.ListFilter{}); err != nil {
 		t.Fatalf("list with the key: %v", err)
 	}
 }
