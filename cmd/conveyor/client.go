@@ -31,35 +31,6 @@ func clientCmds() []*cobra.Command {
 		return cmd
 	}
 
-	var input string
-	var detach bool
-	run := &cobra.Command{
-		Use:   "run PIPELINE",
-		Short: "Start an execution and watch it to the end (exit 1 unless it completes)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var in json.RawMessage
-			if input != "" {
-				if !json.Valid([]byte(input)) {
-					return fmt.Errorf("--input is not valid JSON: %s", input)
-				}
-				in = json.RawMessage(input)
-			}
-			c := newClient()
-			ex, err := c.Submit(cmd.Context(), args[0], in)
-			if err != nil {
-				return err
-			}
-			if detach {
-				fmt.Println(ex.ID)
-				return nil
-			}
-			return watch(cmd.Context(), c, []string{ex.ID})
-		},
-	}
-	run.Flags().StringVar(&input, "input", "", "input as a JSON object")
-	run.Flags().BoolVarP(&detach, "detach", "d", false, "print the execution id and return at once")
-
 	watchCmd := &cobra.Command{
 		Use:   "watch ID...",
 		Short: "Watch executions live until they end (exit 1 unless all complete)",
@@ -79,48 +50,6 @@ func clientCmds() []*cobra.Command {
 				return err
 			}
 			return printJSON(ex)
-		},
-	}
-
-	var filter conveyor.ListFilter
-	var status string
-	ls := &cobra.Command{
-		Use:   "ls",
-		Short: "List executions, newest first",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			filter.Status = conveyor.Status(status)
-			page, err := newClient().List(cmd.Context(), filter)
-			if err != nil {
-				return err
-			}
-			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "ID\tPIPELINE\tSTATUS\tPROGRESS\tCREATED")
-			for _, ex := range page.Executions {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", ex.ID, ex.Pipeline, ex.Status, percent(ex.Progress), ex.CreatedAt.Local().Format(time.DateTime))
-			}
-			if page.NextCursor != nil {
-				fmt.Fprintf(w, "more: --cursor %s\n", *page.NextCursor)
-			}
-			return w.Flush()
-		},
-	}
-	ls.Flags().StringVar(&status, "status", "", "only executions with this status")
-	ls.Flags().StringVar(&filter.Pipeline, "pipeline", "", "only executions of this pipeline")
-	ls.Flags().IntVar(&filter.Limit, "limit", 20, "how many")
-	ls.Flags().StringVar(&filter.Cursor, "cursor", "", "continue a previous listing")
-
-	cancel := &cobra.Command{
-		Use:   "cancel ID",
-		Short: "Cancel an execution",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ex, err := newClient().Cancel(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			fmt.Printf("%s: cancel requested (status %s)\n", ex.ID, ex.Status)
-			return nil
 		},
 	}
 
@@ -150,11 +79,127 @@ func clientCmds() []*cobra.Command {
 		},
 	}
 
-	cmds := []*cobra.Command{run, watchCmd, get, ls, cancel, pipelines}
+	cmds := []*cobra.Command{
+		runCmd(newClient), watchCmd, get, lsCmd(newClient), cancelCmd(newClient), pipelines,
+		batchCmd(newClient), batchesCmd(newClient),
+	}
 	for _, c := range cmds {
 		addServerFlag(c)
 	}
 	return cmds
+}
+
+// runCmd starts an execution and watches it.
+func runCmd(newClient func() *client.Client) *cobra.Command {
+	var input string
+	var detach bool
+	var runTags []string
+	run := &cobra.Command{
+		Use:   "run PIPELINE",
+		Short: "Start an execution and watch it to the end (exit 1 unless it completes)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var in json.RawMessage
+			if input != "" {
+				if !json.Valid([]byte(input)) {
+					return fmt.Errorf("--input is not valid JSON: %s", input)
+				}
+				in = json.RawMessage(input)
+			}
+			tags, err := tagsOf(runTags)
+			if err != nil {
+				return err
+			}
+			c := newClient()
+			ex, err := c.SubmitWithTags(cmd.Context(), args[0], in, tags)
+			if err != nil {
+				return err
+			}
+			if detach {
+				fmt.Println(ex.ID)
+				return nil
+			}
+			return watch(cmd.Context(), c, []string{ex.ID})
+		},
+	}
+	run.Flags().StringVar(&input, "input", "", "input as a JSON object")
+	run.Flags().BoolVarP(&detach, "detach", "d", false, "print the execution id and return at once")
+	run.Flags().StringArrayVar(&runTags, "tag", nil, "tag the execution with key:value (repeatable)")
+	return run
+}
+
+// lsCmd lists executions.
+func lsCmd(newClient func() *client.Client) *cobra.Command {
+	var filter conveyor.ListFilter
+	var status string
+	var lsTags []string
+	ls := &cobra.Command{
+		Use:   "ls",
+		Short: "List executions, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if filter.Tags, err = parseTags(lsTags); err != nil {
+				return err
+			}
+			filter.Status = conveyor.Status(status)
+			page, err := newClient().List(cmd.Context(), filter)
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "ID\tPIPELINE\tSTATUS\tPROGRESS\tCREATED\tTAGS")
+			for _, ex := range page.Executions {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", ex.ID, ex.Pipeline, ex.Status, percent(ex.Progress), ex.CreatedAt.Local().Format(time.DateTime), formatTags(ex.Tags))
+			}
+			if page.NextCursor != nil {
+				fmt.Fprintf(w, "more: --cursor %s\n", *page.NextCursor)
+			}
+			return w.Flush()
+		},
+	}
+	ls.Flags().StringVar(&status, "status", "", "only executions with this status")
+	ls.Flags().StringVar(&filter.Pipeline, "pipeline", "", "only executions of this pipeline")
+	ls.Flags().IntVar(&filter.Limit, "limit", 20, "how many")
+	ls.Flags().StringVar(&filter.Cursor, "cursor", "", "continue a previous listing")
+	ls.Flags().StringArrayVar(&lsTags, "tag", nil, "only executions with this tag, key:value (repeatable; all must match)")
+	ls.Flags().StringVar(&filter.Batch, "batch", "", "only the members of this batch")
+	return ls
+}
+
+// cancelCmd cancels an execution or a batch. A batch is cancelled
+// with --batch rather than by a command of its own: the verb stays one
+// command, as ls --batch filters by one.
+func cancelCmd(newClient func() *client.Client) *cobra.Command {
+	var cancelBatch string
+	cancel := &cobra.Command{
+		Use:   "cancel ID | --batch ID",
+		Short: "Cancel an execution, or every member of a batch that has not ended",
+		Args: func(_ *cobra.Command, args []string) error {
+			if n := len(args); cancelBatch == "" && n != 1 || cancelBatch != "" && n != 0 {
+				return errors.New("cancel takes an execution ID, or --batch and a batch ID")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cancelBatch != "" {
+				b, err := newClient().CancelBatch(cmd.Context(), cancelBatch)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("batch %s: cancel requested (status %s, %d of %d ended)\n", b.ID, b.Status, b.Counts.Final(), b.Total)
+				return nil
+			}
+			ex, err := newClient().Cancel(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Printf("%s: cancel requested (status %s)\n", ex.ID, ex.Status)
+			return nil
+		},
+	}
+	cancel.Flags().StringVar(&cancelBatch, "batch", "", "cancel every member of this batch that has not ended, instead of one execution")
+	return cancel
 }
 
 func printJSON(v any) error {
