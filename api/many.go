@@ -338,11 +338,38 @@ func (ms *manyStream) sendBatchIfChanged(ctx context.Context) error {
 		return nil
 	}
 	ms.batch = b
+	if b.Status.Final() {
+		// The counts come from the store, the members' events from the
+		// live feed (from other nodes, through the relay): the store can
+		// be ahead. Send each member's final message the stream still
+		// owes before the message that ends it.
+		if err := ms.finishMembers(ctx); err != nil {
+			return err
+		}
+	}
 	if err := ms.send(newBatchMessage(b, time.Now().UTC())); err != nil {
 		return err
 	}
 	if b.Status.Final() {
 		return errStreamEnded
+	}
+	return nil
+}
+
+// finishMembers sends, from the store, the final message of every member
+// the stream follows but has not seen end.
+func (ms *manyStream) finishMembers(ctx context.Context) error {
+	for id, last := range ms.sent {
+		ex, err := ms.s.cfg.Store.GetExecution(ctx, id)
+		if err != nil {
+			return err
+		}
+		if _, final := openingMessages(ex); final != nil && final.Seq > last {
+			if err := ms.send(eventMessage(*final)); err != nil {
+				return err
+			}
+		}
+		delete(ms.sent, id)
 	}
 	return nil
 }
