@@ -180,6 +180,25 @@ func waitRunning(ctx context.Context, c *client.Client, id string) error {
 	}
 }
 
+// waitStarted waits until execution id has left pending (it runs, or ran
+// already) and returns it.
+func waitStarted(ctx context.Context, c *client.Client, id string) (*conveyor.Execution, error) {
+	for {
+		ex, err := c.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if ex.Status != conveyor.StatusPending {
+			return ex, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for %s to start: %w", id, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
 // fanoutSubscriber is one idle subscriber waiting for the final message.
 type fanoutSubscriber struct {
 	stream   *client.Stream

@@ -242,10 +242,9 @@ func (t *target) subscriberClient(ctx context.Context, id string, crossNode bool
 	if len(t.clients) == 1 {
 		return t.client, nil
 	}
-	if err := waitRunning(ctx, t.client, id); err != nil {
-		return nil, err
-	}
-	ex, err := t.client.Get(ctx, id)
+	// Started, not running: on a loaded machine a short execution may
+	// have ended already, and Node still says where it ran.
+	ex, err := waitStarted(ctx, t.client, id)
 	if err != nil {
 		return nil, err
 	}
