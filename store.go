@@ -124,6 +124,9 @@ type ListFilter struct {
 	Pipeline string
 	Batch    string // members of this batch
 	Tags     []Tag  // every one must match
+	// FinishedSince, when set, selects final executions that finished at
+	// or after it (a resumed stream of many executions catches up with it).
+	FinishedSince time.Time
 	Limit    int    // 1..MaxListLimit; 0 means DefaultListLimit
 	Cursor   string // NextCursor of the previous page
 }

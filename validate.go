@@ -109,6 +109,9 @@ func (f ListFilter) Page() (limit int, before int64, err error) {
 	if !StorableText(f.Batch) {
 		return 0, 0, Errorf(EINVALID, "batch %q is not valid UTF-8 without NUL", f.Batch)
 	}
+	if !f.FinishedSince.IsZero() && !StorableTime(f.FinishedSince) {
+		return 0, 0, Errorf(EINVALID, "finished-since time %s cannot be stored", f.FinishedSince)
+	}
 	return page(f.Limit, f.Status, f.Tags, f.Cursor)
 }
 

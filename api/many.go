@@ -161,8 +161,20 @@ func (s *Server) manySource(f manyFilter, after int64) source {
 				return errStreamEnded
 			}
 		}
+		// Open the response now, even when the filter selected nothing
+		// yet: a client must not wait a keepalive interval for headers.
+		if err := keepalive(); err != nil {
+			return err
+		}
 		return ms.forward(ctx, feed, keepaliveEvery, keepalive)
 	}
+}
+
+// sendEvent sends an execution's event. Its id is the time it is sent,
+// like every message of a stream of many: a client resumes by time, not
+// by one execution's seq.
+func (ms *manyStream) sendEvent(ev conveyor.Event) error {
+	return ms.send(message{time.Now().UnixMilli(), string(ev.Type), ev})
 }
 
 // snapshot sends the opening messages, page by page.
@@ -179,9 +191,22 @@ func (ms *manyStream) snapshot(ctx context.Context, after int64) error {
 	default:
 		statuses = []conveyor.Status{conveyor.StatusPending, conveyor.StatusRunning}
 	}
+	type query struct {
+		status conveyor.Status
+		since  time.Time
+	}
+	var queries []query
 	for _, st := range statuses {
+		queries = append(queries, query{status: st})
+	}
+	if after != noResume && ms.f.batch == "" {
+		// The executions that ended while the client was away: their
+		// final messages (a batch's members are all listed above).
+		queries = append(queries, query{since: since})
+	}
+	for _, qu := range queries {
 		lf := ms.f.list
-		lf.Batch, lf.Status, lf.Limit = ms.f.batch, st, conveyor.MaxListLimit
+		lf.Batch, lf.Status, lf.FinishedSince, lf.Limit = ms.f.batch, qu.status, qu.since, conveyor.MaxListLimit
 		for {
 			page, err := ms.s.cfg.Store.ListExecutions(ctx, lf)
 			if err != nil {
@@ -209,11 +234,11 @@ func (ms *manyStream) open(ex *conveyor.Execution, final bool) error {
 		status.Seq = ex.LastSeq // a lone status message carries the state as of the last event
 		last = nil
 	}
-	if err := ms.send(eventMessage(status)); err != nil {
+	if err := ms.sendEvent(status); err != nil {
 		return err
 	}
 	if last != nil {
-		if err := ms.send(eventMessage(*last)); err != nil {
+		if err := ms.sendEvent(*last); err != nil {
 			return err
 		}
 	}
@@ -290,7 +315,7 @@ func (ms *manyStream) deliver(ctx context.Context, evs []conveyor.Event) (moved 
 		if following && ev.Seq <= last || !following && ms.f.batch != "" {
 			continue // already sent, or a member that was final at the snapshot
 		}
-		if err := ms.send(eventMessage(ev)); err != nil {
+		if err := ms.sendEvent(ev); err != nil {
 			return moved, err
 		}
 		moved = true
@@ -365,7 +390,7 @@ func (ms *manyStream) finishMembers(ctx context.Context) error {
 			return err
 		}
 		if _, final := openingMessages(ex); final != nil && final.Seq > last {
-			if err := ms.send(eventMessage(*final)); err != nil {
+			if err := ms.sendEvent(*final); err != nil {
 				return err
 			}
 		}

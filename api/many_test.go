@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -298,6 +299,49 @@ func TestBatchStreamToken(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 401 {
 			t.Errorf("%s: %d, want 401 (the token opens only its batch's streams)", q, resp.StatusCode)
+		}
+	}
+}
+
+func TestTagStreamResumeSendsWhatEndedWhileAway(t *testing.T) {
+	t.Parallel()
+	h := setup(t, 2, &conveyor.Pipeline{Name: "quick", Steps: []conveyor.Step{{Name: "s", Run: noop}}})
+	resp, r := openMany(t, h.url+"/executions/progress/sse?tag=team:a", "")
+	// Submitted once the stream is open, so its final message comes live.
+	first, err := h.client.SubmitWithTags(t.Context(), "quick", nil, conveyor.Tags{"team": "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lastID string
+	for {
+		m, ok := r.next()
+		if !ok {
+			t.Fatal("stream ended")
+		}
+		if n, err := strconv.ParseInt(m.id, 10, 64); err != nil || n < time.Now().Add(-time.Hour).UnixMilli() {
+			t.Fatalf("id %q, want the time in Unix milliseconds", m.id)
+		}
+		lastID = m.id
+		if m.ExecutionID == first.ID && m.Type.Final() {
+			break
+		}
+	}
+	resp.Body.Close() // away
+	away, err := h.client.SubmitWithTags(t.Context(), "quick", nil, conveyor.Tags{"team": "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.waitStatus(away.ID, conveyor.StatusCompleted)
+
+	resp, r = openMany(t, h.url+"/executions/progress/sse?tag=team:a", lastID)
+	defer resp.Body.Close()
+	for {
+		m, ok := r.next()
+		if !ok {
+			t.Fatal("resumed stream ended")
+		}
+		if m.ExecutionID == away.ID && m.Type == conveyor.EventCompleted {
+			return
 		}
 	}
 }

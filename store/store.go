@@ -18,7 +18,7 @@ import (
 // ListQuery builds the query of conveyor.Store.ListExecutions: columns
 // (a comma-separated list) of the table executions, filtered by f, newest
 // by num first. param adds a query argument and returns its placeholder
-// ("?" or "$N"). It returns the query and the page size; the query asks
+// ("?" or "$N"), encoding a time.Time as the backend stores times. It returns the query and the page size; the query asks
 // for one execution more, which tells whether there is a next page (see
 // Page).
 //
@@ -55,6 +55,9 @@ func ListQuery(columns string, f conveyor.ListFilter, param func(v any) string) 
 	}
 	if f.Batch != "" {
 		where = append(where, "e.batch_id = "+param(f.Batch))
+	}
+	if !f.FinishedSince.IsZero() {
+		where = append(where, "e.finished_at >= "+param(f.FinishedSince)) // a time.Time: the backend's param encodes it
 	}
 	if before > 0 {
 		where = append(where, order+" < "+param(before))

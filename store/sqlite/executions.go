@@ -127,6 +127,9 @@ func (db *DB) GetExecution(ctx context.Context, id string) (*conveyor.Execution,
 func (db *DB) ListExecutions(ctx context.Context, f conveyor.ListFilter) (*conveyor.ExecutionPage, error) {
 	var args []any
 	query, limit, err := store.ListQuery(executionColumns, f, func(v any) string {
+		if t, ok := v.(time.Time); ok {
+			v = t.UnixNano() // as times are stored
+		}
 		args = append(args, v)
 		return "?"
 	})

@@ -228,6 +228,23 @@ var getCases = []testCase{
 }
 
 var listCases = []testCase{
+	{"FinishedSince", func(f *fixture) {
+		early, late, running := f.start("alpha"), f.start("alpha"), f.start("alpha")
+		f.append(finalEvent(early, conveyor.EventCompleted, 2)) // at(102)
+		failed := finalEvent(late, conveyor.EventFailed, 5)     // at(105)
+		failed.Error = conveyor.Errorf(conveyor.ESTEPFAILED, "no")
+		f.append(failed)
+		_ = running
+		got := executionIDs(f.list(conveyor.ListFilter{FinishedSince: at(104)}).Executions)
+		if !slices.Equal(got, []string{late.ID}) {
+			f.t.Errorf("finished since 104: %v, want only %s", got, late.ID)
+		}
+		got = executionIDs(f.list(conveyor.ListFilter{FinishedSince: at(102), Pipeline: "alpha"}).Executions)
+		if !slices.Equal(got, []string{late.ID, early.ID}) {
+			f.t.Errorf("finished since 102 (inclusive): %v, want %s and %s", got, late.ID, early.ID)
+		}
+	}},
+
 	{"Empty", func(f *fixture) {
 		page := f.list(conveyor.ListFilter{})
 		if len(page.Executions) != 0 || page.NextCursor != nil {

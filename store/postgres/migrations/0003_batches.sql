@@ -54,3 +54,7 @@ END $$;
 CREATE TRIGGER executions_batch_counts AFTER UPDATE OF status ON executions
     FOR EACH ROW WHEN (NEW.batch_id IS NOT NULL AND OLD.status IS DISTINCT FROM NEW.status)
     EXECUTE FUNCTION batch_counts();
+
+-- A resumed stream of many executions asks for those that finished
+-- since it last heard: only finished ones are in this index.
+CREATE INDEX executions_finished ON executions (finished_at) WHERE finished_at IS NOT NULL;

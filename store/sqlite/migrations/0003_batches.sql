@@ -42,3 +42,7 @@ BEGIN
     UPDATE batches SET finished_at = NEW.finished_at
     WHERE id = NEW.batch_id AND finished_at IS NULL AND completed + failed + cancelled = total;
 END;
+
+-- A resumed stream of many executions asks for those that finished
+-- since it last heard: only finished ones are in this index.
+CREATE INDEX executions_finished ON executions (finished_at) WHERE finished_at IS NOT NULL;
