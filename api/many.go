@@ -3,8 +3,10 @@ package api
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/conveyor-run/conveyor"
@@ -338,11 +340,42 @@ func (ms *manyStream) sendBatchIfChanged(ctx context.Context) error {
 		return nil
 	}
 	ms.batch = b
+	if b.Status.Final() {
+		if err := ms.finishMembers(ctx); err != nil {
+			return err
+		}
+	}
 	if err := ms.send(newBatchMessage(b, time.Now().UTC())); err != nil {
 		return err
 	}
 	if b.Status.Final() {
 		return errStreamEnded
+	}
+	return nil
+}
+
+// finishMembers sends, from the store, the final message of each member
+// whose final event the stream has not sent, before the final batch
+// message ends it: the store can count a member final before its event
+// comes through the feed (the engine publishes after it commits, the
+// stream may read the batch before it takes what the feed holds, and a
+// member on another node may miss the feed altogether).
+func (ms *manyStream) finishMembers(ctx context.Context) error {
+	for _, id := range slices.Sorted(maps.Keys(ms.sent)) {
+		ex, err := ms.s.cfg.Store.GetExecution(ctx, id)
+		if err != nil {
+			return err
+		}
+		_, final := openingMessages(ex)
+		if final == nil {
+			continue // a store out of step with its counts: nothing final to send
+		}
+		if final.Seq > ms.sent[id] {
+			if err := ms.send(eventMessage(*final)); err != nil {
+				return err
+			}
+		}
+		delete(ms.sent, id)
 	}
 	return nil
 }
