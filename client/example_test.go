@@ -80,6 +80,63 @@ func Example() {
 	// unknown execution: not_found
 }
 
+// ExampleClient_WatchMany submits a batch and follows all of its members
+// on one WebSocket until the batch ends.
+func ExampleClient_WatchMany() {
+	baseURL, stop := startNode()
+	defer stop()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	hc := &http.Client{Transport: &http.Transport{}}
+	defer hc.CloseIdleConnections()
+	c := client.New(baseURL, hc)
+
+	b, err := c.SubmitBatch(ctx, []conveyor.NewExecution{
+		{Pipeline: "resize", Input: json.RawMessage(`{"photos": ["a.jpg"]}`)},
+		{Pipeline: "resize", Input: json.RawMessage(`{"photos": ["b.jpg", "c.jpg"]}`)},
+		{Pipeline: "resize", Input: json.RawMessage(`{"photos": ["d.jpg"]}`)},
+	}, conveyor.Tags{"album": "holidays"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("batch of", b.Total)
+
+	// The stream opens with a status message per member, then sends each
+	// member's events and batch messages as the counts move. It ends after
+	// the batch message whose status is final. A dropped connection is
+	// reopened by Next itself, without repeating a message.
+	s, err := c.WatchMany(ctx, client.ManyFilter{Batch: b.ID})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	ended := map[string]bool{}
+	for {
+		m, err := s.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+		switch ev := m.Event; {
+		case m.Batch != nil && m.Batch.Status.Final():
+			fmt.Printf("batch %s: %d of %d completed (%g%%)\n", m.Batch.Status, m.Batch.Counts.Completed, m.Batch.Total, m.Batch.Progress.Percentage)
+		case ev != nil && (ev.Type.Final() || ev.Status.Final()):
+			// A member that ended before the stream opened has only its
+			// status message, with a final status.
+			ended[ev.ExecutionID] = true
+		}
+	}
+	fmt.Println("members ended:", len(ended))
+
+	// Output:
+	// batch of 3
+	// batch completed: 3 of 3 completed (100%)
+	// members ended: 3
+}
+
 // startNode runs a Conveyor node in this process, as "conveyor serve"
 // would, on a free port with a fresh embedded database. Its one pipeline,
 // "resize", is a Go handler that takes one step per photo. stop shuts the

@@ -2,92 +2,115 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
+	"maps"
 	"net/url"
 	"strconv"
-	"strings"
-
-	"github.com/coder/websocket"
-	"github.com/coder/websocket/wsjson"
 
 	"github.com/conveyor-run/conveyor"
 )
 
 // Stream is a live WebSocket stream of one execution's events.
+//
+// A stream reopens itself when its connection drops (it breaks without a
+// close from the server): it resumes after the seq of the last event Next
+// returned, so the caller sees one sequence, seq strictly rising, with no
+// event twice. Progress the execution made while the stream was away
+// comes as the stored events (the server keeps progress at intervals, not
+// every update); status changes are never missed. A close by the server
+// (the final event, an error, 1001 when it shuts down) is not a drop and
+// ends the stream as before.
 type Stream struct {
-	conn *websocket.Conn
-	done bool
+	conn  *streamConn
+	query url.Values // of every connection, but for after
+	after int64      // seq of the last event returned; noResume before the first
+	done  bool
 }
+
+// noResume is a stream's after before it has an event: a new connection
+// then opens with a status message, as the first did.
+const noResume = -1
 
 // Watch opens the WebSocket stream of an execution. The first event is
 // always of type status. An unknown execution is an error of code
 // conveyor.ENOTFOUND, from Watch or the first Next.
 func (c *Client) Watch(ctx context.Context, id string) (*Stream, error) {
-	return c.watch(ctx, id, url.Values{})
+	return c.watch(ctx, id, url.Values{}, noResume)
 }
 
 // WatchAfter resumes a stream: instead of a status message it starts with
 // the stored events after seq, then goes on live.
 func (c *Client) WatchAfter(ctx context.Context, id string, seq int64) (*Stream, error) {
-	return c.watch(ctx, id, url.Values{"after": {strconv.FormatInt(seq, 10)}})
+	return c.watch(ctx, id, url.Values{}, seq)
 }
 
 // WatchWithToken opens a stream with a token from StreamToken instead of
 // the API key, as a browser does.
 func (c *Client) WatchWithToken(ctx context.Context, id, token string) (*Stream, error) {
-	return c.watch(ctx, id, url.Values{"token": {token}})
+	return c.watch(ctx, id, url.Values{"token": {token}}, noResume)
 }
 
-func (c *Client) watch(ctx context.Context, id string, q url.Values) (*Stream, error) {
-	u := c.baseURL + "/executions/" + url.PathEscape(id) + "/progress/ws"
-	u = "ws" + strings.TrimPrefix(u, "http")
-	if len(q) > 0 {
-		u += "?" + q.Encode()
-	}
-	header := http.Header{}
-	c.authorize(header)
-	conn, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: c.http, HTTPHeader: header}) //nolint:bodyclose // Dial closes the body itself: "You never need to close resp.Body yourself."
+func (c *Client) watch(ctx context.Context, id string, q url.Values, after int64) (*Stream, error) {
+	s := &Stream{query: q, after: after}
+	conn, err := c.openStream(ctx, "/executions/"+url.PathEscape(id)+"/progress/ws", s.resumeQuery())
 	if err != nil {
-		return nil, fmt.Errorf("open stream: %w", err)
+		return nil, err
 	}
-	conn.SetReadLimit(1 << 20)
-	return &Stream{conn: conn}, nil
+	s.conn = conn
+	return s, nil
+}
+
+// resumeQuery is the query of a (re)connection: after the last event.
+func (s *Stream) resumeQuery() url.Values {
+	if s.after == noResume {
+		return s.query
+	}
+	q := maps.Clone(s.query)
+	q.Set("after", strconv.FormatInt(s.after, 10))
+	return q
 }
 
 // Next returns the next event. After the final event (completed, failed,
 // cancelled) it returns io.EOF. An error message from the server is
-// returned as its *conveyor.Error.
+// returned as its *conveyor.Error. A dropped connection is reopened
+// (see Stream); when that fails (the server refuses with a 4xx, or about
+// 9 s of tries found no server) Next returns the error.
 func (s *Stream) Next(ctx context.Context) (conveyor.Event, error) {
-	if s.done {
-		return conveyor.Event{}, io.EOF
-	}
-	var ev conveyor.Event
-	if err := wsjson.Read(ctx, s.conn, &ev); err != nil {
-		s.done = true
-		if websocket.CloseStatus(err) == websocket.StatusNormalClosure {
-			return conveyor.Event{}, io.EOF
+	for !s.done {
+		b, err := s.conn.next(ctx, s.resumeQuery)
+		if err != nil {
+			s.done = true
+			return conveyor.Event{}, err
 		}
-		return conveyor.Event{}, err
-	}
-	switch {
-	case ev.Type == conveyor.EventError:
-		s.done = true
-		if ev.Error == nil {
-			return ev, errors.New("stream error without details")
+		var ev conveyor.Event
+		if err := json.Unmarshal(b, &ev); err != nil {
+			s.done = true
+			return conveyor.Event{}, fmt.Errorf("decode stream message: %w", err)
 		}
-		return ev, ev.Error
-	case ev.Type.Final():
-		s.done = true
+		switch {
+		case ev.Type == conveyor.EventError:
+			s.done = true
+			if ev.Error == nil {
+				return ev, errors.New("stream error without details")
+			}
+			return ev, ev.Error
+		case ev.Seq > 0 && ev.Seq <= s.after:
+			continue // sent again after a reconnect
+		case ev.Type.Final():
+			s.done = true
+		}
+		s.after = max(s.after, ev.Seq)
+		return ev, nil
 	}
-	return ev, nil
+	return conveyor.Event{}, io.EOF
 }
 
 // Close closes the stream.
 func (s *Stream) Close() error {
-	return s.conn.CloseNow()
+	return s.conn.close()
 }
 
 // Wait streams an execution until it ends and returns it as stored.
