@@ -1,12 +1,19 @@
 // Package web is the dashboard: a page that lists executions with live
-// progress bars, starts and cancels them and shows one in detail. It is
-// plain HTML, CSS and JavaScript embedded in the binary, so a fresh clone
-// builds with go build alone and the page works offline.
+// progress bars, their tags and batches, filters them by status, tag and
+// batch, starts and cancels them and shows one in detail; and lists
+// batches with their rollups, each batch's page following its members.
+// It is plain HTML, CSS and JavaScript embedded in the binary, so a fresh
+// clone builds with go build alone and the page works offline.
 //
 // The page talks to the API on the same origin. It keeps an optional API
-// key in the browser's localStorage, sends it as "Authorization: Bearer"
-// and opens each execution's Server-Sent Events stream with a stream
-// token from POST /executions/{id}/token.
+// key in the browser's localStorage and sends it as "Authorization:
+// Bearer". A browser holds at most six connections to a server, so the
+// page follows what it shows over one Server-Sent Events stream of many
+// executions (GET /executions/progress/sse), not one per row. An
+// EventSource cannot send the key: with one, the page opens only the
+// streams a token from POST /batches/{id}/token or
+// POST /executions/{id}/token opens (a batch, one execution), and reads
+// the rest of the list again every second. app.js says more.
 package web
 
 import (

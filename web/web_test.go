@@ -15,6 +15,7 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"go.uber.org/goleak"
 
 	"github.com/conveyor-run/conveyor"
@@ -62,22 +63,74 @@ func (a *agent) run(ctx context.Context, x *conveyor.Exec) error {
 	}
 }
 
+func (a *agent) pipeline() *conveyor.Pipeline {
+	return &conveyor.Pipeline{Name: "agent", Description: "A Go handler the test drives", Handler: a.run}
+}
+
+// stepperSteps is how many steps a stepper execution has.
+const stepperSteps = 4
+
+// stepper is a Go handler whose executions all move together, as the test
+// says: each reports step level+1 of stepperSteps (level*25 %) and waits
+// for the test to raise the level; at stepperSteps it completes.
+type stepper struct {
+	mu    sync.Mutex
+	level int
+	moved chan struct{} // closed when the level rises
+}
+
+func newStepper() *stepper { return &stepper{moved: make(chan struct{})} }
+
+func (s *stepper) pipeline() *conveyor.Pipeline {
+	return &conveyor.Pipeline{Name: "stepper", Description: "Steps the test moves", Handler: s.run}
+}
+
+func (s *stepper) now() (int, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.level, s.moved
+}
+
+// advance raises the level of every execution, running or to come, and
+// returns the percentage they report now.
+func (s *stepper) advance() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.level++
+	close(s.moved)
+	s.moved = make(chan struct{})
+	return s.level * 100 / stepperSteps
+}
+
+func (s *stepper) run(ctx context.Context, x *conveyor.Exec) error {
+	for {
+		level, moved := s.now()
+		if level >= stepperSteps {
+			return x.SetResult(map[string]any{"steps": stepperSteps})
+		}
+		x.Progress(conveyor.Update{Step: level + 1, Steps: stepperSteps, StepName: fmt.Sprintf("part%d", level+1), Message: "waiting for the test"})
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-moved:
+		}
+	}
+}
+
 // startNode runs a real node with the API key (none if "") on a free
-// loopback port and the agent pipeline, and returns its base URL.
-func startNode(t *testing.T, a *agent, key string) string {
+// loopback port and the pipelines, and returns its base URL. It runs up to
+// 32 executions at once.
+func startNode(t *testing.T, key string, pipelines ...*conveyor.Pipeline) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := server.Open(ctx, server.Config{
 		Addr:            "127.0.0.1:0",
 		DataDir:         t.TempDir(),
 		APIKey:          key,
+		Concurrency:     32,
 		ShutdownTimeout: 5 * time.Second,
 		Logger:          slog.New(slog.DiscardHandler),
-		Pipelines: []*conveyor.Pipeline{{
-			Name:        "agent",
-			Description: "A Go handler the test drives",
-			Handler:     a.run,
-		}},
+		Pipelines:       pipelines,
 	})
 	if err != nil {
 		cancel()
@@ -103,7 +156,7 @@ func TestMain(m *testing.M) {
 
 func TestDashboardIsPublicAndServesItsFiles(t *testing.T) {
 	t.Parallel()
-	base := startNode(t, &agent{}, apiKey)
+	base := startNode(t, apiKey, (&agent{}).pipeline())
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 	resp := get(t, noRedirect, base+"/")
@@ -196,7 +249,8 @@ func browser(t *testing.T) context.Context {
 		chromedp.WindowSize(1440, 900),
 	)
 	ctx, cancelCtx := chromedp.NewContext(allocCtx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, time.Minute)
+	// Generous: four pages share the browser, on machines that may be busy.
+	ctx, cancelTimeout := context.WithTimeout(ctx, 5*time.Minute)
 	t.Cleanup(func() {
 		cancelTimeout()
 		cancelCtx()
@@ -270,11 +324,12 @@ func (p *page) run(what string, actions ...chromedp.Action[chromedp.Void]) {
 }
 
 // waitFor polls the page until the JavaScript expression is true, failing
-// after a deadline with what the page shows.
+// after a deadline with what the page shows. The deadline is far beyond
+// what the page needs (a few seconds at most), for busy machines.
 func (p *page) waitFor(what, expr string) {
 	p.t.Helper()
 	_, err := chromedp.Run(p.ctx, chromedp.Poll[bool](expr,
-		chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(10*time.Second)))
+		chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(45*time.Second)))
 	if err != nil {
 		shown, _ := chromedp.Run(p.ctx, chromedp.Evaluate[string](`document.body.innerText`))
 		p.errs.check(p.t)
@@ -322,13 +377,17 @@ func (p *page) start(input, previousID string) string {
 }
 
 // TestDashboardInBrowser drives the dashboard in headless Chromium against
-// a real node, with an API key (entered in the page; streams then open
-// with tokens) and without: it gets a clear error for a bad input, starts
-// an execution from the form and watches its live progress to 100 %,
-// cancels another from its row, and reads the detail of the first.
+// a real node, with an API key (entered in the page) and without. One
+// execution: it gets a clear error for a bad input, starts an execution
+// from the form and watches its progress to 100 %, cancels another from
+// its row, and reads the detail of the first. Many executions: twenty run
+// at once and all move on screen, tags show and filter the list, a batch
+// filters it too, and a batch's page follows its rollup to completed.
 //
 // CONVEYOR_DASHBOARD_SCREENSHOT=/tmp/dashboard.png saves a screenshot of
-// the page at the end, to look at what the test saw.
+// the page at the end, to look at what the test saw, and beside it
+// dashboard-filtered.png, -batches.png and -batch.png of the list
+// filtered by tags, the batches and a batch.
 func TestDashboardInBrowser(t *testing.T) {
 	t.Parallel()
 	browserCtx := browser(t)
@@ -337,27 +396,39 @@ func TestDashboardInBrowser(t *testing.T) {
 		if key == "" {
 			name = "without an API key"
 		}
-		t.Run(name, func(t *testing.T) {
+		t.Run("one execution "+name, func(t *testing.T) {
 			t.Parallel()
 			testDashboard(t, browserCtx, key)
+		})
+		t.Run("many executions "+name, func(t *testing.T) {
+			t.Parallel()
+			testManyExecutions(t, browserCtx, key)
 		})
 	}
 }
 
-func testDashboard(t *testing.T, browserCtx context.Context, key string) {
-	a := &agent{say: make(chan string), release: make(chan struct{})}
-	base := startNode(t, a, key)
-	p := newPage(t, browserCtx)
-	ctx := p.ctx
-	began := time.Now()
-
+// openDashboard opens the page of the node at base and, when the node has
+// a key, enters it; it returns once the pipelines are shown.
+func openDashboard(p *page, base, key string) {
+	p.t.Helper()
 	p.run("open the page", chromedp.Navigate(base+"/"))
 	if key != "" {
 		// Without the key the page says what is missing.
 		p.waitFor("the unauthorized banner", `!document.querySelector('#banner').hidden && document.querySelector('#banner').textContent.includes('unauthorized')`)
 		p.run("enter the API key", chromedp.SendKeys(chromedp.CSS("#api-key"), key), chromedp.Click(chromedp.CSS("#api-key-save")))
 	}
-	p.waitFor("the pipelines", `document.querySelector('#banner').hidden && document.querySelector('#pipeline option[value="agent"]') !== null`)
+	p.waitFor("the pipelines", `document.querySelector('#banner').hidden && document.querySelector('#pipeline option') !== null &&
+		document.querySelector('#pipeline').value !== ''`)
+}
+
+func testDashboard(t *testing.T, browserCtx context.Context, key string) {
+	a := &agent{say: make(chan string), release: make(chan struct{})}
+	base := startNode(t, key, a.pipeline())
+	p := newPage(t, browserCtx)
+	ctx := p.ctx
+	began := time.Now()
+
+	openDashboard(p, base, key)
 	if key != "" {
 		if stored := eval[string](p, `localStorage.getItem('conveyor.apiKey')`); stored != key {
 			t.Errorf("localStorage has key %q, want %q", stored, key)
@@ -371,11 +442,16 @@ func testDashboard(t *testing.T, browserCtx context.Context, key string) {
 		t.Errorf("error shown for a bad input: %q, want the code, the message and the status", got)
 	}
 
-	// Started from the form, the execution streams its progress live.
+	// Started from the form, the execution shows its progress: live over
+	// the list's stream without a key, read every second with one (no
+	// stream token opens a stream of a filter).
 	first := p.start(`{"rows": 3}`, "")
-	p.waitFor("live progress from the handler", fmt.Sprintf(`(r => r && r.dataset.status === 'running' && r.hasAttribute('data-live') &&
+	p.waitFor("progress from the handler", fmt.Sprintf(`(r => r && r.dataset.status === 'running' && %s &&
 		r.querySelector('.msg').textContent === 'waiting for the test' && r.querySelector('.step').textContent === '1/2 fetch' &&
-		r.querySelector('.pct').textContent === '0%%')(%s)`, row(first)))
+		r.querySelector('.pct').textContent === '0%%')(%s)`, liveIf(key == ""), row(first)))
+	if note, want := p.text("#list-note"), map[bool]string{true: "live over one stream", false: "read every second"}[key == ""]; !strings.Contains(note, want) {
+		t.Errorf("list note %q, want it to say %q", note, want)
+	}
 	if !p.hidden("#start-error") {
 		t.Error("the old error is still shown after a successful start")
 	}
@@ -442,4 +518,181 @@ func send[T any](t *testing.T, c chan<- T, v T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the handler did not take the test's signal")
 	}
+}
+
+// screenshot saves the page beside CONVEYOR_DASHBOARD_SCREENSHOT, named
+// for what it shows, when that is set.
+func (p *page) screenshot(name string) {
+	p.t.Helper()
+	path := os.Getenv("CONVEYOR_DASHBOARD_SCREENSHOT")
+	if path == "" {
+		return
+	}
+	png, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if err := os.WriteFile(strings.TrimSuffix(path, ".png")+"-"+name+".png", png, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// liveIf is a JavaScript condition on a row r: that a stream carries it,
+// when want, else true.
+func liveIf(want bool) string {
+	if want {
+		return `r.hasAttribute('data-live')`
+	}
+	return `true`
+}
+
+// everyRow is a JavaScript expression true when the table (an id) has n
+// rows and cond, a condition on a row r, holds for each.
+func everyRow(table string, n int, cond string) string {
+	return fmt.Sprintf(`(rows => rows.length === %d && rows.every(r => %s))([...document.querySelectorAll(%s)])`,
+		n, cond, js("#"+table+" tbody tr"))
+}
+
+// at is a JavaScript condition on a row r: running at pct percent, on the
+// bar and in the text.
+func at(pct int) string {
+	return fmt.Sprintf(`r.dataset.status === 'running' && r.querySelector('.pct').textContent === '%d%%' &&
+		r.querySelector('.bar .fill').style.width === '%d%%'`, pct, pct)
+}
+
+// tagged is a JavaScript condition on a row r: it shows tag chip t.
+func tagged(t string) string {
+	return fmt.Sprintf(`[...r.querySelectorAll('.tags .tag')].some(c => c.textContent === %s)`, js(t))
+}
+
+func testManyExecutions(t *testing.T, browserCtx context.Context, key string) {
+	s := newStepper()
+	base := startNode(t, key, s.pipeline())
+	c := client.New(base, nil).WithAPIKey(key)
+	const n = 20
+	items := make([]conveyor.NewExecution, n)
+	for i := range items {
+		team := []string{"a", "b"}[i%2]
+		items[i] = conveyor.NewExecution{Pipeline: "stepper", Input: json.RawMessage(fmt.Sprintf(`{"n": %d}`, i)), Tags: conveyor.Tags{"team": team}}
+	}
+	batch, err := c.SubmitBatch(t.Context(), items, conveyor.Tags{"suite": "browser"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPage(t, browserCtx)
+	began := time.Now()
+	openDashboard(p, base, key)
+	// Without a key one stream carries every row, so each row is live;
+	// with a key the rows are read every second.
+	live := liveIf(key == "")
+
+	// Twenty executions run at once, and every bar moves at each step.
+	p.waitFor("twenty running executions with their tags and batch", everyRow("executions", n, at(0)+" && "+live+" && "+
+		tagged("suite:browser")+" && ("+tagged("team:a")+" || "+tagged("team:b")+`) && r.querySelector('.tags').childNodes.length === 3 &&
+		r.querySelector('.batch-link').getAttribute('href') === `+js("#/batches/"+batch.ID)))
+	for range 2 {
+		pct := s.advance()
+		p.waitFor(fmt.Sprintf("every bar at %d%%", pct), everyRow("executions", n, at(pct)+" && "+live))
+	}
+
+	// An execution outside the batch joins the list.
+	lone, err := c.SubmitWithTags(t.Context(), "stepper", map[string]int{"n": n}, conveyor.Tags{"team": "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.waitFor("the execution outside the batch", fmt.Sprintf(`(r => r && %s && r.querySelector('.batch-link') === null)(%s)`,
+		at(50)+" && "+tagged("team:a"), row(lone.ID)))
+
+	// A tag chip filters the list by its tag.
+	p.run("click a team:b chip", chromedp.Click(chromedp.CSS(`#executions tbody .tags button.tag[data-tag="team:b"]`)))
+	p.waitFor("the list of team b", everyRow("executions", n/2, tagged("team:b")+" && !"+tagged("team:a")+" && "+at(50))+
+		` && [...document.querySelectorAll('#tag-chips .tag')].map(c => c.dataset.tag).join() === 'team:b'`)
+
+	// Tags typed in, comma-separated, filter by all of them; the rows shown
+	// still move.
+	p.run("remove the team:b filter", chromedp.Click(chromedp.CSS(`#tag-chips .tag[data-tag="team:b"] .remove`)))
+	p.run("type tag filters", chromedp.SendKeys(chromedp.CSS("#tag-input"), "team:a, suite:browser"+kb.Enter))
+	p.waitFor("the batch's team a", everyRow("executions", n/2, tagged("team:a")+" && "+tagged("suite:browser"))+
+		` && [...document.querySelectorAll('#tag-chips .tag')].map(c => c.dataset.tag).join() === 'team:a,suite:browser'`)
+	pct := s.advance()
+	p.waitFor(fmt.Sprintf("the filtered bars at %d%%", pct), everyRow("executions", n/2, at(pct)+" && "+live))
+	if key != "" {
+		p.screenshot("filtered")
+	}
+
+	// A malformed tag filter is refused in the page.
+	p.run("type a bad tag filter", chromedp.SendKeys(chromedp.CSS("#tag-input"), "no-colon"+kb.Enter))
+	p.waitFor("the tag filter error", `!document.querySelector('#filter-error').hidden &&
+		document.querySelector('#filter-error').textContent.includes('no-colon') && document.querySelectorAll('#tag-chips .tag').length === 2`)
+	eval[string](p, `document.querySelector('#tag-input').value = ''`) // kept for correcting; not wanted here
+
+	// The batch filter shows the batch's members, each carried by one
+	// batch stream even with a key (a batch token).
+	p.run("remove the tag filters", chromedp.Click(chromedp.CSS(`#tag-chips .tag[data-tag="team:a"] .remove`)))
+	p.waitFor("one tag filter left", `document.querySelectorAll('#tag-chips .tag').length === 1`)
+	p.run("remove the last tag filter", chromedp.Click(chromedp.CSS(`#tag-chips .tag .remove`)))
+	p.run("filter by batch", chromedp.SendKeys(chromedp.CSS("#batch-input"), batch.ID+kb.Enter))
+	p.waitFor("the batch's members, live", everyRow("executions", n, at(pct)+` && r.hasAttribute('data-live') &&
+		r.querySelector('.batch-link') !== null`)+` && document.querySelectorAll('#tag-chips .tag').length === 0`)
+	p.run("clear the batch filter", chromedp.Click(chromedp.CSS("#batch-clear")))
+	p.waitFor("the whole list", everyRow("executions", n+1, at(pct)))
+
+	// The batches page lists batches newest first, each with its rollup;
+	// one is cancelled from its row.
+	other, err := c.SubmitBatch(t.Context(), []conveyor.NewExecution{{Pipeline: "stepper"}, {Pipeline: "stepper"}}, conveyor.Tags{"suite": "cancel"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.run("open the batches page", chromedp.Click(chromedp.CSS(`#views a[data-view="batches"]`)))
+	p.waitFor("both batches, newest first, with rollups", fmt.Sprintf(`(rows => rows.length === 2 &&
+		rows[0].dataset.id === %s && rows[1].dataset.id === %s &&
+		rows[1].dataset.status === 'running' && rows[1].querySelector('.badge').textContent === 'running' &&
+		rows[1].querySelector('.pct').textContent === '%d%%' && rows[1].querySelector('.counts').textContent.includes('%d running') &&
+		rows[1].querySelector('.tags').textContent === 'suite:browser' && !rows[1].querySelector('.cancel').hidden &&
+		rows[0].querySelector('.counts').textContent.includes('2 running'))([...document.querySelectorAll('#batches tbody tr')])`,
+		js(other.ID), js(batch.ID), pct, n))
+	if key != "" {
+		p.screenshot("batches")
+	}
+	p.run("cancel the newer batch", chromedp.Click(chromedp.CSS(`#batches tr[data-id="`+other.ID+`"] button.cancel`)))
+	p.waitFor("the cancelled batch", fmt.Sprintf(`(r => r.dataset.status === 'cancelled' && r.querySelector('.counts').textContent.includes('2 cancelled') &&
+		r.querySelector('.cancel').hidden)(document.querySelector(%s))`, js(`#batches tr[data-id="`+other.ID+`"]`)))
+
+	// The batch's page follows its members and its rollup over one stream.
+	p.run("open the batch", chromedp.Click(chromedp.CSS(`#batches tr[data-id="`+batch.ID+`"] .exec-name`)))
+	p.waitFor("the batch page", fmt.Sprintf(`document.querySelector('#batch-id').textContent === %s &&
+		document.querySelector('#batch-status').textContent === 'running' && !document.querySelector('#batch-live').hidden &&
+		document.querySelector('#batch-rollup .pct').textContent === '%d%%' && document.querySelector('#batch-fields').textContent.includes('suite:browser')`,
+		js(batch.ID), pct)+" && "+everyRow("batch-members", n, at(pct)+` && r.hasAttribute('data-live')`))
+
+	// A member's detail shows its tags and its batch.
+	p.run("open a member", chromedp.Click(chromedp.CSS(`#batch-members tbody tr:first-child .exec-name`)))
+	p.waitFor("the member's detail", fmt.Sprintf(`!document.querySelector('#detail').hidden &&
+		location.hash.startsWith(%s) && document.querySelector('#detail-status').textContent === 'running' &&
+		document.querySelector('#detail-fields').textContent.includes('suite:browser') &&
+		document.querySelector('#detail-fields .batch-link').getAttribute('href') === %s`, js("#/batches/"+batch.ID+"/executions/"), js("#/batches/"+batch.ID)))
+	p.run("close the detail", chromedp.Click(chromedp.CSS("#detail-close")))
+	p.waitFor("the batch page again", `document.querySelector('#detail').hidden && !document.querySelector('#view-batch').hidden`)
+
+	// The last step: the rollup reaches completed.
+	s.advance()
+	p.waitFor("the completed batch", fmt.Sprintf(`document.querySelector('#batch-status').textContent === 'completed' &&
+		document.querySelector('#batch-rollup .pct').textContent === '100%%' &&
+		document.querySelector('#batch-rollup .bar .fill').style.width === '100%%' &&
+		document.querySelector('#batch-rollup .counts').textContent.includes('%d completed') &&
+		document.querySelector('#batch-cancel').hidden && document.querySelector('#batch-live').hidden`, n)+" && "+
+		everyRow("batch-members", n, `r.dataset.status === 'completed' && r.querySelector('.pct').textContent === '100%' && !r.hasAttribute('data-live')`))
+	got, err := c.Batch(t.Context(), batch.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != conveyor.StatusCompleted || got.Counts.Completed != n {
+		t.Errorf("batch on the server: %s with counts %+v, want completed with %d completed", got.Status, got.Counts, n)
+	}
+
+	if key != "" {
+		p.screenshot("batch")
+	}
+	p.errs.check(t)
+	t.Logf("browser steps took %s", time.Since(began).Round(time.Millisecond))
 }
