@@ -49,7 +49,11 @@ func (c *Client) watch(ctx context.Context, id string, q url.Values) (*Stream, e
 	}
 	header := http.Header{}
 	c.authorize(header)
-	conn, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: c.http, HTTPHeader: header}) //nolint:bodyclose // Dial closes the body itself: "You never need to close resp.Body yourself."
+	conn, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: c.http, HTTPHeader: header}) //nolint:bodyclose // Dial closes the body itself: "You never need to close resp.Body yourself."
+	if err != nil && resp != nil && resp.StatusCode >= 300 {
+		// A refusal of the handshake is an API error answer: keep its code.
+		return nil, fmt.Errorf("open stream: %s: %w", resp.Status, decodeError(resp))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open stream: %w", err)
 	}
