@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/conveyor-run/conveyor"
 	"github.com/conveyor-run/conveyor/api"
@@ -329,4 +332,29 @@ func TestStreamsOutliveReadTimeout(t *testing.T) {
 		t.Fatalf("WebSocket completed event %+v", ev)
 	}
 	expectEOF(t, ws)
+}
+
+func TestWebSocketRefusesDataMessages(t *testing.T) {
+	t.Parallel()
+	h, g, ex := runGated(t)
+	defer send(t, g.release, nil)
+	for _, size := range []int{1, 5000} {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.url, "http")+"/executions/"+ex.ID+"/progress/ws", nil) //nolint:bodyclose // Dial closes the body itself
+
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		if err := c.Write(ctx, websocket.MessageText, []byte(strings.Repeat("x", size))); err != nil {
+			t.Fatal(err)
+		}
+		for err == nil {
+			_, _, err = c.Read(ctx) // the status message, then the close
+		}
+		if got := websocket.CloseStatus(err); got != websocket.StatusPolicyViolation {
+			t.Fatalf("after a %d-byte data message: %v (status %d), want close 1008", size, err, got)
+		}
+	}
 }

@@ -47,7 +47,9 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, id strin
 		return // Accept has answered the request
 	}
 	defer c.CloseNow()
-	c.SetReadLimit(4096) // clients send nothing but control frames
+	// Clients send nothing but control frames (at most 125 bytes); a data
+	// message closes the stream with 1008 policy violation (CloseRead).
+	c.SetReadLimit(128)
 	ctx := c.CloseRead(r.Context())
 
 	sent := false
