@@ -18,6 +18,7 @@ const (
 	EUNSUPPORTED     = "unsupported_media"  // request body is not application/json
 	EMETHOD          = "method_not_allowed" // the path exists, the method does not
 	EUNAUTHORIZED    = "unauthorized"       // a missing or wrong API key or stream token
+	ERATELIMITED     = "rate_limited"       // over a limit of the client's or the node's; retry after Retry-After
 	EUNAVAILABLE     = "unavailable"        // the server cannot serve now (shutting down, database down)
 	EINTERNAL        = "internal"           // a bug or an unexpected failure
 
@@ -45,6 +46,7 @@ var httpStatuses = []struct {
 	{EINTERNAL, http.StatusInternalServerError},
 	{EMETHOD, http.StatusMethodNotAllowed},
 	{EUNAUTHORIZED, http.StatusUnauthorized},
+	{ERATELIMITED, http.StatusTooManyRequests},
 }
 
 // HTTPStatus is the HTTP status of an error code: 500 for codes that are

@@ -36,6 +36,11 @@ type Store interface {
 	// event.
 	ClaimPending(ctx context.Context, limit int, now time.Time) ([]Claim, error)
 
+	// CountPending returns how many executions are pending, counting no
+	// further than upTo: the cost grows with the count, so a caller that
+	// only needs to know whether a limit is reached says so.
+	CountPending(ctx context.Context, upTo int) (int, error)
+
 	// Append writes events of running attempts in one transaction and
 	// applies each to its execution: LastSeq = Seq; Progress when set; for
 	// final events also the status, FinishedAt, Error, Result; for retrying,

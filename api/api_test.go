@@ -40,6 +40,13 @@ func setup(t testing.TB, concurrency int, pipelines ...*conveyor.Pipeline) *harn
 // client sends it.
 func setupWithKey(t testing.TB, apiKey string, concurrency int, pipelines ...*conveyor.Pipeline) *harness {
 	t.Helper()
+	return setupWith(t, func(cfg *api.Config) { cfg.APIKey = apiKey }, concurrency, pipelines...)
+}
+
+// setupWith is setup with an API configured by configure; the harness's
+// client sends the API key it sets.
+func setupWith(t testing.TB, configure func(*api.Config), concurrency int, pipelines ...*conveyor.Pipeline) *harness {
+	t.Helper()
 	ctx := context.Background()
 	store, err := sqlite.Open(ctx, t.TempDir())
 	if err != nil {
@@ -60,13 +67,14 @@ func setupWithKey(t testing.TB, apiKey string, concurrency int, pipelines ...*co
 	if err := eng.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cfg := api.Config{Store: store, Runner: eng, Executions: live.New(store, h), APIKey: apiKey}
+	cfg := api.Config{Store: store, Runner: eng, Executions: live.New(store, h)}
 	if _, isTest := t.(*testing.T); isTest {
 		// Tests ping and heartbeat often so every stream exercises both;
 		// benchmarks keep the defaults, as pings would skew what they
 		// measure.
 		cfg.PingInterval, cfg.HeartbeatInterval = 50*time.Millisecond, 50*time.Millisecond
 	}
+	configure(&cfg)
 	a := api.New(cfg)
 	srv := httptest.NewServer(a)
 	t.Cleanup(func() {
@@ -77,7 +85,7 @@ func setupWithKey(t testing.TB, apiKey string, concurrency int, pipelines ...*co
 		srv.Close()
 		store.Close()
 	})
-	return &harness{t: t, url: srv.URL, client: client.New(srv.URL, srv.Client()).WithAPIKey(apiKey), store: store, engine: eng, api: a}
+	return &harness{t: t, url: srv.URL, client: client.New(srv.URL, srv.Client()).WithAPIKey(cfg.APIKey), store: store, engine: eng, api: a}
 }
 
 func (h *harness) submit(pipeline string, input any) *conveyor.Execution {

@@ -14,6 +14,9 @@ type createBatchRequest struct {
 }
 
 func (s *Server) createBatch(w http.ResponseWriter, r *http.Request) {
+	if !s.admitSubmission(w, r) {
+		return
+	}
 	var req createBatchRequest
 	if err := decodeBodyUpTo(w, r, &req, false, MaxBatchBodyBytes); err != nil {
 		s.writeError(w, r, err)
@@ -36,6 +39,7 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	s.submitted(b.Total)
 	w.Header().Set("Location", "/batches/"+b.ID)
 	writeJSON(w, http.StatusAccepted, b)
 }

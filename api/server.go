@@ -75,6 +75,15 @@ type Config struct {
 	// DefaultHeartbeatInterval.
 	HeartbeatInterval time.Duration
 	Logger            *slog.Logger
+
+	// Limits (see limits.go); zero means no limit. A client is the API key
+	// a request presents, or else its address.
+	RateLimit           float64 // submissions a second per client, with bursts of twice that
+	MaxStreamsPerClient int     // streams a client may have open
+	MaxStreams          int     // streams open on the node
+	MaxPending          int     // pending executions past which submissions are refused (approximate)
+	// Now is the clock of the limits; default time.Now.
+	Now func() time.Time
 }
 
 // Server is the HTTP handler of the API.
@@ -82,6 +91,7 @@ type Server struct {
 	cfg    Config
 	logger *slog.Logger
 	mux    *http.ServeMux
+	limits *limits
 
 	closing   chan struct{} // closed by CloseStreams
 	closeOnce sync.Once
@@ -105,7 +115,7 @@ func New(cfg Config) *Server {
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = DefaultHeartbeatInterval
 	}
-	s := &Server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux(), closing: make(chan struct{})}
+	s := &Server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux(), limits: newLimits(cfg), closing: make(chan struct{})}
 	s.handle("POST /executions", keyOnly, s.createExecution)
 	s.handle("GET /executions", keyOnly, s.listExecutions)
 	s.handle("GET /executions/progress/sse", keyOrStreamToken, s.streamManySSE)
@@ -138,6 +148,7 @@ func (s *Server) handle(pattern string, a access, fn http.HandlerFunc) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if !s.authorized(r, a) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="conveyor"`)
+			closeUnreadBody(w, r)
 			s.writeError(w, r, conveyor.Errorf(conveyor.EUNAUTHORIZED, "missing or wrong API key (Authorization: Bearer KEY)"))
 			return
 		}
@@ -240,6 +251,9 @@ type createRequest struct {
 }
 
 func (s *Server) createExecution(w http.ResponseWriter, r *http.Request) {
+	if !s.admitSubmission(w, r) {
+		return
+	}
 	var req createRequest
 	if err := decodeBody(w, r, &req, false); err != nil {
 		s.writeError(w, r, err)
@@ -254,6 +268,7 @@ func (s *Server) createExecution(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	s.submitted(1)
 	w.Header().Set("Location", "/executions/"+ex.ID)
 	writeJSON(w, http.StatusAccepted, ex)
 }

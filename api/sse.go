@@ -31,6 +31,12 @@ func (s *Server) streamSSE(w http.ResponseWriter, r *http.Request) {
 // serveSSE sends what src produces as Server-Sent Events. An error before
 // the first message is an ordinary JSON error answer.
 func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, src source) {
+	release, ok := s.openStream(w, r)
+	if !ok {
+		return
+	}
+	defer release()
+	liftReadDeadline(w)
 	rc := http.NewResponseController(w)
 	started := false
 	write := func(b []byte) error {

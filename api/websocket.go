@@ -36,12 +36,20 @@ func (s *Server) streamWebSocket(w http.ResponseWriter, r *http.Request) {
 // a JSON object. A failure before the first message is an error message
 // (about execution id, if the stream is of one), then a normal close.
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, id string, src source) {
+	release, ok := s.openStream(w, r)
+	if !ok {
+		return
+	}
+	defer release()
+	liftReadDeadline(w)
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.AllowedOrigins})
 	if err != nil {
 		return // Accept has answered the request
 	}
 	defer c.CloseNow()
-	c.SetReadLimit(4096) // clients send nothing but control frames
+	// Clients send nothing but control frames (at most 125 bytes); a data
+	// message closes the stream with 1008 policy violation (CloseRead).
+	c.SetReadLimit(128)
 	ctx := c.CloseRead(r.Context())
 
 	sent := false

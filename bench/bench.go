@@ -435,6 +435,9 @@ func openTarget(ctx context.Context, cfg Config, scenario string) (_ *target, er
 			Concurrency:     workers,
 			ShutdownTimeout: 10 * time.Second,
 			Logger:          slog.New(slog.DiscardHandler),
+			// The bench is one client measuring what the node can do,
+			// not a tenant to be kept from the others.
+			RateLimit: -1, MaxStreamsPerClient: -1,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("start embedded node %s: %w", nodeID, err)

@@ -42,7 +42,11 @@ const (
 // HTTP server timeouts.
 const (
 	readHeaderTimeout = 10 * time.Second
-	idleTimeout       = 2 * time.Minute
+	// readTimeout bounds how long a request takes to arrive, body
+	// included, so that a client cannot hold a connection by sending
+	// slowly. Streams lift it once they start.
+	readTimeout = 30 * time.Second
+	idleTimeout = 2 * time.Minute
 	// httpShutdownTimeout bounds the HTTP shutdown once the engine has
 	// stopped and streams were told to end.
 	httpShutdownTimeout = 5 * time.Second
@@ -81,6 +85,17 @@ type Config struct {
 	// PprofAddr, when set, is a loopback address serving net/http/pprof.
 	PprofAddr string
 	Logger    *slog.Logger
+
+	// Limits (docs/deploy.md#limits): zero takes the default, a negative
+	// value means no limit. A client is the API key a request presents,
+	// or else its address.
+	RateLimit           float64 // submissions a second per client, in bursts of twice that; default DefaultRateLimit
+	MaxStreamsPerClient int     // open streams per client; default DefaultMaxStreamsPerClient
+	MaxStreams          int     // open streams on the node; default DefaultMaxStreams, lowered to fit the open-file limit
+	MaxPending          int     // pending executions past which submissions are refused (approximately); default DefaultMaxPending
+	// MaxConnections caps the node's open connections; default, and never
+	// more than, what the open-file limit leaves room for.
+	MaxConnections int
 }
 
 func (c *Config) validate() error {
@@ -113,6 +128,9 @@ func (c *Config) validate() error {
 	}
 	if c.Lease == 0 {
 		c.Lease = conveyor.DefaultLease
+	}
+	if err := c.defaultLimits(); err != nil {
+		return err
 	}
 	if c.NodeID == "" {
 		host, _ := os.Hostname()
@@ -193,9 +211,17 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, err
 		}
 	}
-	if s.ln, err = new(net.ListenConfig).Listen(ctx, "tcp", cfg.Addr); err != nil {
+	openFiles, err := openFileLimit()
+	if err != nil {
+		return nil, err
+	}
+	cfg.fitFileLimit(openFiles)
+	s.cfg = cfg
+	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", cfg.Addr)
+	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
+	s.ln = newCapListener(ln, cfg.MaxConnections)
 	if cfg.PprofAddr != "" {
 		if err := s.servePprof(ctx, cfg.PprofAddr); err != nil {
 			s.ln.Close()
@@ -211,13 +237,18 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Store: s.store, Runner: s.engine, Executions: live.New(s.store, h), APIKey: cfg.APIKey,
 		LoopbackHostsOnly: cfg.APIKey == "" && loopback(cfg.Addr),
 		AllowedOrigins:    cfg.AllowedOrigins, Logger: cfg.Logger,
+		RateLimit: max(0, cfg.RateLimit), MaxStreamsPerClient: max(0, cfg.MaxStreamsPerClient),
+		MaxStreams: max(0, cfg.MaxStreams), MaxPending: max(0, cfg.MaxPending),
 	})
 	s.http = &http.Server{
-		Handler:           s.api,
+		Handler:           healthOnly(s.api, cfg.MaxConnections),
+		ConnContext:       connContext,
 		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
 		IdleTimeout:       idleTimeout,
 	}
-	cfg.Logger.Info("conveyor listening", "addr", s.Addr(), "store", s.storeName(), "pipelines", len(pipelines), "concurrency", cfg.Concurrency)
+	cfg.Logger.Info("conveyor listening", "addr", s.Addr(), "store", s.storeName(), "pipelines", len(pipelines), "concurrency", cfg.Concurrency,
+		"max_connections", cfg.MaxConnections, "max_streams", cfg.MaxStreams)
 	return s, nil
 }
 

@@ -57,6 +57,9 @@ func serveCmd(extra ...goPipelines) *cobra.Command {
 			if origins != "" {
 				cfg.AllowedOrigins = strings.Split(origins, ",")
 			}
+			if err := noLimitIfZero(&cfg); err != nil {
+				return err
+			}
 			logger, err := newLogger(logFormat)
 			if err != nil {
 				return err
@@ -90,11 +93,42 @@ func serveCmd(extra ...goPipelines) *cobra.Command {
 	f.StringVar(&cfg.APIKey, "api-key", "", "require this key as 'Authorization: Bearer KEY' on every request but /healthz [CONVEYOR_API_KEY]")
 	f.BoolVar(&cfg.Insecure, "insecure", false, "allow listening beyond loopback without an API key [CONVEYOR_INSECURE]")
 	f.StringVar(&cfg.PprofAddr, "pprof", "", "serve net/http/pprof on this loopback address, e.g. 127.0.0.1:6060 (off by default) [CONVEYOR_PPROF]")
+	f.Float64Var(&cfg.RateLimit, "rate-limit", server.DefaultRateLimit, "submissions a second per client (API key, else address), in bursts of twice that; 0: no limit [CONVEYOR_RATE_LIMIT]")
+	f.IntVar(&cfg.MaxStreamsPerClient, "max-streams-per-client", server.DefaultMaxStreamsPerClient, "open WebSocket and SSE streams per client; 0: no limit [CONVEYOR_MAX_STREAMS_PER_CLIENT]")
+	f.IntVar(&cfg.MaxStreams, "max-streams", server.DefaultMaxStreams, "open streams on this node, lowered to fit the open-file limit; 0: no limit but that [CONVEYOR_MAX_STREAMS]")
+	f.IntVar(&cfg.MaxPending, "max-pending", server.DefaultMaxPending, "pending executions past which submissions are refused (approximate); 0: no limit [CONVEYOR_MAX_PENDING]")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json [CONVEYOR_LOG_FORMAT]")
 	for i, x := range extra {
 		f.BoolVar(&enabled[i], x.flag, false, x.usage+" ["+envName(x.flag)+"]")
 	}
 	return cmd
+}
+
+// noLimitIfZero turns the limit flags' 0, "no limit", into
+// server.Config's negative value for it (its zero takes the default).
+func noLimitIfZero(cfg *server.Config) error {
+	if cfg.RateLimit < 0 {
+		return fmt.Errorf("--rate-limit must not be negative (0: no limit), got %g", cfg.RateLimit)
+	}
+	if cfg.RateLimit == 0 {
+		cfg.RateLimit = -1
+	}
+	for _, l := range []struct {
+		flag string
+		v    *int
+	}{
+		{"max-streams-per-client", &cfg.MaxStreamsPerClient},
+		{"max-streams", &cfg.MaxStreams},
+		{"max-pending", &cfg.MaxPending},
+	} {
+		switch {
+		case *l.v < 0:
+			return fmt.Errorf("--%s must not be negative (0: no limit), got %d", l.flag, *l.v)
+		case *l.v == 0:
+			*l.v = -1
+		}
+	}
+	return nil
 }
 
 // envDefaults sets every flag not given on the command line from its

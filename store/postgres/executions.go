@@ -199,6 +199,18 @@ func (db *DB) ListExecutions(ctx context.Context, f conveyor.ListFilter) (*conve
 	return &conveyor.ExecutionPage{Executions: exs, NextCursor: next}, nil
 }
 
+// CountPending implements conveyor.Store.
+func (db *DB) CountPending(ctx context.Context, upTo int) (int, error) {
+	if upTo <= 0 {
+		return 0, nil
+	}
+	var n int
+	if err := db.pool.QueryRow(ctx, sqlCountPending, upTo).Scan(&n); err != nil {
+		return 0, storeError("count pending", err)
+	}
+	return n, nil
+}
+
 // ClaimPending implements conveyor.Store. The claimed executions run
 // under this node's lease, until now plus Options.Lease. Claimers on other
 // nodes skip the rows this one is claiming (SKIP LOCKED) instead of

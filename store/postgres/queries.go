@@ -44,6 +44,10 @@ const (
 
 	sqlExistingIDs = `SELECT id FROM executions WHERE id = ANY($1::text[])`
 
+	// Walks the partial index executions_pending, and no further than $1
+	// entries of it.
+	sqlCountPending = `SELECT count(*) FROM (SELECT 1 FROM executions WHERE status = 'pending' LIMIT $1) AS p`
+
 	sqlGetExecution = `SELECT ` + executionColumns + ` FROM executions WHERE id = $1`
 
 	// One statement, so one round trip and an implicit transaction: lock

@@ -156,6 +156,18 @@ func (db *DB) ListExecutions(ctx context.Context, f conveyor.ListFilter) (*conve
 	return &conveyor.ExecutionPage{Executions: exs, NextCursor: next}, nil
 }
 
+// CountPending implements conveyor.Store.
+func (db *DB) CountPending(ctx context.Context, upTo int) (int, error) {
+	if upTo <= 0 {
+		return 0, nil
+	}
+	var n int
+	if err := db.r.QueryRowContext(ctx, sqlCountPending, upTo).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count pending: %w", err)
+	}
+	return n, nil
+}
+
 // ClaimPending implements conveyor.Store.
 func (db *DB) ClaimPending(ctx context.Context, limit int, now time.Time) ([]conveyor.Claim, error) {
 	if limit <= 0 {

@@ -31,6 +31,9 @@ const (
 		WHERE num IN (SELECT num FROM executions WHERE status = 'pending' ORDER BY num LIMIT ?2)
 		RETURNING ` + executionColumns
 
+	// Walks executions_status_num, and no further than ?1 rows of it.
+	sqlCountPending = `SELECT count(*) FROM (SELECT 1 FROM executions WHERE status = 'pending' LIMIT ?1)`
+
 	sqlRunning = `SELECT ` + executionColumns + ` FROM executions WHERE status = 'running' ORDER BY num`
 
 	// The fenced writes of Append. Each applies only to the current

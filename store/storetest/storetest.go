@@ -26,6 +26,7 @@ func Run(t *testing.T, newStore func(t *testing.T) conveyor.Store) {
 		{"GetExecution", getCases},
 		{"ListExecutions", listCases},
 		{"ClaimPending", claimCases},
+		{"CountPending", countPendingCases},
 		{"Append", appendCases},
 		{"Events", eventsCases},
 		{"Cancel", cancelCases},
