@@ -53,6 +53,7 @@ func TestBadInputGetsClearErrorsAndWritesNothing(t *testing.T) {
 		{"malformed query", "GET", "/executions?cursor=%%%garbage", "", ``, 400, conveyor.EBADREQUEST},
 		{"malformed cursor", "GET", "/executions?cursor=not-a-cursor", "", ``, 400, conveyor.EBADREQUEST},
 		{"bad events after", "GET", "/executions/x/events?after=-1", "", ``, 400, conveyor.EBADREQUEST},
+		{"events after with a sign", "GET", "/executions/x/events?after=%2B1", "", ``, 400, conveyor.EBADREQUEST},
 		{"cancel unknown", "POST", "/executions/nope/cancel", "", ``, 404, conveyor.ENOTFOUND},
 		{"cancel with a body that is not an object", "POST", "/executions/nope/cancel", "application/json", `[1]`, 400, conveyor.EBADREQUEST},
 		{"cancel with unknown field", "POST", "/executions/nope/cancel", "application/json", `{"force":true}`, 400, conveyor.EBADREQUEST},
