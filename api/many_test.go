@@ -18,7 +18,7 @@ import (
 // manyMessage is a message of a stream of many executions: an execution's
 // event or a batch message.
 type manyMessage struct {
-	id   string
+	id string
 	conveyor.Event
 	BatchID string          `json:"batch_id"`
 	Counts  conveyor.Counts `json:"counts"`
