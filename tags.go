@@ -28,8 +28,8 @@ func (t Tags) MarshalJSON() ([]byte, error) {
 	return json.Marshal(map[string]string(t))
 }
 
-// UnmarshalJSON reads an object of strings; a value of another type is
-// EINVALID naming its tag, like every other bad tag.
+// UnmarshalJSON reads an object of strings; a value of another type,
+// null included, is EINVALID naming its tag, like every other bad tag.
 func (t *Tags) UnmarshalJSON(b []byte) error {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(b, &raw); err != nil {
@@ -41,11 +41,13 @@ func (t *Tags) UnmarshalJSON(b []byte) error {
 	}
 	tags := make(Tags, len(raw))
 	for _, k := range slices.Sorted(maps.Keys(raw)) {
-		var v string
-		if err := json.Unmarshal(raw[k], &v); err != nil {
+		// Through a pointer, so that null is told from a string: Go
+		// would quietly read it as "".
+		var v *string
+		if err := json.Unmarshal(raw[k], &v); err != nil || v == nil {
 			return Errorf(EINVALID, "tag %q: values are strings", k)
 		}
-		tags[k] = v
+		tags[k] = *v
 	}
 	*t = tags
 	return nil

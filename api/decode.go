@@ -22,8 +22,9 @@ const MaxBodyBytes = 1 << 20
 const MaxBatchBodyBytes = 32 << 20
 
 // decodeBody reads a JSON body into v: 415 unless it is application/json,
-// 413 past MaxBodyBytes, 400 for malformed JSON, unknown fields or trailing
-// data. An empty body is allowed when allowEmpty, leaving v untouched.
+// 413 past MaxBodyBytes, 400 for malformed JSON, a value that is not an
+// object, unknown fields or trailing data. An empty body (nothing but
+// JSON whitespace) is allowed when allowEmpty, leaving v untouched.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) error {
 	return decodeBodyUpTo(w, r, v, allowEmpty, MaxBodyBytes)
 }
@@ -38,7 +39,10 @@ func decodeBodyUpTo(w http.ResponseWriter, r *http.Request, v any, allowEmpty bo
 		}
 		return conveyor.Errorf(conveyor.EBADREQUEST, "read request body: %v", err)
 	}
-	if len(bytes.TrimSpace(body)) == 0 {
+	// JSON's whitespace only: a body of, say, U+00A0 is not empty, and
+	// cancelling on it would act on what the client did not send.
+	trimmed := bytes.Trim(body, " \t\r\n")
+	if len(trimmed) == 0 {
 		if allowEmpty {
 			return nil
 		}
@@ -51,6 +55,10 @@ func decodeBodyUpTo(w http.ResponseWriter, r *http.Request, v any, allowEmpty bo
 		// JSON is UTF-8 (RFC 8259); Go's decoder would quietly keep the
 		// bad bytes, and a store could not.
 		return conveyor.Errorf(conveyor.EBADREQUEST, "request body is not valid UTF-8")
+	}
+	if trimmed[0] != '{' {
+		// Go would decode null into a struct as nothing at all.
+		return conveyor.Errorf(conveyor.EBADREQUEST, "request body must be a JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

@@ -364,8 +364,9 @@ func parseAfter(v string) (int64, error) {
 	if v == "" {
 		return 0, nil
 	}
+	// ParseInt also takes a sign ("+5", "-0"); a seq is digits only.
 	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
+	if err != nil || v[0] < '0' || v[0] > '9' {
 		return 0, conveyor.Errorf(conveyor.EBADREQUEST, "after must be a non-negative integer seq")
 	}
 	return n, nil

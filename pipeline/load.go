@@ -148,7 +148,7 @@ func Parse(file string, data []byte) (p *conveyor.Pipeline, err error) {
 		return nil, fe
 	}
 	var raw rawPipeline
-	d := &document{file: file, lines: map[string]int{}, fields: map[*token.Token]string{}}
+	d := &document{file: file, lines: map[string]int{}, fields: map[*token.Token]string{}, keyParents: map[*token.Token]string{}}
 	if len(f.Docs) == 1 && f.Docs[0].Body != nil {
 		ast.Walk(d, f.Docs[0].Body)
 		if err := yaml.NodeToValue(f.Docs[0].Body, &raw, yaml.DisallowUnknownField()); err != nil {
@@ -192,10 +192,11 @@ type (
 // document validates one parsed file, collecting its mistakes with the
 // line of the field each is about.
 type document struct {
-	file   string
-	lines  map[string]int          // field path -> line of its key
-	fields map[*token.Token]string // token -> path of the field it belongs to
-	errs   []error
+	file       string
+	lines      map[string]int          // field path -> line of its key
+	fields     map[*token.Token]string // token -> path of the field it belongs to
+	keyParents map[*token.Token]string // key token -> path of its mapping
+	errs       []error
 }
 
 // Visit indexes the parse tree by field path. The first node seen for a
@@ -213,6 +214,16 @@ func (d *document) Visit(n ast.Node) ast.Visitor {
 		d.lines[path] = tk.Position.Line
 	}
 	d.fields[tk] = path
+	// A key's path cannot be cut back to its mapping's: the YAML library
+	// quotes keys holding any of $*.[] ('a.b'), and gives a flow key
+	// without a colon ({a, b: 1}) the mapping's own path.
+	if m, ok := n.(*ast.MappingNode); ok {
+		for _, kv := range m.Values {
+			if kv != nil && kv.Key != nil && kv.Key.GetToken() != nil {
+				d.keyParents[kv.Key.GetToken()] = path
+			}
+		}
+	}
 	return d
 }
 
@@ -263,13 +274,21 @@ func (d *document) yamlError(err error) error {
 	case errors.As(err, &ue):
 		// The path ends in the unknown key; name its parent, the message
 		// names the key.
-		if i := strings.LastIndexAny(fe.Field, ".["); i >= 0 {
-			fe.Field = fe.Field[:i]
-		} else {
-			fe.Field = ""
-		}
+		fe.Field = d.parentField(fe.Field, ye.GetToken())
 	}
 	return fe
+}
+
+// parentField is the path of the mapping that holds key token tk, whose
+// own path is field.
+func (d *document) parentField(field string, tk *token.Token) string {
+	if parent, ok := d.keyParents[tk]; ok {
+		return parent
+	}
+	if i := strings.LastIndexAny(field, ".["); i >= 0 {
+		return field[:i]
+	}
+	return ""
 }
 
 func kindName(t reflect.Type) string {

@@ -1,13 +1,18 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/conveyor-run/conveyor"
 	"github.com/conveyor-run/conveyor/pipeline"
@@ -36,6 +41,8 @@ func TestParseErrors(t *testing.T) {
 		{"unknown top field", "nmae: x\nsteps: [{name: s, noop: {}}]\n", []string{"p.yaml:1: ", `unknown field "nmae"`}}, //nolint:misspell // the typo is the test
 		{"unknown step field", "steps:\n  - name: a\n    sleep: 1s\n    bogus: 1\n", []string{"p.yaml:4: steps[0]: ", `unknown field "bogus"`}},
 		{"unknown exec field", "steps:\n  - name: a\n    exec:\n      comand: [ls]\n", []string{"p.yaml:4: steps[0].exec: ", `unknown field "comand"`}},
+		{"unknown field with a dot", "retries.max: 1\nsteps: [{name: s, noop: {}}]\n", []string{`p.yaml:1: unknown field "retries.max"`}},
+		{"unknown step field with a dot", "steps:\n  - name: a\n    sleep: 1s\n    image.size: 1\n", []string{`p.yaml:4: steps[0]: unknown field "image.size"`}},
 		{"missing steps", "name: x\n", []string{"p.yaml:1: steps: ", "at least one step"}},
 		{"empty steps", "name: x\nsteps: []\n", []string{"p.yaml:2: steps: ", "at least one step"}},
 		{"empty file", "", []string{"p.yaml:1: steps: "}},
@@ -313,6 +320,10 @@ func FuzzParse(f *testing.F) {
 		"steps:\n  - name: a\n    exec: {command: [ls, -l], env: {A: 1}, grace: 1s}\n",
 		"a: &x {name: s, sleep: 1s}\nsteps: [*x]\n",
 		"steps:\n  - <<: {name: s}\n    noop: {}\n",
+		"steps: [{name: a, noop: {}}, {name: a, sleep: 0s}]\n",
+		"steps: [{name: a, noop: {}, sleep: 1s}]\n",
+		"name: 'bad name'\nsteps: [{name: a, noop: {}}]\n",
+		"steps:\r\n  - name: a\r\n    sleep: -1s\r\n",
 		"steps: [\n", "", "---\n---\n", "- 1\n",
 	} {
 		f.Add([]byte(s))
@@ -320,22 +331,103 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := pipeline.Parse("fuzz/p.yaml", data)
 		if err != nil {
-			var fe *pipeline.FileError
-			if !errors.As(err, &fe) || !strings.HasPrefix(err.Error(), "fuzz/p.yaml") {
-				t.Fatalf("error %q is not a FileError naming the file", err)
+			checkFileErrors(t, data, err)
+			if _, again := pipeline.Parse("fuzz/p.yaml", data); again == nil || stableText(again) != stableText(err) {
+				t.Fatalf("parsed twice: %v, then %v", err, again)
 			}
 			return
 		}
-		if p.Name == "" || len(p.Steps) == 0 || len(p.Steps) > pipeline.MaxSteps || p.Retries < 0 || p.Retries > pipeline.MaxRetries || p.Timeout < 0 {
-			t.Fatalf("invalid pipeline accepted: %+v", p)
-		}
-		for _, st := range p.Steps {
-			if st.Name == "" || st.Run == nil || st.Spec == nil || st.Timeout < 0 {
-				t.Fatalf("invalid step accepted: %+v", st)
-			}
-		}
-		if _, err := json.Marshal(p.Info()); err != nil {
+		checkPipeline(t, p)
+		info, err := json.Marshal(p.Info())
+		if err != nil {
 			t.Fatalf("info does not marshal: %v", err)
 		}
+		again, err := pipeline.Parse("fuzz/p.yaml", data)
+		if err != nil {
+			t.Fatalf("parsed twice: accepted, then %v", err)
+		}
+		if info2, _ := json.Marshal(again.Info()); string(info2) != string(info) {
+			t.Fatalf("parsed twice: %s, then %s", info, info2)
+		}
 	})
+}
+
+// checkFileErrors fails unless every error joined in err is a FileError
+// naming the file and, when it has one, a line the file has.
+func checkFileErrors(t *testing.T, data []byte, err error) {
+	t.Helper()
+	errs := []error{err}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = joined.Unwrap()
+	}
+	// YAML breaks lines at \n, \r\n and a lone \r.
+	lines := bytes.Count(data, []byte("\n")) + bytes.Count(data, []byte("\r")) - bytes.Count(data, []byte("\r\n")) + 1
+	for _, err := range errs {
+		var fe *pipeline.FileError
+		if !errors.As(err, &fe) {
+			t.Fatalf("error %q is not a FileError", err)
+		}
+		prefix := "fuzz/p.yaml: "
+		if fe.Line > 0 {
+			prefix = fmt.Sprintf("fuzz/p.yaml:%d: ", fe.Line)
+		}
+		if fe.File != "fuzz/p.yaml" || fe.Line < 0 || fe.Line > lines || fe.Message == "" || !strings.HasPrefix(err.Error(), prefix) {
+			t.Fatalf("error %q (%+v) does not name the file and a line of its %d", err, fe, lines)
+		}
+	}
+}
+
+// stableText is err as the same file always gives it. Of several unknown
+// fields in one mapping, the YAML library names one at random (it ranges
+// over a map), so only the mapping is compared for those.
+func stableText(err error) string {
+	var fe *pipeline.FileError
+	if errors.As(err, &fe) && strings.HasPrefix(fe.Message, "unknown field ") {
+		return fe.File + ": " + fe.Field + ": unknown field"
+	}
+	return err.Error()
+}
+
+var (
+	pipelineName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+	kindSpecs    = map[string]reflect.Type{
+		"exec":  reflect.TypeFor[*pipeline.ExecSpec](),
+		"http":  reflect.TypeFor[*pipeline.HTTPSpec](),
+		"sleep": reflect.TypeFor[*pipeline.SleepSpec](),
+		"noop":  reflect.TypeFor[*pipeline.NoopSpec](),
+	}
+)
+
+// checkPipeline fails unless p is a pipeline the engine can run: a name
+// fit for URLs, limits kept, and uniquely named steps of a known kind,
+// each with its settings and something to run.
+func checkPipeline(t *testing.T, p *conveyor.Pipeline) {
+	t.Helper()
+	if !pipelineName.MatchString(p.Name) || len(p.Steps) == 0 || len(p.Steps) > pipeline.MaxSteps || p.Retries < 0 || p.Retries > pipeline.MaxRetries || p.Timeout < 0 || p.Handler != nil {
+		t.Fatalf("invalid pipeline accepted: %+v", p)
+	}
+	names := map[string]bool{}
+	for _, st := range p.Steps {
+		if st.Name == "" || len(st.Name) > 128 || strings.ContainsFunc(st.Name, unicode.IsControl) || names[st.Name] {
+			t.Fatalf("invalid or duplicate step name %q accepted", st.Name)
+		}
+		names[st.Name] = true
+		if st.Run == nil || st.Timeout < 0 || reflect.TypeOf(st.Spec) != kindSpecs[st.Kind] || kindSpecs[st.Kind] == nil {
+			t.Fatalf("invalid step accepted: %+v", st)
+		}
+		switch spec := st.Spec.(type) {
+		case *pipeline.ExecSpec:
+			if len(spec.Command) == 0 || spec.Command[0] == "" || spec.Grace <= 0 {
+				t.Fatalf("invalid exec step accepted: %+v", spec)
+			}
+		case *pipeline.HTTPSpec:
+			if spec.Method == "" || spec.Method != strings.ToUpper(spec.Method) || spec.Expect < 100 || spec.Expect > 599 {
+				t.Fatalf("invalid http step accepted: %+v", spec)
+			}
+		case *pipeline.SleepSpec:
+			if spec.Duration < 0 {
+				t.Fatalf("invalid sleep step accepted: %+v", spec)
+			}
+		}
+	}
 }
