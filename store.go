@@ -132,8 +132,8 @@ type ListFilter struct {
 	// FinishedSince, when set, selects final executions that finished at
 	// or after it (a resumed stream of many executions catches up with it).
 	FinishedSince time.Time
-	Limit    int    // 1..MaxListLimit; 0 means DefaultListLimit
-	Cursor   string // NextCursor of the previous page
+	Limit         int    // 1..MaxListLimit; 0 means DefaultListLimit
+	Cursor        string // NextCursor of the previous page
 }
 
 // List limits.
