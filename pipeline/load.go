@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -135,6 +136,7 @@ func Parse(file string, data []byte) (p *conveyor.Pipeline, err error) {
 		if v := recover(); v != nil {
 			p, err = nil, &FileError{File: file, Message: fmt.Sprintf("cannot parse YAML: %v", v)}
 		}
+		clampLines(err, lineCount(data))
 	}()
 	f, err := parser.ParseBytes(data, 0)
 	if err != nil {
@@ -472,4 +474,25 @@ func (d *document) http(at string, s *HTTPSpec) *HTTPSpec {
 		}
 	}
 	return s
+}
+
+// lineCount is how many lines data has, as YAML breaks them: at \n, \r\n
+// and a lone \r.
+func lineCount(data []byte) int {
+	return bytes.Count(data, []byte("\n")) + bytes.Count(data, []byte("\r")) - bytes.Count(data, []byte("\r\n")) + 1
+}
+
+// clampLines keeps the lines of err's FileErrors within the file's n
+// lines: the YAML library can place an error at end of input on a line
+// past the last (seen with a comment before "\r\n").
+func clampLines(err error, n int) {
+	var fe *FileError
+	if errors.As(err, &fe) && fe.Line > n {
+		fe.Line = n
+	}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range joined.Unwrap() {
+			clampLines(e, n)
+		}
+	}
 }
