@@ -31,14 +31,24 @@ func clientCmds() []*cobra.Command {
 		return cmd
 	}
 
+	var watchBatchID string
 	watchCmd := &cobra.Command{
-		Use:   "watch ID...",
-		Short: "Watch executions live until they end (exit 1 unless all complete)",
-		Args:  cobra.MinimumNArgs(1),
+		Use:   "watch ID... | --batch ID",
+		Short: "Watch executions, or a batch, live until they end (exit 1 unless all complete)",
+		Args: func(_ *cobra.Command, args []string) error {
+			if n := len(args); watchBatchID == "" && n == 0 || watchBatchID != "" && n != 0 {
+				return errors.New("watch takes execution IDs, or --batch and a batch ID")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if watchBatchID != "" {
+				return watchBatch(cmd.Context(), newClient(), watchBatchID)
+			}
 			return watch(cmd.Context(), newClient(), args)
 		},
 	}
+	watchCmd.Flags().StringVar(&watchBatchID, "batch", "", "watch every member of this batch and the batch's counts, instead of executions")
 
 	get := &cobra.Command{
 		Use:   "get ID",
