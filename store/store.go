@@ -20,7 +20,7 @@ import (
 // by num first. param adds a query argument and returns its placeholder
 // ("?" or "$N"), encoding a time.Time as the backend stores times. It returns the query and the page size; the query asks
 // for one execution more, which tells whether there is a next page (see
-// Page).
+// CollectPage).
 //
 // Tag filters join execution_tags (key, value, num), one row per tag with
 // its primary key in that order, and the scan is driven from the first
@@ -35,30 +35,43 @@ func ListQuery(columns string, f conveyor.ListFilter, param func(v any) string) 
 	for i, c := range cols {
 		cols[i] = "e." + strings.TrimSpace(c)
 	}
+	return listQuery("SELECT "+strings.Join(cols, ", ")+" FROM executions e", "e", "execution_tags", f.Tags,
+		func() (where []string) {
+			if f.Status != "" {
+				where = append(where, "e.status = "+param(string(f.Status)))
+			}
+			if f.Pipeline != "" {
+				where = append(where, "e.pipeline = "+param(f.Pipeline))
+			}
+			if f.Batch != "" {
+				where = append(where, "e.batch_id = "+param(f.Batch))
+			}
+			if !f.FinishedSince.IsZero() {
+				where = append(where, "e.finished_at >= "+param(f.FinishedSince)) // a time.Time: the backend's param encodes it
+			}
+			return where
+		}, before, limit, param), limit, nil
+}
+
+// listQuery finishes a list query on selectSQL (a table aliased alias):
+// a join of tagTable per tag, the conditions conds returns, the cursor
+// before, newest first, one row more than limit. conds is called after
+// the joins are written, so that positional placeholders ("?") take
+// their arguments in the order they appear.
+func listQuery(selectSQL, alias, tagTable string, tags []conveyor.Tag, conds func() []string,
+	before int64, limit int, param func(v any) string) string {
 	var b strings.Builder
-	b.WriteString("SELECT " + strings.Join(cols, ", ") + " FROM executions e")
-	order := "e.num"
-	for i, t := range f.Tags {
-		alias := "t" + strconv.Itoa(i)
-		fmt.Fprintf(&b, " JOIN execution_tags %s ON %s.num = e.num AND %s.key = %s AND %s.value = %s",
-			alias, alias, alias, param(t.Key), alias, param(t.Value))
+	b.WriteString(selectSQL)
+	order := alias + ".num"
+	for i, t := range tags {
+		ta := "t" + strconv.Itoa(i)
+		fmt.Fprintf(&b, " JOIN %s %s ON %s.num = %s.num AND %s.key = %s AND %s.value = %s",
+			tagTable, ta, ta, alias, ta, param(t.Key), ta, param(t.Value))
 		if i == 0 {
-			order = alias + ".num"
+			order = ta + ".num"
 		}
 	}
-	var where []string
-	if f.Status != "" {
-		where = append(where, "e.status = "+param(string(f.Status)))
-	}
-	if f.Pipeline != "" {
-		where = append(where, "e.pipeline = "+param(f.Pipeline))
-	}
-	if f.Batch != "" {
-		where = append(where, "e.batch_id = "+param(f.Batch))
-	}
-	if !f.FinishedSince.IsZero() {
-		where = append(where, "e.finished_at >= "+param(f.FinishedSince)) // a time.Time: the backend's param encodes it
-	}
+	where := conds()
 	if before > 0 {
 		where = append(where, order+" < "+param(before))
 	}
@@ -66,42 +79,36 @@ func ListQuery(columns string, f conveyor.ListFilter, param func(v any) string) 
 		b.WriteString(" WHERE " + strings.Join(where, " AND "))
 	}
 	b.WriteString(" ORDER BY " + order + " DESC LIMIT " + param(limit+1))
-	return b.String(), limit, nil
+	return b.String()
 }
 
-// Page collects the rows of a list query (ListQuery, BatchQuery) into a
-// page of at most limit items: add each row's item and num until Full.
-type Page[T any] struct {
-	items []T
-	limit int
-	last  int64
-	next  *string
+// Rows are the rows of a query, as database/sql and pgx give them.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
 }
 
-// NewPage starts a page of at most limit items.
-func NewPage[T any](limit int) *Page[T] {
-	return &Page[T]{items: make([]T, 0, min(limit, 64)), limit: limit}
-}
-
-// Full reports whether the page holds limit items; a row read then means
-// there is a next page, whose cursor Full sets.
-func (p *Page[T]) Full() bool {
-	if len(p.items) < p.limit {
-		return false
+// CollectPage reads the rows of a list query (ListQuery, BatchQuery),
+// each an item and its num, into a page of at most limit items and the
+// cursor of the next page (nil on the last one): the query asks for one
+// row more than limit, which tells whether there is a next page.
+func CollectPage[T any](rows Rows, limit int, scan func(Rows) (T, int64, error)) ([]T, *string, error) {
+	items := make([]T, 0, min(limit, 64))
+	var last int64
+	for rows.Next() {
+		if len(items) == limit {
+			cursor := strconv.FormatInt(last, 10)
+			return items, &cursor, nil
+		}
+		item, num, err := scan(rows)
+		if err != nil {
+			return nil, nil, err
+		}
+		items, last = append(items, item), num
 	}
-	cursor := strconv.FormatInt(p.last, 10)
-	p.next = &cursor
-	return true
+	return items, nil, rows.Err()
 }
-
-// Add appends an item and its num.
-func (p *Page[T]) Add(v T, num int64) {
-	p.items, p.last = append(p.items, v), num
-}
-
-// Items returns the page's items and the cursor of the next page, nil on
-// the last one.
-func (p *Page[T]) Items() ([]T, *string) { return p.items, p.next }
 
 // BatchQuery builds the query of conveyor.Store.ListBatches as ListQuery
 // does for executions: columns (a select list over the table batches as
@@ -111,29 +118,12 @@ func BatchQuery(columns string, f conveyor.BatchFilter, param func(v any) string
 	if err != nil {
 		return "", 0, err
 	}
-	var b strings.Builder
-	b.WriteString("SELECT " + columns + " FROM batches b")
-	order := "b.num"
-	for i, t := range f.Tags {
-		alias := "t" + strconv.Itoa(i)
-		fmt.Fprintf(&b, " JOIN batch_tags %s ON %s.num = b.num AND %s.key = %s AND %s.value = %s",
-			alias, alias, alias, param(t.Key), alias, param(t.Value))
-		if i == 0 {
-			order = alias + ".num"
+	return listQuery("SELECT "+columns+" FROM batches b", "b", "batch_tags", f.Tags, func() []string {
+		if f.Status != "" {
+			return []string{batchStatusSQL[f.Status]}
 		}
-	}
-	var where []string
-	if f.Status != "" {
-		where = append(where, batchStatusSQL[f.Status])
-	}
-	if before > 0 {
-		where = append(where, order+" < "+param(before))
-	}
-	if len(where) > 0 {
-		b.WriteString(" WHERE " + strings.Join(where, " AND "))
-	}
-	b.WriteString(" ORDER BY " + order + " DESC LIMIT " + param(limit+1))
-	return b.String(), limit, nil
+		return nil
+	}, before, limit, param), limit, nil
 }
 
 // batchStatusSQL is conveyor.BatchStatus as conditions on the counts of a

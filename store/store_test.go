@@ -50,23 +50,35 @@ func TestListQuery(t *testing.T) {
 	}
 }
 
-func TestPage(t *testing.T) {
-	p := store.NewPage[*conveyor.Execution](2)
-	for num := int64(9); num > 5; num-- {
-		if p.Full() {
-			break
-		}
-		p.Add(&conveyor.Execution{ID: strconv.FormatInt(num, 10)}, num)
-	}
-	items, next := p.Items()
-	if len(items) != 2 || next == nil || *next != "8" {
-		t.Errorf("page = %d executions, cursor %v; want 2 and 8", len(items), next)
-	}
+// numRows are rows of nums, each scanned as itself.
+type numRows struct {
+	nums []int64
+	i    int
+}
 
-	p = store.NewPage[*conveyor.Execution](5)
-	p.Add(&conveyor.Execution{ID: "only"}, 1)
-	if _, next := p.Items(); p.Full() || next != nil {
-		t.Error("a short page has a next cursor")
+func (r *numRows) Next() bool { r.i++; return r.i <= len(r.nums) }
+func (r *numRows) Err() error { return nil }
+func (r *numRows) Scan(dest ...any) error {
+	*dest[0].(*int64) = r.nums[r.i-1]
+	return nil
+}
+
+func scanNum(r store.Rows) (int64, int64, error) {
+	var n int64
+	err := r.Scan(&n)
+	return n, n, err
+}
+
+func TestCollectPage(t *testing.T) {
+	// The query asks for limit+1 rows: a row past the limit means a next
+	// page, after the last num kept.
+	items, next, err := store.CollectPage(&numRows{nums: []int64{9, 8, 7}}, 2, scanNum)
+	if err != nil || !slices.Equal(items, []int64{9, 8}) || next == nil || *next != "8" {
+		t.Errorf("full page = %v, cursor %v, %v; want [9 8] and 8", items, next, err)
+	}
+	items, next, err = store.CollectPage(&numRows{nums: []int64{3}}, 5, scanNum)
+	if err != nil || !slices.Equal(items, []int64{3}) || next != nil {
+		t.Errorf("short page = %v, cursor %v, %v; want [3] and no cursor", items, next, err)
 	}
 }
 

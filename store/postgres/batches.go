@@ -108,20 +108,11 @@ func (db *DB) ListBatches(ctx context.Context, f conveyor.BatchFilter) (*conveyo
 		return nil, storeError("list batches", err)
 	}
 	defer rows.Close()
-	page := store.NewPage[*conveyor.Batch](limit)
-	for rows.Next() && !page.Full() {
-		b, num, err := scanBatch(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list batches: %w", err)
-		}
-		page.Add(b, num)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	items, next, err := store.CollectPage(rows, limit, func(r store.Rows) (*conveyor.Batch, int64, error) { return scanBatch(r) })
+	if err != nil {
 		return nil, fmt.Errorf("list batches: %w", err)
 	}
-	bs, next := page.Items()
-	return &conveyor.BatchPage{Batches: bs, NextCursor: next}, nil
+	return &conveyor.BatchPage{Batches: items, NextCursor: next}, nil
 }
 
 // CancelBatch implements conveyor.Store. After the commit it notifies

@@ -183,20 +183,11 @@ func (db *DB) ListExecutions(ctx context.Context, f conveyor.ListFilter) (*conve
 		return nil, storeError("list executions", err)
 	}
 	defer rows.Close()
-	page := store.NewPage[*conveyor.Execution](limit)
-	for rows.Next() && !page.Full() {
-		ex, num, err := scanExecution(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list executions: %w", err)
-		}
-		page.Add(ex, num)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	items, next, err := store.CollectPage(rows, limit, func(r store.Rows) (*conveyor.Execution, int64, error) { return scanExecution(r) })
+	if err != nil {
 		return nil, fmt.Errorf("list executions: %w", err)
 	}
-	exs, next := page.Items()
-	return &conveyor.ExecutionPage{Executions: exs, NextCursor: next}, nil
+	return &conveyor.ExecutionPage{Executions: items, NextCursor: next}, nil
 }
 
 // CountPending implements conveyor.Store.
