@@ -168,7 +168,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, errors.New("panic"))
 		}
 	}()
-	if s.cfg.LoopbackHostsOnly && !loopbackHost(r.Host) {
+	if s.cfg.LoopbackHostsOnly && !loopbackHost(r.Host) && r.URL.Path != "/healthz" {
 		s.writeError(w, r, conveyor.Errorf(conveyor.EBADREQUEST,
 			"host %q is not a loopback name: a node without an API key answers only localhost, 127.0.0.1 and [::1]", r.Host))
 		return

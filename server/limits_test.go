@@ -152,16 +152,16 @@ func TestFullNodeAnswersHealthz(t *testing.T) {
 		held = append(held, c)
 	}
 
-	status, _, body, closed := rawGet(t, addr, "GET /healthz HTTP/1.1\r\nHost: n\r\n\r\n")
+	status, _, body, closed := rawGet(t, addr, "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
 	if status != http.StatusOK || !strings.Contains(body, `"ok"`) || !closed {
 		t.Fatalf("healthz on a full node: %d %s, closed %v; want 200 ok and the connection closed", status, body, closed)
 	}
-	status, header, body, closed := rawGet(t, addr, "GET /executions HTTP/1.1\r\nHost: n\r\n\r\n")
+	status, header, body, closed := rawGet(t, addr, "GET /executions HTTP/1.1\r\nHost: localhost\r\n\r\n")
 	if status != http.StatusTooManyRequests || header.Get("Retry-After") == "" || !strings.Contains(body, `"code":"rate_limited"`) || !closed {
 		t.Fatalf("a request to a full node: %d, Retry-After %q, %s, closed %v; want 429 rate_limited with Retry-After, closed",
 			status, header.Get("Retry-After"), body, closed)
 	}
-	status, _, _, closed = rawGet(t, addr, "POST /executions HTTP/1.1\r\nHost: n\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n")
+	status, _, _, closed = rawGet(t, addr, "POST /executions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n")
 	if status != http.StatusTooManyRequests || !closed {
 		t.Fatalf("a submission whose body never comes, to a full node: %d, closed %v; want 429 at once, closed", status, closed)
 	}
@@ -170,7 +170,7 @@ func TestFullNodeAnswersHealthz(t *testing.T) {
 	held[0].Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		status, _, body, _ := rawGet(t, addr, "GET /executions HTTP/1.1\r\nHost: n\r\nConnection: close\r\n\r\n")
+		status, _, body, _ := rawGet(t, addr, "GET /executions HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
 		if status == http.StatusOK {
 			break
 		}
