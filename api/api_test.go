@@ -40,11 +40,18 @@ func setup(t testing.TB, concurrency int, pipelines ...*conveyor.Pipeline) *harn
 // client sends it.
 func setupWithKey(t testing.TB, apiKey string, concurrency int, pipelines ...*conveyor.Pipeline) *harness {
 	t.Helper()
-	ctx := context.Background()
-	store, err := sqlite.Open(ctx, t.TempDir())
+	store, err := sqlite.Open(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return setupStore(t, store, apiKey, concurrency, pipelines...)
+}
+
+// setupStore is setupWithKey on a store the caller opened; the harness
+// closes it.
+func setupStore(t testing.TB, store conveyor.Store, apiKey string, concurrency int, pipelines ...*conveyor.Pipeline) *harness {
+	t.Helper()
+	ctx := context.Background()
 	byName := map[string]*conveyor.Pipeline{}
 	for _, p := range pipelines {
 		byName[p.Name] = p

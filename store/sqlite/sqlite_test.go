@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +17,20 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(closingMillion{m})
+}
+
+// closingMillion runs the tests and benchmarks, then removes the store
+// the 1M benchmarks built, before goleak looks for goroutines left.
+type closingMillion struct{ m *testing.M }
+
+func (c closingMillion) Run() int {
+	code := c.m.Run()
+	if err := closeMillion(); err != nil {
+		fmt.Fprintln(os.Stderr, "remove the store of the 1M benchmarks:", err)
+		return max(code, 1)
+	}
+	return code
 }
 
 // open opens a store in a new temporary folder, closed when t ends.
