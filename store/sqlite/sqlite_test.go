@@ -160,3 +160,32 @@ func TestPathNeedingEscapes(t *testing.T) {
 		t.Errorf("Path() = %s", db.Path())
 	}
 }
+
+// tagDriven reports whether plan, of explainList, drives the scan from
+// the first tag's rows in execution_tags' primary key and sorts nothing.
+func tagDriven(plan string) bool {
+	first, _, _ := strings.Cut(strings.TrimSpace(plan), "\n")
+	return strings.HasPrefix(first, "SEARCH t0 USING PRIMARY KEY (key=? AND value=?") && !strings.Contains(plan, "TEMP B-TREE")
+}
+
+// TestListByTagPlan pins the plan of a tag filter: the scan is driven
+// from execution_tags' primary key, newest first, and nothing is sorted.
+// SQLite plans without statistics here (nothing runs ANALYZE), so an
+// empty store gets the plan a million executions get
+// (BenchmarkListByTag1M logs it).
+func TestListByTagPlan(t *testing.T) {
+	db := open(t)
+	for _, f := range []conveyor.ListFilter{
+		{Tags: []conveyor.Tag{{Key: "tenant", Value: "acme"}}},
+		{Tags: []conveyor.Tag{{Key: "tenant", Value: "acme"}}, Cursor: "1000"},
+		{Tags: []conveyor.Tag{{Key: "tenant", Value: "acme"}, {Key: "kind", Value: "resize"}}, Status: conveyor.StatusPending},
+	} {
+		plan, err := explainList(t.Context(), db, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !tagDriven(plan) {
+			t.Errorf("filter %+v: plan\n%s\nwant it driven from t0's primary key, without a sort", f, plan)
+		}
+	}
+}
