@@ -47,11 +47,18 @@ func setupWithKey(t testing.TB, apiKey string, concurrency int, pipelines ...*co
 // client sends the API key it sets.
 func setupWith(t testing.TB, configure func(*api.Config), concurrency int, pipelines ...*conveyor.Pipeline) *harness {
 	t.Helper()
-	ctx := context.Background()
-	store, err := sqlite.Open(ctx, t.TempDir())
+	store, err := sqlite.Open(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return setupStore(t, store, configure, concurrency, pipelines...)
+}
+
+// setupStore is setupWith on a store the caller opened; the harness
+// closes it. A nil configure leaves the API's defaults.
+func setupStore(t testing.TB, store conveyor.Store, configure func(*api.Config), concurrency int, pipelines ...*conveyor.Pipeline) *harness {
+	t.Helper()
+	ctx := context.Background()
 	byName := map[string]*conveyor.Pipeline{}
 	for _, p := range pipelines {
 		byName[p.Name] = p
@@ -74,7 +81,9 @@ func setupWith(t testing.TB, configure func(*api.Config), concurrency int, pipel
 		// measure.
 		cfg.PingInterval, cfg.HeartbeatInterval = 50*time.Millisecond, 50*time.Millisecond
 	}
-	configure(&cfg)
+	if configure != nil {
+		configure(&cfg)
+	}
 	a := api.New(cfg)
 	srv := httptest.NewServer(a)
 	t.Cleanup(func() {

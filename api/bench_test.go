@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,9 @@ import (
 	"github.com/conveyor-run/conveyor"
 	"github.com/conveyor-run/conveyor/client"
 	"github.com/conveyor-run/conveyor/pipeline"
+	"github.com/conveyor-run/conveyor/store/postgres"
+	"github.com/conveyor-run/conveyor/store/postgres/pgtest"
+	"github.com/conveyor-run/conveyor/store/sqlite"
 )
 
 // Progress latency benchmarks: from x.Progress in a Go handler to the
@@ -238,4 +242,64 @@ func BenchmarkProgressLatencyExecLine(b *testing.B) {
 	reportLatencies(b, lat)
 	w.Close() // sed ends, the execution completes
 	nextOfType(b, s, conveyor.EventCompleted)
+}
+
+// BenchmarkSubmitBatch10000: POST /batches of 10,000 executions, the
+// largest batch, from the Go client to a real server, on SQLite and (with
+// CONVEYOR_TEST_DATABASE_URL) PostgreSQL: the client's encoding, the
+// request on loopback, its decoding, the engine's checks, the store's one
+// transaction and the response. Each op is one batch. The node runs one
+// execution at a time and that one waits, so the members stay pending and
+// the benchmark measures submitting alone.
+func BenchmarkSubmitBatch10000(b *testing.B) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		b.Run(backend, func(b *testing.B) {
+			var store conveyor.Store
+			var err error
+			if backend == "sqlite" {
+				store, err = sqlite.Open(context.Background(), b.TempDir())
+			} else {
+				_, dbURL := pgtest.NewDatabase(b)
+				store, err = postgres.Open(context.Background(), dbURL, &postgres.Options{NodeID: "bench"})
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			release := make(chan struct{})
+			wait := func(ctx context.Context, _ *conveyor.Exec) error {
+				select {
+				case <-release:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			h := setupStore(b, store, nil, 1, &conveyor.Pipeline{Name: "wait", Handler: wait})
+			defer close(release)
+
+			items := make([]conveyor.NewExecution, conveyor.MaxBatchSize)
+			for i := range items {
+				items[i] = conveyor.NewExecution{
+					Pipeline: "wait",
+					Input:    json.RawMessage(`{"item": ` + strconv.Itoa(i) + `, "source": "s3://bucket/in/` + strconv.Itoa(i) + `.csv"}`),
+					Tags:     conveyor.Tags{"part": strconv.Itoa(i % 16)},
+				}
+			}
+			tags := conveyor.Tags{"tenant": "acme"}
+			var lat []time.Duration
+			for b.Loop() {
+				start := time.Now()
+				batch, err := h.client.SubmitBatch(context.Background(), items, tags)
+				lat = append(lat, time.Since(start))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if batch.Total != len(items) {
+					b.Fatalf("batch of %d, want %d", batch.Total, len(items))
+				}
+			}
+			reportLatencies(b, lat)
+			b.ReportMetric(float64(b.N*len(items))/b.Elapsed().Seconds(), "executions/s")
+		})
+	}
 }

@@ -37,10 +37,13 @@ type Config struct {
 	Scenario string
 
 	// Throughput: Executions of bench.noop submitted by Concurrency
-	// clients; then IdleSamples executions one at a time (submit→start
-	// with idle workers).
+	// clients, one POST /executions each or, with Batch (1 to
+	// conveyor.MaxBatchSize), one POST /batches per Batch of them; then
+	// IdleSamples executions one at a time (submit→start with idle
+	// workers).
 	Executions  int
 	Concurrency int
+	Batch       int
 	IdleSamples int
 
 	// Progress latency: ExecutionsRunning executions reporting Rate
@@ -101,6 +104,9 @@ func (c *Config) validate() error {
 	if err := c.validateCounts(); err != nil {
 		return err
 	}
+	if err := c.validateBatch(); err != nil {
+		return err
+	}
 	if err := c.validateUpdates(); err != nil {
 		return err
 	}
@@ -137,6 +143,18 @@ func (c *Config) validateCounts() error {
 		if *d.v == 0 {
 			*d.v = d.def
 		}
+	}
+	return nil
+}
+
+// validateBatch checks the throughput scenario's batch size: 0 (single
+// submits) or what POST /batches takes.
+func (c *Config) validateBatch() error {
+	if c.Batch < 0 || c.Batch > conveyor.MaxBatchSize {
+		return fmt.Errorf("--batch must be 1 to %d executions per POST /batches (0: one POST /executions each), got %d", conveyor.MaxBatchSize, c.Batch)
+	}
+	if c.Batch > 0 && c.Scenario != Throughput && c.Scenario != All {
+		return fmt.Errorf("--batch is for the throughput scenario, not %s", c.Scenario)
 	}
 	return nil
 }
@@ -229,6 +247,7 @@ type Result struct {
 	// What was asked.
 	Executions        int     `json:"executions,omitempty"`
 	Concurrency       int     `json:"concurrency,omitempty"`
+	Batch             int     `json:"batch,omitempty"` // executions per POST /batches; absent: single submits
 	ExecutionsRunning int     `json:"executions_running,omitempty"`
 	Rate              float64 `json:"rate,omitempty"`
 	DurationSeconds   float64 `json:"duration_seconds,omitempty"`
@@ -475,28 +494,29 @@ func waitIdle(ctx context.Context, c *client.Client, pipeline string) error {
 	}
 }
 
-// collect reads the executions with the given ids, newest first, from the
-// list of pipeline's executions. The ids must be among the newest.
-func collect(ctx context.Context, c *client.Client, pipeline string, ids map[string]int) (map[string]*conveyor.Execution, error) {
-	got := make(map[string]*conveyor.Execution, len(ids))
+// collect reads the n newest executions of pipeline for which ours is
+// true, newest first, from the list of pipeline's executions. They must be
+// among the newest.
+func collect(ctx context.Context, c *client.Client, pipeline string, n int, ours func(*conveyor.Execution) bool) ([]*conveyor.Execution, error) {
+	got := make([]*conveyor.Execution, 0, n)
 	cursor := ""
-	for pages := 0; pages < len(ids)/conveyor.MaxListLimit+10; pages++ {
+	for pages := 0; pages < n/conveyor.MaxListLimit+10; pages++ {
 		page, err := c.List(ctx, conveyor.ListFilter{Pipeline: pipeline, Limit: conveyor.MaxListLimit, Cursor: cursor})
 		if err != nil {
 			return nil, err
 		}
 		for _, ex := range page.Executions {
-			if _, ok := ids[ex.ID]; ok {
-				got[ex.ID] = ex
+			if ours(ex) && len(got) < n {
+				got = append(got, ex)
 			}
 		}
-		if len(got) == len(ids) || page.NextCursor == nil {
+		if len(got) == n || page.NextCursor == nil {
 			break
 		}
 		cursor = *page.NextCursor
 	}
-	if len(got) != len(ids) {
-		return got, fmt.Errorf("found %d of the %d executions submitted", len(got), len(ids))
+	if len(got) != n {
+		return got, fmt.Errorf("found %d of the %d executions submitted", len(got), n)
 	}
 	return got, nil
 }

@@ -41,7 +41,8 @@ func benchCmd() *cobra.Command {
 
 Scenarios (--scenario, default all):
   throughput        executions of a one-step noop pipeline from concurrent clients:
-                    submits/s, executions/s end to end, submit→start latency
+                    submits/s, executions/s end to end, submit→start latency;
+                    --batch N submits them in POST /batches of N
   progress-latency  executions reporting progress at --rate, one WebSocket subscriber
                     each: delay from x.Progress to receipt, messages sent/received, CPU
   fanout            idle WebSocket subscribers over a few executions: RSS per
@@ -96,6 +97,7 @@ Results and how to read them: docs/benchmarks.md.`,
 	f.StringVar(&cfg.Scenario, "scenario", bench.All, "throughput, progress-latency, fanout, cross-node or all")
 	f.IntVar(&cfg.Executions, "executions", bench.DefaultExecutions, "throughput: executions to submit")
 	f.IntVar(&cfg.Concurrency, "concurrency", bench.DefaultConcurrency, "concurrent submitting clients")
+	f.IntVar(&cfg.Batch, "batch", 0, "throughput: submit through POST /batches of this many executions (1 to 10000) instead of one POST /executions each")
 	f.IntVar(&cfg.IdleSamples, "idle-samples", bench.DefaultIdleSamples, "throughput: executions submitted one at a time to idle workers")
 	f.IntVar(&cfg.ExecutionsRunning, "executions-running", bench.DefaultExecutionsRunning, "progress-latency: executions running at once")
 	f.Float64Var(&cfg.Rate, "rate", bench.DefaultRate, "progress-latency: progress updates per second per execution")
@@ -134,7 +136,11 @@ func printResult(w io.Writer, r bench.Result) error {
 	}
 	switch r.Scenario {
 	case bench.Throughput:
-		row("executions", fmt.Sprintf("%d from %d concurrent clients", r.Executions, r.Concurrency))
+		if r.Batch > 0 {
+			row("executions", fmt.Sprintf("%d in batches of %d from %d concurrent clients", r.Executions, r.Batch, r.Concurrency))
+		} else {
+			row("executions", fmt.Sprintf("%d from %d concurrent clients", r.Executions, r.Concurrency))
+		}
 		row("submits/s", num(r.SubmitsPerSecond))
 		row("executions/s end to end", num(r.ExecutionsPerSecond))
 		lat("submit→start ms, loaded", r.SubmitToStartMS)

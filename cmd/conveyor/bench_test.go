@@ -192,11 +192,52 @@ func TestBenchBadFlags(t *testing.T) {
 		{[]string{"--server", "http://127.0.0.1:1", "--embedded"}, "exclude each other"},
 		{[]string{"--server", "http://127.0.0.1:1", "--nodes", "2"}, "--nodes and --database-url are for the embedded nodes"},
 		{[]string{"--rate", "0.01", "--duration", "1s"}, "--rate × --duration"},
+		{[]string{"--scenario", "throughput", "--batch", "10001"}, "--batch must be 1 to 10000"},
+		{[]string{"--scenario", "throughput", "--batch", "-1"}, "--batch must be 1 to 10000"},
+		{[]string{"--scenario", "fanout", "--batch", "10"}, "--batch is for the throughput scenario"},
 	} {
 		out, err := exec.CommandContext(t.Context(), binary, append([]string{"bench"}, tc.args...)...).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), tc.want) {
 			t.Errorf("bench %v: err %v, output %q, want an error containing %q", tc.args, err, out, tc.want)
 		}
+	}
+}
+
+// TestBenchThroughputBatch submits through POST /batches, the last batch
+// smaller than the others, on SQLite and on PostgreSQL: every execution
+// is found, completed and timed.
+func TestBenchThroughputBatch(t *testing.T) {
+	t.Parallel()
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			args := []string{"--scenario", "throughput", "--executions", "250", "--batch", "100", "--concurrency", "2", "--idle-samples", "5"}
+			if backend == "postgres" {
+				args = append(args, "--database-url", pgtest.AdminURL(t))
+			}
+			r := runBench(t, args...)["throughput"]
+			if r == nil {
+				t.Fatal("no throughput result")
+			}
+			if r["backend"] != backend || number(t, r, "batch") != 100 || number(t, r, "executions") != 250 {
+				t.Errorf("result %v, want backend %s, batch 100, executions 250", r, backend)
+			}
+			for _, f := range []string{"executions_per_second", "submits_per_second"} {
+				if v := number(t, r, f); v <= 0 {
+					t.Errorf("%s = %v, want > 0", f, v)
+				}
+			}
+			checkLatency(t, r, "submit_to_start_ms")
+			if n := number(t, r, "submit_to_start_ms.n"); n != 250 {
+				t.Errorf("submit_to_start_ms has %v samples, want one per execution (250)", n)
+			}
+			if n := number(t, r, "idle_submit_to_start_ms.n"); n != 5 {
+				t.Errorf("idle_submit_to_start_ms has %v samples, want 5", n)
+			}
+			if notes := fmt.Sprint(r["notes"]); !strings.Contains(notes, "3 POST /batches of up to 100") {
+				t.Errorf("notes %s do not say how the executions were submitted", notes)
+			}
+		})
 	}
 }
 

@@ -2,11 +2,22 @@ package postgres
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/conveyor-run/conveyor"
+	"github.com/conveyor-run/conveyor/store"
+	"github.com/conveyor-run/conveyor/store/postgres/pgtest"
+	"github.com/conveyor-run/conveyor/store/storetest"
 )
 
 // The benchmarks run against CONVEYOR_TEST_DATABASE_URL, each on a new
@@ -139,4 +150,133 @@ func BenchmarkCreateExecutionsBatch100(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/execution")
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "executions/s")
+}
+
+// million is the database of storetest.Million tagged executions that the
+// 1M benchmarks share: built on first use, once per process (not once per
+// -count), and dropped by TestMain.
+var million struct {
+	once  sync.Once
+	admin string // CONVEYOR_TEST_DATABASE_URL
+	name  string // the database, when created
+	db    *DB
+	built time.Duration
+	err   error
+}
+
+// millionStore returns the shared store of storetest.Million executions,
+// building it first if need be; it skips b unless storetest.Env1M and
+// CONVEYOR_TEST_DATABASE_URL are set. The fill is followed by ANALYZE, as
+// autovacuum would do soon after such a load, so that the plans do not
+// depend on whether it has come round yet.
+func millionStore(b *testing.B) *DB {
+	b.Helper()
+	storetest.Skip1M(b)
+	admin := pgtest.AdminURL(b)
+	million.once.Do(func() {
+		million.admin = admin
+		million.err = func() error {
+			ctx := context.Background()
+			var r [6]byte
+			_, _ = rand.Read(r[:])
+			name := "conveyor_bench_1m_" + hex.EncodeToString(r[:])
+			if err := adminExec(ctx, admin, "CREATE DATABASE "+name); err != nil {
+				return err
+			}
+			million.name = name
+			db, err := Open(ctx, pgtest.WithDatabase(b, admin, name), &Options{NodeID: "bench"})
+			if err != nil {
+				return err
+			}
+			million.db = db
+			start := time.Now()
+			if err := storetest.FillTagged(ctx, db, storetest.Million); err != nil {
+				return err
+			}
+			if _, err := db.pool.Exec(ctx, "ANALYZE"); err != nil {
+				return err
+			}
+			million.built = time.Since(start)
+			return nil
+		}()
+	})
+	if million.err != nil {
+		b.Fatal(million.err)
+	}
+	b.Logf("store of %d executions, built and analyzed in %s", storetest.Million, million.built.Round(time.Millisecond))
+	return million.db
+}
+
+// closeMillion drops the database of the 1M benchmarks, if one was made.
+func closeMillion() error {
+	var errs []error
+	if million.db != nil {
+		errs = append(errs, million.db.Close())
+	}
+	if million.name != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		errs = append(errs, adminExec(ctx, million.admin, "DROP DATABASE IF EXISTS "+million.name+" WITH (FORCE)"))
+	}
+	return errors.Join(errs...)
+}
+
+func adminExec(ctx context.Context, admin, sql string) error {
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return fmt.Errorf("connect to CONVEYOR_TEST_DATABASE_URL: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("%s: %w", sql, err)
+	}
+	return nil
+}
+
+// BenchmarkListByTag1M lists a page of 50 executions by tag from a store
+// of a million (storetest.BenchListByTag), after logging EXPLAIN ANALYZE
+// of each filter and checking that it is driven from execution_tags'
+// primary key without a sort. Set CONVEYOR_BENCH_1M=1 to run it:
+//
+//	CONVEYOR_BENCH_1M=1 CONVEYOR_TEST_DATABASE_URL=postgres://… go test ./store/postgres -run '^$' -bench ListByTag1M -v
+func BenchmarkListByTag1M(b *testing.B) {
+	db := millionStore(b)
+	for _, c := range storetest.ListByTagCases {
+		plan, err := explainList(b.Context(), db, conveyor.ListFilter{Tags: c.Tags, Limit: 50})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("%s %v:\n%s", c.Name, c.Tags, plan)
+		// The planner may drive a filter of two tags from either (it
+		// knows which is rarer); from a tag's rows in the primary key,
+		// newest first, in any case, and without a sort.
+		if !strings.Contains(plan, "Scan Backward using execution_tags_pkey") || strings.Contains(plan, "Sort") {
+			b.Errorf("%s: the plan is not driven from execution_tags' primary key, or sorts", c.Name)
+		}
+	}
+	storetest.BenchListByTag(b, db)
+}
+
+// explainList returns EXPLAIN (ANALYZE, BUFFERS) of ListExecutions with f.
+func explainList(ctx context.Context, db *DB, f conveyor.ListFilter) (string, error) {
+	var args []any
+	query, _, err := store.ListQuery(executionColumns, f, func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	})
+	if err != nil {
+		return "", err
+	}
+	rows, err := db.pool.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+query, args...)
+	if err != nil {
+		return "", err
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return strings.Join(lines, "\n"), err
+}
+
+// BenchmarkCreateBatch10000 creates a batch of 10,000 executions per op
+// (storetest.BenchCreateBatch), the largest a batch may be.
+func BenchmarkCreateBatch10000(b *testing.B) {
+	storetest.BenchCreateBatch(b, setup(b))
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -22,7 +23,20 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(closingMillion{m})
+}
+
+// closingMillion runs the tests and benchmarks, then drops the database
+// the 1M benchmarks built, before goleak looks for goroutines left.
+type closingMillion struct{ m *testing.M }
+
+func (c closingMillion) Run() int {
+	code := c.m.Run()
+	if err := closeMillion(); err != nil {
+		fmt.Fprintln(os.Stderr, "drop the database of the 1M benchmarks:", err)
+		return max(code, 1)
+	}
+	return code
 }
 
 // open opens a store on the database at dbURL, closed when t ends.

@@ -3,11 +3,18 @@ package sqlite
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/conveyor-run/conveyor"
+	"github.com/conveyor-run/conveyor/store"
+	"github.com/conveyor-run/conveyor/store/storetest"
 )
 
 // The store's hot paths, on a real file. Run with
@@ -159,4 +166,108 @@ func BenchmarkClaimPending(b *testing.B) {
 		}
 		pending--
 	}
+}
+
+// million is the store of storetest.Million tagged executions that the
+// 1M benchmarks share: built on first use, once per process (not once per
+// -count), and removed by TestMain.
+var million struct {
+	once  sync.Once
+	dir   string
+	db    *DB
+	built time.Duration
+	err   error
+}
+
+// millionStore returns the shared store of storetest.Million executions,
+// building it first if need be; it skips b unless storetest.Env1M is set.
+func millionStore(b *testing.B) *DB {
+	b.Helper()
+	storetest.Skip1M(b)
+	million.once.Do(func() {
+		ctx := context.Background()
+		if million.dir, million.err = os.MkdirTemp("", "conveyor-bench-1m-"); million.err != nil {
+			return
+		}
+		if million.db, million.err = Open(ctx, million.dir); million.err != nil {
+			return
+		}
+		start := time.Now()
+		million.err = storetest.FillTagged(ctx, million.db, storetest.Million)
+		million.built = time.Since(start)
+	})
+	if million.err != nil {
+		b.Fatal(million.err)
+	}
+	b.Logf("store of %d executions, built in %s", storetest.Million, million.built.Round(time.Millisecond))
+	return million.db
+}
+
+// closeMillion removes the store of the 1M benchmarks, if one was built.
+func closeMillion() error {
+	var errs []error
+	if million.db != nil {
+		errs = append(errs, million.db.Close())
+	}
+	if million.dir != "" {
+		errs = append(errs, os.RemoveAll(million.dir))
+	}
+	return errors.Join(errs...)
+}
+
+// BenchmarkListByTag1M lists a page of 50 executions by tag from a store
+// of a million (storetest.BenchListByTag), after logging the query plan of
+// each filter and checking that it is driven from execution_tags' primary
+// key without a sort. Set CONVEYOR_BENCH_1M=1 to run it:
+//
+//	CONVEYOR_BENCH_1M=1 go test ./store/sqlite -run '^$' -bench ListByTag1M -v
+func BenchmarkListByTag1M(b *testing.B) {
+	db := millionStore(b)
+	for _, c := range storetest.ListByTagCases {
+		plan, err := explainList(b.Context(), db, conveyor.ListFilter{Tags: c.Tags, Limit: 50})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("%s %v:\n%s", c.Name, c.Tags, plan)
+		if !tagDriven(plan) {
+			b.Errorf("%s: the plan is not driven from execution_tags' primary key, or sorts", c.Name)
+		}
+	}
+	storetest.BenchListByTag(b, db)
+}
+
+// explainList returns EXPLAIN QUERY PLAN of ListExecutions with f, one
+// line per step, indented by depth.
+func explainList(ctx context.Context, db *DB, f conveyor.ListFilter) (string, error) {
+	var args []any
+	query, _, err := store.ListQuery(executionColumns, f, func(v any) string {
+		args = append(args, v)
+		return "?"
+	})
+	if err != nil {
+		return "", err
+	}
+	rows, err := db.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	depth := map[int]int{}
+	var plan strings.Builder
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			return "", err
+		}
+		depth[id] = depth[parent] + 1
+		fmt.Fprintf(&plan, "%s%s\n", strings.Repeat("  ", depth[id]), detail)
+	}
+	return plan.String(), rows.Err()
+}
+
+// BenchmarkCreateBatch10000 creates a batch of 10,000 executions per op
+// (storetest.BenchCreateBatch), the largest a batch may be.
+func BenchmarkCreateBatch10000(b *testing.B) {
+	storetest.BenchCreateBatch(b, open(b))
 }

@@ -23,9 +23,10 @@ func (db *DB) CreateExecution(ctx context.Context, e *conveyor.Execution) error 
 const insertArgs = 16
 
 // CreateExecutions implements conveyor.Store: one IMMEDIATE transaction on
-// the writer, the prepared insert once per execution, in batch order. The
-// first execution whose id exists, or came earlier in the batch, rolls it
-// all back.
+// the writer, the prepared insert once per execution, in batch order, then
+// one statement for all their tags (sqlInsertTagsSince). The first
+// execution whose id exists, or came earlier in the batch, rolls it all
+// back.
 func (db *DB) CreateExecutions(ctx context.Context, es []*conveyor.Execution) error {
 	if len(es) == 0 {
 		return nil
@@ -66,7 +67,9 @@ func (db *DB) create(ctx context.Context, what string, es []*conveyor.Execution,
 			return err
 		}
 	}
-	insert, insertTag := tx.StmtContext(ctx, db.st.insertExecution), tx.StmtContext(ctx, db.st.insertTag)
+	insert := tx.StmtContext(ctx, db.st.insertExecution)
+	var first int64 // the num of es[0]
+	tagged := false
 	for i, e := range es {
 		res, err := insert.ExecContext(ctx, args[i*insertArgs:(i+1)*insertArgs]...)
 		if err != nil {
@@ -80,15 +83,16 @@ func (db *DB) create(ctx context.Context, what string, es []*conveyor.Execution,
 			}
 			return conveyor.Errorf(conveyor.ECONFLICT, "execution %q already exists", e.ID)
 		}
-		if len(e.Tags) == 0 {
-			continue
+		if i == 0 {
+			if first, err = res.LastInsertId(); err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
 		}
-		num, err := res.LastInsertId()
-		if err != nil {
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		if err := insertTags(ctx, insertTag, e.Tags, num); err != nil {
-			return fmt.Errorf("%s: %w", what, err)
+		tagged = tagged || len(e.Tags) > 0
+	}
+	if tagged {
+		if _, err := tx.StmtContext(ctx, db.st.insertTagsSince).ExecContext(ctx, first); err != nil {
+			return fmt.Errorf("%s: tags: %w", what, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {

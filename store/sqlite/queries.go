@@ -21,7 +21,16 @@ const (
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`
 
-	sqlInsertTag = `INSERT INTO execution_tags (key, value, num) VALUES (?, ?, ?)`
+	// sqlInsertTagsSince makes the execution_tags rows of every execution
+	// numbered ?1 or later from its tags column. CreateExecutions runs it
+	// once, after its inserts, with the num of its first execution: the
+	// writer's transaction holds the write lock, so those are exactly the
+	// executions it inserted, and one statement costs far less than one per
+	// tag (a batch of 10,000 executions with two tags each was 30,000
+	// statements, now 10,001).
+	sqlInsertTagsSince = `INSERT INTO execution_tags (key, value, num)
+		SELECT t.key, t.value, e.num FROM executions e, json_each(e.tags) t
+		WHERE e.num >= ?1 AND e.tags IS NOT NULL`
 
 	sqlGetExecution = `SELECT ` + executionColumns + ` FROM executions WHERE id = ?`
 
@@ -87,7 +96,7 @@ type statements struct {
 	list []*sql.Stmt // everything prepared, for close
 
 	insertExecution *sql.Stmt
-	insertTag       *sql.Stmt
+	insertTagsSince *sql.Stmt
 	claimPending    *sql.Stmt
 	appendProgress  *sql.Stmt
 	appendFinal     *sql.Stmt
@@ -108,7 +117,7 @@ func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
 		query string
 	}{
 		{w, &st.insertExecution, sqlInsertExecution},
-		{w, &st.insertTag, sqlInsertTag},
+		{w, &st.insertTagsSince, sqlInsertTagsSince},
 		{w, &st.claimPending, sqlClaimPending},
 		{w, &st.appendProgress, sqlAppendProgress},
 		{w, &st.appendFinal, sqlAppendFinal},
