@@ -98,4 +98,12 @@
 //     are Lost; an execution with a cancel requested is still renewed.
 //     No ids is the zero Renewal.
 //   - A rescue's error message names the node whose lease expired.
+//
+// # Benchmarks
+//
+// Benchmarks that every backend runs the same way live here too, called
+// from the backend's bench_test.go: BenchCreateBatch (a batch of
+// 10,000), and BenchListByTag on a store that FillTagged built with a
+// million executions (skipped unless CONVEYOR_BENCH_1M=1, see Skip1M).
+// Results are in docs/benchmarks.md.
 package storetest
