@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"net/url"
 
 	"github.com/conveyor-run/conveyor"
 )
@@ -54,25 +53,14 @@ func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listBatches(w http.ResponseWriter, r *http.Request) {
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		s.writeError(w, r, conveyor.Errorf(conveyor.EBADREQUEST, "malformed query string: %v", err))
-		return
-	}
 	var f conveyor.BatchFilter
-	if f.Status, f.Tags, f.Limit, f.Cursor, err = listParams(q); err != nil {
+	var err error
+	if f.Status, f.Tags, f.Limit, f.Cursor, err = listParams(r.URL.Query()); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	page, err := s.cfg.Store.ListBatches(r.Context(), f)
-	if conveyor.ErrorCode(err) == conveyor.EINVALID {
-		err = conveyor.Errorf(conveyor.EBADREQUEST, "%s", conveyor.ErrorMessage(err))
-	}
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, page)
+	s.writeList(w, r, page, err)
 }
 
 func (s *Server) cancelBatch(w http.ResponseWriter, r *http.Request) {

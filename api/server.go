@@ -274,17 +274,20 @@ func (s *Server) createExecution(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listExecutions(w http.ResponseWriter, r *http.Request) {
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		s.writeError(w, r, conveyor.Errorf(conveyor.EBADREQUEST, "malformed query string: %v", err))
-		return
-	}
+	q := r.URL.Query() // checkRequest refused a malformed query
 	f := conveyor.ListFilter{Pipeline: q.Get("pipeline"), Batch: q.Get("batch")}
+	var err error
 	if f.Status, f.Tags, f.Limit, f.Cursor, err = listParams(q); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	page, err := s.cfg.Store.ListExecutions(r.Context(), f)
+	s.writeList(w, r, page, err)
+}
+
+// writeList answers a list request with page, or with err: a filter the
+// store refuses (EINVALID) is the request's mistake, 400.
+func (s *Server) writeList(w http.ResponseWriter, r *http.Request, page any, err error) {
 	if conveyor.ErrorCode(err) == conveyor.EINVALID {
 		err = conveyor.Errorf(conveyor.EBADREQUEST, "%s", conveyor.ErrorMessage(err))
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -96,10 +95,7 @@ func (db *DB) GetBatch(ctx context.Context, id string) (*conveyor.Batch, error) 
 // ListBatches implements conveyor.Store.
 func (db *DB) ListBatches(ctx context.Context, f conveyor.BatchFilter) (*conveyor.BatchPage, error) {
 	var args []any
-	query, limit, err := store.BatchQuery(batchColumns, f, func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	})
+	query, limit, err := store.BatchQuery(batchColumns, f, placeholder(&args))
 	if err != nil {
 		return nil, err
 	}

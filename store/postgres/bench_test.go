@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -260,10 +259,7 @@ func BenchmarkListByTag1M(b *testing.B) {
 // explainList returns EXPLAIN (ANALYZE, BUFFERS) of ListExecutions with f.
 func explainList(ctx context.Context, db *DB, f conveyor.ListFilter) (string, error) {
 	var args []any
-	query, _, err := store.ListQuery(executionColumns, f, func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	})
+	query, _, err := store.ListQuery(executionColumns, f, placeholder(&args))
 	if err != nil {
 		return "", err
 	}

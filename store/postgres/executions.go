@@ -104,6 +104,15 @@ func insertArgs(es []*conveyor.Execution) ([]any, error) {
 		attempts, created, started, finished, lastSeqs, cancelReqs, tags, batchIDs, tagIDs, tagKeys, tagValues}, nil
 }
 
+// placeholder is the param function of store.ListQuery and BatchQuery:
+// it adds v to args and returns its "$N".
+func placeholder(args *[]any) func(v any) string {
+	return func(v any) string {
+		*args = append(*args, v)
+		return "$" + strconv.Itoa(len(*args))
+	}
+}
+
 // tagsColumn is tags as a jsonb parameter, NULL when none.
 func tagsColumn(t conveyor.Tags) (*string, error) {
 	if len(t) == 0 {
@@ -171,10 +180,7 @@ func (db *DB) GetExecution(ctx context.Context, id string) (*conveyor.Execution,
 // submission order; the cursor is the number of the last one returned.
 func (db *DB) ListExecutions(ctx context.Context, f conveyor.ListFilter) (*conveyor.ExecutionPage, error) {
 	var args []any
-	query, limit, err := store.ListQuery(executionColumns, f, func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	})
+	query, limit, err := store.ListQuery(executionColumns, f, placeholder(&args))
 	if err != nil {
 		return nil, err
 	}

@@ -130,13 +130,7 @@ func (db *DB) GetExecution(ctx context.Context, id string) (*conveyor.Execution,
 // submission order; the cursor is the number of the last one returned.
 func (db *DB) ListExecutions(ctx context.Context, f conveyor.ListFilter) (*conveyor.ExecutionPage, error) {
 	var args []any
-	query, limit, err := store.ListQuery(executionColumns, f, func(v any) string {
-		if t, ok := v.(time.Time); ok {
-			v = t.UnixNano() // as times are stored
-		}
-		args = append(args, v)
-		return "?"
-	})
+	query, limit, err := store.ListQuery(executionColumns, f, placeholder(&args))
 	if err != nil {
 		return nil, err
 	}
@@ -150,6 +144,18 @@ func (db *DB) ListExecutions(ctx context.Context, f conveyor.ListFilter) (*conve
 		return nil, fmt.Errorf("list executions: %w", err)
 	}
 	return &conveyor.ExecutionPage{Executions: items, NextCursor: next}, nil
+}
+
+// placeholder is the param function of store.ListQuery and BatchQuery:
+// it adds v to args, a time as times are stored, and returns "?".
+func placeholder(args *[]any) func(v any) string {
+	return func(v any) string {
+		if t, ok := v.(time.Time); ok {
+			v = t.UnixNano()
+		}
+		*args = append(*args, v)
+		return "?"
+	}
 }
 
 // CountPending implements conveyor.Store.
