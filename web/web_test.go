@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -271,6 +272,16 @@ func newPage(t *testing.T, browserCtx context.Context) *page {
 	t.Cleanup(cancel)
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("open a tab: %v", err)
+	}
+	// Without motion nothing moves between the moment a click finds its
+	// target and the moment it lands: a drawer sliding in under a busy
+	// machine once took a click on its close button elsewhere.
+	reduced := emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-reduced-motion", Value: "reduce"}}}
+	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, reduced); err != nil {
+		t.Fatalf("emulate reduced motion: %v", err)
+	}
+	if on, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`matchMedia('(prefers-reduced-motion: reduce)').matches`)); err != nil || !on {
+		t.Fatalf("reduced motion not emulated: %v", err)
 	}
 	errs := &jsErrors{}
 	err := chromedp.Listen(ctx, func(ev any) {
