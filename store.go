@@ -112,9 +112,13 @@ const MaxLogLines = 1000
 type LogLine struct {
 	ExecutionID string    `json:"-"`
 	Time        time.Time `json:"timestamp"`
-	Step        string    `json:"step"`
-	Stream      string    `json:"stream"` // "stdout" or "stderr" of an exec step, "log" from Exec.Log
-	Line        string    `json:"line"`
+	// Attempt is the attempt that wrote the line, so the output of a
+	// retried execution never interleaves unlabelled; 0 for lines kept
+	// from before Conveyor recorded it.
+	Attempt int    `json:"attempt"`
+	Step    string `json:"step"`
+	Stream  string `json:"stream"` // "stdout" or "stderr" of an exec step, "log" from Exec.Log
+	Line    string `json:"line"`
 }
 
 // Claim is an execution just claimed for running, with its started event.

@@ -290,3 +290,23 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestLogLinesCarryTheirAttempt: the output of a retried execution says
+// which attempt wrote each line, on every store.
+func TestLogLinesCarryTheirAttempt(t *testing.T) {
+	forEachStore(t, func(t *testing.T, n *node) {
+		n.start(map[string]string{
+			"flaky": "retries: 1\n" + execStep(`echo "try $CONVEYOR_ATTEMPT"; exit 3`),
+		})
+		ex := n.submit("flaky")
+		if got := n.waitFinal(ex.ID); got.Status != conveyor.StatusFailed || got.Attempt != 2 {
+			t.Fatalf("%s after attempt %d, want failed after attempt 2", got.Status, got.Attempt)
+		}
+		lines := n.waitLogs(ex.ID, 2)
+		for i, l := range lines {
+			if want := fmt.Sprintf("try %d", i+1); l.Line != want || l.Attempt != i+1 {
+				t.Errorf("line %d: %q of attempt %d, want %q of attempt %d", i, l.Line, l.Attempt, want, i+1)
+			}
+		}
+	})
+}

@@ -151,7 +151,7 @@ func (r *run) newExec(stepName string, step int) *conveyor.Exec {
 			r.report(u, step)
 		},
 		LogFunc: func(stream, line string) {
-			r.e.writer.writeLog(conveyor.LogLine{ExecutionID: r.ex.ID, Time: r.e.now(), Step: stepName, Stream: stream, Line: line})
+			r.e.writer.writeLog(conveyor.LogLine{ExecutionID: r.ex.ID, Time: r.e.now(), Attempt: r.ex.Attempt, Step: stepName, Stream: stream, Line: line})
 		},
 		ResultFunc: func(b json.RawMessage) {
 			r.mu.Lock()

@@ -21,6 +21,7 @@ func (db *DB) AppendLogs(ctx context.Context, lines []conveyor.LogLine) error {
 	var (
 		ids     = make([]string, len(lines))
 		times   = make([]time.Time, len(lines))
+		tries   = make([]int32, len(lines))
 		steps   = make([]string, len(lines))
 		streams = make([]string, len(lines))
 		texts   = make([]string, len(lines))
@@ -31,14 +32,14 @@ func (db *DB) AppendLogs(ctx context.Context, lines []conveyor.LogLine) error {
 		if err := l.ValidateStored(); err != nil {
 			return err
 		}
-		ids[i], times[i], steps[i], streams[i], texts[i] = l.ExecutionID, l.Time, l.Step, l.Stream, l.Line
+		ids[i], times[i], tries[i], steps[i], streams[i], texts[i] = l.ExecutionID, l.Time, int32(l.Attempt), l.Step, l.Stream, l.Line
 		if !seen[l.ExecutionID] {
 			seen[l.ExecutionID] = true
 			batch = append(batch, l.ExecutionID)
 		}
 	}
 	b := &pgx.Batch{}
-	b.Queue(sqlInsertLogs, ids, times, steps, streams, texts)
+	b.Queue(sqlInsertLogs, ids, times, tries, steps, streams, texts)
 	b.Queue(sqlTrimLogs, batch, conveyor.MaxLogLines)
 	if err := db.pool.SendBatch(ctx, b).Close(); err != nil {
 		return storeError("append logs", err)
@@ -59,7 +60,7 @@ func (db *DB) Logs(ctx context.Context, id string) ([]conveyor.LogLine, error) {
 	var lines []conveyor.LogLine
 	for rows.Next() {
 		l := conveyor.LogLine{ExecutionID: id}
-		if err := rows.Scan(&l.Time, &l.Step, &l.Stream, &l.Line); err != nil {
+		if err := rows.Scan(&l.Time, &l.Attempt, &l.Step, &l.Stream, &l.Line); err != nil {
 			return nil, fmt.Errorf("read logs: %w", err)
 		}
 		l.Time = l.Time.UTC()

@@ -177,10 +177,10 @@ const (
 
 	// Lines of unknown executions are dropped, like writes of Append; the
 	// rest go in batch order, which the id sequence keeps.
-	sqlInsertLogs = `INSERT INTO logs (execution_id, time, step, stream, line)
-		SELECT l.id, l.time, l.step, l.stream, l.line
-		FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[])
-			WITH ORDINALITY AS l(id, time, step, stream, line, ord)
+	sqlInsertLogs = `INSERT INTO logs (execution_id, time, attempt, step, stream, line)
+		SELECT l.id, l.time, l.attempt, l.step, l.stream, l.line
+		FROM unnest($1::text[], $2::timestamptz[], $3::int[], $4::text[], $5::text[], $6::text[])
+			WITH ORDINALITY AS l(id, time, attempt, step, stream, line, ord)
 		WHERE EXISTS (SELECT 1 FROM executions e WHERE e.id = l.id)
 		ORDER BY l.ord`
 
@@ -193,7 +193,7 @@ const (
 		) c
 		WHERE logs.execution_id = c.id AND logs.id <= c.cut`
 
-	sqlLogs = `SELECT time, step, stream, line FROM logs WHERE execution_id = $1 ORDER BY id`
+	sqlLogs = `SELECT time, attempt, step, stream, line FROM logs WHERE execution_id = $1 ORDER BY id`
 
 	sqlNotify = `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`
 )

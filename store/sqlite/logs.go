@@ -28,7 +28,7 @@ func (db *DB) AppendLogs(ctx context.Context, lines []conveyor.LogLine) error {
 	var ids []string // executions in the batch, in order
 	seen := map[string]bool{}
 	for _, l := range lines {
-		if _, err := insert.ExecContext(ctx, l.ExecutionID, l.Time.UnixNano(), l.Step, l.Stream, l.Line); err != nil {
+		if _, err := insert.ExecContext(ctx, l.ExecutionID, l.Time.UnixNano(), l.Attempt, l.Step, l.Stream, l.Line); err != nil {
 			return fmt.Errorf("append logs: %w", err)
 		}
 		if !seen[l.ExecutionID] {
@@ -62,7 +62,7 @@ func (db *DB) Logs(ctx context.Context, id string) ([]conveyor.LogLine, error) {
 	for rows.Next() {
 		l := conveyor.LogLine{ExecutionID: id}
 		var t int64
-		if err := rows.Scan(&t, &l.Step, &l.Stream, &l.Line); err != nil {
+		if err := rows.Scan(&t, &l.Attempt, &l.Step, &l.Stream, &l.Line); err != nil {
 			return nil, fmt.Errorf("read logs: %w", err)
 		}
 		l.Time = fromUnixNano(t)

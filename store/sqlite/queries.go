@@ -79,15 +79,15 @@ const (
 		error_code = ?2, error_message = ?3 WHERE id = ?4`
 
 	// Lines of unknown executions are dropped, like writes of Append.
-	sqlInsertLog = `INSERT INTO logs (execution_id, time, step, stream, line)
-		SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM executions WHERE id = ?1)`
+	sqlInsertLog = `INSERT INTO logs (execution_id, time, attempt, step, stream, line)
+		SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM executions WHERE id = ?1)`
 
 	// Deletes all but the newest ?2 lines; the subquery is NULL, and
 	// nothing goes, while there are no more than that.
 	sqlTrimLogs = `DELETE FROM logs WHERE execution_id = ?1 AND id <=
 		(SELECT id FROM logs WHERE execution_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)`
 
-	sqlLogs = `SELECT time, step, stream, line FROM logs WHERE execution_id = ? ORDER BY id`
+	sqlLogs = `SELECT time, attempt, step, stream, line FROM logs WHERE execution_id = ? ORDER BY id`
 )
 
 // statements are prepared once. Those on the writer are reused by every

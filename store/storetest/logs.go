@@ -32,6 +32,7 @@ func logLines(id string, from, to int) []conveyor.LogLine {
 		lines = append(lines, conveyor.LogLine{
 			ExecutionID: id,
 			Time:        base.Add(time.Duration(i) * time.Millisecond),
+			Attempt:     1 + i/500,
 			Step:        "load",
 			Stream:      []string{"stdout", "stderr"}[i%2],
 			Line:        fmt.Sprintf("line %d", i),
@@ -49,7 +50,7 @@ func checkLogs(t *testing.T, id string, got, want []conveyor.LogLine) {
 	for i := range want {
 		g, w := got[i], want[i]
 		if g.ExecutionID != w.ExecutionID || !g.Time.Equal(w.Time) || g.Time.Location() != time.UTC ||
-			g.Step != w.Step || g.Stream != w.Stream || g.Line != w.Line {
+			g.Attempt != w.Attempt || g.Step != w.Step || g.Stream != w.Stream || g.Line != w.Line {
 			t.Errorf("%s: log line %d = %+v, want %+v (in UTC)", id, i, g, w)
 			return
 		}
@@ -61,10 +62,10 @@ var logsCases = []testCase{
 		a, b := f.create("alpha"), f.create("alpha")
 		// A time outside UTC comes back as the same instant in UTC; a line
 		// may be empty and may have no step or stream (a handler's log).
-		a1 := conveyor.LogLine{ExecutionID: a.ID, Time: time.Date(2025, 6, 1, 14, 0, 0, 5000, time.FixedZone("CEST", 2*3600)), Step: "fetch", Stream: "stdout", Line: "GET https://example.com 200 — ✓"}
+		a1 := conveyor.LogLine{ExecutionID: a.ID, Time: time.Date(2025, 6, 1, 14, 0, 0, 5000, time.FixedZone("CEST", 2*3600)), Attempt: 1, Step: "fetch", Stream: "stdout", Line: "GET https://example.com 200 — ✓"}
 		b1 := conveyor.LogLine{ExecutionID: b.ID, Time: at(1), Step: "fetch", Stream: "stderr", Line: "warning: slow"}
 		a2 := conveyor.LogLine{ExecutionID: a.ID, Time: at(2), Line: ""}
-		a3 := conveyor.LogLine{ExecutionID: a.ID, Time: at(1), Step: "parse", Stream: "stderr", Line: "\ttabs and \"quotes\" and \\"}
+		a3 := conveyor.LogLine{ExecutionID: a.ID, Time: at(1), Attempt: 2, Step: "parse", Stream: "stderr", Line: "\ttabs and \"quotes\" and \\"}
 		f.appendLogs([]conveyor.LogLine{a1, b1, a2})
 		f.appendLogs([]conveyor.LogLine{a3})
 
