@@ -51,6 +51,10 @@ type Execution struct {
 	LastSeq int64 `json:"last_seq"`
 	// CancelRequested is set when a cancel arrived while it was running.
 	CancelRequested bool `json:"cancel_requested,omitempty"`
+	// SeqReserved, on a shared store, is the highest seq the node running
+	// the attempt may have published without storing it (see
+	// SeqReservation); 0 elsewhere.
+	SeqReserved int64 `json:"-"`
 }
 
 // Progress is how far an execution has come. CurrentStep is 1-based (0

@@ -87,7 +87,8 @@ func (why Interruption) message(ex *Execution) string {
 // allow another attempt, otherwise failed with EINTERRUPTED, keeping its
 // last progress. It applies the event to ex and returns it.
 func (ex *Execution) Interrupt(now time.Time, retries int, why Interruption) Event {
-	ev := Event{ExecutionID: ex.ID, Seq: ex.LastSeq + 1, Time: now, Attempt: ex.Attempt}
+	// Above what the lost runner may have published: see SeqReservation.
+	ev := Event{ExecutionID: ex.ID, Seq: max(ex.LastSeq, ex.SeqReserved) + 1, Time: now, Attempt: ex.Attempt}
 	if Retryable(ex.Attempt, retries) {
 		ev.Type, ev.Status = EventRetrying, StatusPending
 		ev.Error = Errorf(EINTERRUPTED, "%s; retrying", why.message(ex))

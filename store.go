@@ -99,6 +99,23 @@ type Store interface {
 	Close() error
 }
 
+// SeqReservation is how far past its newest seq the node running an
+// attempt on a shared store may publish progress it has not stored
+// (progress is stored only now and then, see engine.Config). The lease
+// records the reservation, and an event written for the attempt without
+// its runner (a rescue) takes a seq above it: a subscriber on the node
+// that lost the lease has seen no seq as high, so it misses nothing.
+// A million is more progress than a runner publishes between two lease
+// renewals; a rescued execution's seqs jump by about that much.
+const SeqReservation = 1_000_000
+
+// Lease is one execution's lease as its runner renews it: the highest
+// seq it may publish until the next renewal.
+type Lease struct {
+	ExecutionID string
+	SeqReserved int64
+}
+
 // Renewal is what RenewLeases found.
 type Renewal struct {
 	Lost            []string // no longer running under this node's lease
@@ -167,9 +184,11 @@ type SharedStore interface {
 	Notifier
 
 	// RenewLeases extends the leases of this node's running executions
-	// with the given ids. Ids no longer running under this node's lease
-	// are reported Lost; those with a cancel requested, CancelRequested.
-	RenewLeases(ctx context.Context, ids []string, now time.Time) (Renewal, error)
+	// and raises each one's SeqReserved to its lease's. Executions no
+	// longer running under this node's lease are reported Lost; those with
+	// a cancel requested, CancelRequested. A claim reserves
+	// SeqReservation seqs past the started event.
+	RenewLeases(ctx context.Context, leases []Lease, now time.Time) (Renewal, error)
 
 	// RescueExpired does what RecoverInterrupted does, but only for
 	// executions whose lease expired before now, whichever node had them.

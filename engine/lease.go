@@ -34,24 +34,35 @@ func (e *Engine) leaseLoop(ctx context.Context, shared conveyor.SharedStore) {
 
 func (e *Engine) renewLeases(ctx context.Context, shared conveyor.SharedStore) {
 	e.mu.Lock()
-	ids := make([]string, 0, len(e.runs))
-	for id := range e.runs {
-		ids = append(ids, id)
+	runs := make([]*run, 0, len(e.runs))
+	for _, r := range e.runs {
+		runs = append(runs, r)
 	}
 	e.mu.Unlock()
-	if len(ids) == 0 {
+	if len(runs) == 0 {
 		return
 	}
-	r, err := shared.RenewLeases(ctx, ids, e.now())
+	leases := make([]conveyor.Lease, len(runs))
+	for i, r := range runs {
+		leases[i] = r.nextLease()
+	}
+	r, err := shared.RenewLeases(ctx, leases, e.now())
 	if err != nil {
 		if ctx.Err() == nil {
-			e.cfg.Logger.Error("renew leases", "executions", len(ids), "err", err)
+			e.cfg.Logger.Error("renew leases", "executions", len(leases), "err", err)
 		}
 		return
 	}
+	lost := make(map[string]bool, len(r.Lost))
 	for _, id := range r.Lost {
+		lost[id] = true
 		e.cfg.Logger.Warn("lease lost: stopping the run", "execution", id)
 		e.cancelRun(id, errLeaseLost)
+	}
+	for i, run := range runs {
+		if !lost[run.ex.ID] {
+			run.reserve(leases[i].SeqReserved)
+		}
 	}
 	for _, id := range r.CancelRequested {
 		e.cancelRun(id, errCancelled)

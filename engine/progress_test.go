@@ -2,7 +2,9 @@ package engine
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -110,5 +112,47 @@ func TestNonFiniteNumbersAreDropped(t *testing.T) {
 	}
 	if _, err := json.Marshal(p); err != nil {
 		t.Fatalf("progress cannot be encoded: %v", err)
+	}
+}
+
+// TestProgressWaitsForReservedSeqs: on a shared store a run publishes no
+// progress past the seqs its lease reserves; what waits is published, as
+// the newest progress, once a renewal reserves more.
+func TestProgressWaitsForReservedSeqs(t *testing.T) {
+	t.Parallel()
+	var published []conveyor.Event
+	e := &Engine{cfg: Config{
+		NowFunc:               time.Now,
+		ProgressStoreInterval: time.Hour, // nothing is due for the store
+		PublishFunc:           func(ev conveyor.Event) { published = append(published, ev) },
+	}}
+	r := &run{e: e, ex: &conveyor.Execution{ID: "x", Attempt: 1}, kick: make(chan struct{}, 1), seq: 1, reserved: 3, storedAt: time.Now()}
+	r.state.total = -1
+	for i := range 5 {
+		r.report(conveyor.Update{Message: fmt.Sprint("update ", i)}, 0)
+		r.flushProgress()
+	}
+	messages := func() (ms []string) {
+		for _, ev := range published {
+			ms = append(ms, fmt.Sprintf("#%d %s", ev.Seq, ev.Progress.Message))
+		}
+		return ms
+	}
+	if got, want := messages(), []string{"#2 update 0", "#3 update 1"}; !slices.Equal(got, want) {
+		t.Fatalf("published %q before the renewal, want %q", got, want)
+	}
+	if l := r.nextLease(); l.ExecutionID != "x" || l.SeqReserved != 3+conveyor.SeqReservation {
+		t.Errorf("next lease %+v, want x reserving up to %d", l, 3+conveyor.SeqReservation)
+	}
+
+	r.reserve(10)
+	select {
+	case <-r.kick:
+	default:
+		t.Fatal("reserve did not wake the emitter")
+	}
+	r.flushProgress()
+	if got, want := messages(), []string{"#2 update 0", "#3 update 1", "#4 update 4"}; !slices.Equal(got, want) {
+		t.Fatalf("published %q after the renewal, want %q", got, want)
 	}
 }

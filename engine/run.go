@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -25,7 +26,12 @@ type run struct {
 	// published and is queued for the store.
 	emitMu sync.Mutex
 	seq    int64
-	ended  bool // the final event was emitted; nothing may follow
+	// reserved is the highest seq progress may be published with: on a
+	// shared store, what the store holds in the lease (see
+	// conveyor.SeqReservation), so that a rescue's event comes after every
+	// seq a subscriber here has seen.
+	reserved int64
+	ended    bool // the final event was emitted; nothing may follow
 	// Progress reaches subscribers at once but the store at most once per
 	// ProgressStoreInterval: storedAt is when it last went to the store,
 	// unstored the newest progress published since.
@@ -48,6 +54,10 @@ func (e *Engine) newRun(c conveyor.Claim) *run {
 		cancel: cancel,
 		kick:   make(chan struct{}, 1),
 		seq:    c.Started.Seq,
+	}
+	r.reserved = math.MaxInt64
+	if _, shared := e.cfg.Store.(conveyor.SharedStore); shared {
+		r.reserved = c.Execution.SeqReserved
 	}
 	r.state.total = -1
 	r.state.started = c.Started.Time
@@ -210,8 +220,8 @@ func (r *run) flushProgress() time.Duration {
 }
 
 func (r *run) emitProgressLocked() time.Duration {
-	if r.ended {
-		return 0
+	if r.ended || r.seq >= r.reserved {
+		return 0 // once the next renewal reserves more seqs, reserve kicks the emitter
 	}
 	r.mu.Lock()
 	if !r.dirty {
@@ -233,6 +243,22 @@ func (r *run) emitProgressLocked() time.Duration {
 	r.e.writer.write(ev)
 	r.storedAt, r.unstored = now, nil
 	return 0
+}
+
+// nextLease is the lease to renew: seqs reserved past the newest one.
+func (r *run) nextLease() conveyor.Lease {
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
+	return conveyor.Lease{ExecutionID: r.ex.ID, SeqReserved: r.seq + conveyor.SeqReservation}
+}
+
+// reserve raises the seqs progress may use to seq, once the store holds
+// that reservation, and publishes progress that was waiting for it.
+func (r *run) reserve(seq int64) {
+	r.emitMu.Lock()
+	r.reserved = max(r.reserved, seq)
+	r.emitMu.Unlock()
+	r.kickEmitter()
 }
 
 // storeUnstoredLocked queues the newest progress not yet stored.

@@ -218,7 +218,8 @@ func (db *DB) ClaimPending(ctx context.Context, limit int, now time.Time) ([]con
 		return nil, nil
 	}
 	now = storedTime(now)
-	rows, err := db.pool.Query(ctx, sqlClaimPending, limit, now, db.node, now.Add(db.lease), now.Format(time.RFC3339Nano))
+	rows, err := db.pool.Query(ctx, sqlClaimPending, limit, now, db.node, now.Add(db.lease), now.Format(time.RFC3339Nano),
+		conveyor.SeqReservation)
 	if err != nil {
 		return nil, fmt.Errorf("claim executions: %w", err)
 	}
@@ -392,17 +393,32 @@ func retriesOf(retries func(string) int, pipeline string) int {
 }
 
 // RenewLeases extends to now plus Options.Lease the leases of the
-// executions with the given ids that run under this node. The others are
-// reported Lost: finished, back to pending after a rescue, or claimed by
-// another node. Of those renewed, the ones with a cancel requested are
-// reported CancelRequested, so the runner stops them even if the
-// conveyor_cancel notification never arrived.
-func (db *DB) RenewLeases(ctx context.Context, ids []string, now time.Time) (conveyor.Renewal, error) {
+// executions that run under this node, and raises their reserved seqs.
+// The others are reported Lost: finished, back to pending after a rescue,
+// or claimed by another node. Of those renewed, the ones with a cancel
+// requested are reported CancelRequested, so the runner stops them even
+// if the conveyor_cancel notification never arrived.
+func (db *DB) RenewLeases(ctx context.Context, leases []conveyor.Lease, now time.Time) (conveyor.Renewal, error) {
 	var r conveyor.Renewal
-	if len(ids) == 0 {
+	if len(leases) == 0 {
 		return r, nil
 	}
-	rows, err := db.pool.Query(ctx, sqlRenewLeases, ids, db.node, storedTime(now).Add(db.lease))
+	// One row per execution, with the highest reservation asked for it.
+	var ids []string
+	reserved := make(map[string]int64, len(leases))
+	for _, l := range leases {
+		if seq, ok := reserved[l.ExecutionID]; !ok {
+			ids = append(ids, l.ExecutionID)
+			reserved[l.ExecutionID] = l.SeqReserved
+		} else {
+			reserved[l.ExecutionID] = max(seq, l.SeqReserved)
+		}
+	}
+	seqs := make([]int64, len(ids))
+	for i, id := range ids {
+		seqs[i] = reserved[id]
+	}
+	rows, err := db.pool.Query(ctx, sqlRenewLeases, ids, seqs, db.node, storedTime(now).Add(db.lease))
 	if err != nil {
 		return r, fmt.Errorf("renew leases: %w", err)
 	}
@@ -422,12 +438,7 @@ func (db *DB) RenewLeases(ctx context.Context, ids []string, now time.Time) (con
 	if err := rows.Err(); err != nil {
 		return r, fmt.Errorf("renew leases: %w", err)
 	}
-	seen := make(map[string]bool, len(ids))
 	for _, id := range ids {
-		if seen[id] {
-			continue
-		}
-		seen[id] = true
 		cancelled, ok := held[id]
 		switch {
 		case !ok:
@@ -456,7 +467,7 @@ func scanExecution(sc scanner) (*conveyor.Execution, int64, error) {
 		tags                           []byte
 	)
 	err := sc.Scan(&num, &ex.ID, &ex.Pipeline, &status, &input, &progress, &result, &errJS,
-		&ex.Attempt, &ex.CreatedAt, &started, &finished, &ex.LastSeq, &ex.CancelRequested, &node, &tags, &ex.BatchID)
+		&ex.Attempt, &ex.CreatedAt, &started, &finished, &ex.LastSeq, &ex.CancelRequested, &node, &tags, &ex.BatchID, &ex.SeqReserved)
 	if err != nil {
 		return nil, 0, err
 	}

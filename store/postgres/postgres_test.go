@@ -257,7 +257,7 @@ func TestListen(t *testing.T) {
 	if err != nil || len(evs) != 1 || evs[0].ExecutionID != "y" {
 		t.Fatalf("RescueExpired = %+v, %v; want y failed", evs, err)
 	}
-	n.want(conveyor.Notice{Kind: conveyor.NoticeEvents, ExecutionID: "y", Seq: 3})
+	n.want(conveyor.Notice{Kind: conveyor.NoticeEvents, ExecutionID: "y", Seq: 2 + conveyor.SeqReservation})
 }
 
 func TestNotifyPayloadsSplit(t *testing.T) {

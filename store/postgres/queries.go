@@ -10,7 +10,7 @@ package postgres
 
 // executionColumns are what scanExecution reads, in its order.
 const executionColumns = `num, id, pipeline, status, input, progress, result, error,
-	attempt, created_at, started_at, finished_at, last_seq, cancel_requested, node, tags, batch_id`
+	attempt, created_at, started_at, finished_at, last_seq, cancel_requested, node, tags, batch_id, seq_reserved`
 
 const (
 	// sqlInsertExecutions inserts a batch of new executions (parallel
@@ -61,7 +61,7 @@ const (
 		), started AS (
 			UPDATE executions e
 			SET status = 'running', attempt = e.attempt + 1, started_at = $2,
-				last_seq = e.last_seq + 1, node = $3, lease_until = $4
+				last_seq = e.last_seq + 1, node = $3, lease_until = $4, seq_reserved = e.last_seq + 1 + $6
 			FROM claimed WHERE e.num = claimed.num
 			RETURNING e.*
 		), inserted AS (
@@ -168,11 +168,13 @@ const (
 		ORDER BY id FOR NO KEY UPDATE SKIP LOCKED`
 
 	sqlRenewLeases = `WITH held AS (
-			SELECT num FROM executions
-			WHERE id = ANY($1::text[]) AND status = 'running' AND node = $2
-			ORDER BY id FOR NO KEY UPDATE
+			SELECT e.num, l.seq FROM executions e
+			JOIN unnest($1::text[], $2::bigint[]) AS l(id, seq) ON l.id = e.id
+			WHERE e.status = 'running' AND e.node = $3
+			ORDER BY e.id FOR NO KEY UPDATE OF e
 		)
-		UPDATE executions e SET lease_until = $3 FROM held WHERE e.num = held.num
+		UPDATE executions e SET lease_until = $4, seq_reserved = greatest(e.seq_reserved, held.seq)
+		FROM held WHERE e.num = held.num
 		RETURNING e.id, e.cancel_requested`
 
 	// Lines of unknown executions are dropped, like writes of Append; the

@@ -157,11 +157,11 @@ var recoverCases = []testCase{
 		if ev.Type != conveyor.EventRetrying || ev.Error == nil || ev.Error.Code != conveyor.EINTERRUPTED || ev.Error.Message == "" {
 			f.t.Errorf("retried execution: event %s", toJSON(ev))
 		}
-		wantEv := conveyor.Event{Type: conveyor.EventRetrying, ExecutionID: again.ID, Seq: b.LastSeq + 1, Time: now, Attempt: 1, Status: conveyor.StatusPending, Error: ev.Error}
+		wantEv := conveyor.Event{Type: conveyor.EventRetrying, ExecutionID: again.ID, Seq: interruptSeq(b), Time: now, Attempt: 1, Status: conveyor.StatusPending, Error: ev.Error}
 		checkEvent(f.t, ev, wantEv)
 		checkEvents(f.t, f.eventsAfter(again.ID, b.LastSeq), []conveyor.Event{wantEv})
 		want := *b
-		want.Status, want.Progress, want.Error, want.LastSeq = conveyor.StatusPending, nil, ev.Error, b.LastSeq+1
+		want.Status, want.Progress, want.Error, want.LastSeq = conveyor.StatusPending, nil, ev.Error, interruptSeq(b)
 		got := f.get(again.ID)
 		want.StartedAt = got.StartedAt // left open until the next claim
 		checkExecution(f.t, got, &want)
@@ -174,11 +174,11 @@ var recoverCases = []testCase{
 				f.t.Errorf("%s: event %s, want failed with code %s", ex.Pipeline, toJSON(ev), conveyor.EINTERRUPTED)
 				continue
 			}
-			wantEv := conveyor.Event{Type: conveyor.EventFailed, ExecutionID: ex.ID, Seq: b.LastSeq + 1, Time: now, Attempt: b.Attempt, Status: conveyor.StatusFailed, Progress: ev.Progress, Error: ev.Error}
+			wantEv := conveyor.Event{Type: conveyor.EventFailed, ExecutionID: ex.ID, Seq: interruptSeq(b), Time: now, Attempt: b.Attempt, Status: conveyor.StatusFailed, Progress: ev.Progress, Error: ev.Error}
 			checkEvent(f.t, ev, wantEv)
 			checkEvents(f.t, f.eventsAfter(ex.ID, b.LastSeq), []conveyor.Event{wantEv})
 			want := *b
-			want.Status, want.Error, want.FinishedAt, want.LastSeq = conveyor.StatusFailed, ev.Error, ptr(now), b.LastSeq+1
+			want.Status, want.Error, want.FinishedAt, want.LastSeq = conveyor.StatusFailed, ev.Error, ptr(now), interruptSeq(b)
 			checkExecution(f.t, f.get(ex.ID), &want)
 		}
 		if got := f.get(noRetries.ID).Progress; !equalProgress(got, noRetriesProgress) {
@@ -198,8 +198,8 @@ var recoverCases = []testCase{
 		if got := claimIDs(claims); !slices.Equal(got, []string{again.ID, pending.ID}) {
 			f.t.Fatalf("claims after recovery = %v, want %s, %s", got, again.ID, pending.ID)
 		}
-		if c := claims[0]; c.Execution.Attempt != 2 || c.Started.Seq != b.LastSeq+2 {
-			f.t.Errorf("recovered execution claimed with attempt %d, started seq %d; want 2, %d", c.Execution.Attempt, c.Started.Seq, b.LastSeq+2)
+		if c := claims[0]; c.Execution.Attempt != 2 || c.Started.Seq != interruptSeq(b)+1 {
+			f.t.Errorf("recovered execution claimed with attempt %d, started seq %d; want 2, %d", c.Execution.Attempt, c.Started.Seq, interruptSeq(b)+1)
 		}
 	}},
 
@@ -214,4 +214,11 @@ var recoverCases = []testCase{
 
 func equalProgress(a, b *conveyor.Progress) bool {
 	return toJSON(a) == toJSON(b)
+}
+
+// interruptSeq is the seq of the event that interrupts running ex: the
+// next one, or on a shared store the one after the seqs its lease
+// reserved (see conveyor.SeqReservation; the shared tests pin those).
+func interruptSeq(ex *conveyor.Execution) int64 {
+	return max(ex.LastSeq, ex.SeqReserved) + 1
 }

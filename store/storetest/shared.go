@@ -114,9 +114,14 @@ func (f *sharedFixture) getOn(s conveyor.SharedStore, id string) *conveyor.Execu
 	return ex
 }
 
+// renew renews the leases of ids, reserving no seqs beyond the claim's.
 func (f *sharedFixture) renew(s conveyor.SharedStore, ids []string, now time.Time) conveyor.Renewal {
 	f.t.Helper()
-	r, err := s.RenewLeases(f.ctx, ids, now)
+	var leases []conveyor.Lease
+	for _, id := range ids {
+		leases = append(leases, conveyor.Lease{ExecutionID: id})
+	}
+	r, err := s.RenewLeases(f.ctx, leases, now)
 	if err != nil {
 		f.t.Fatalf("RenewLeases(%v): %v", ids, err)
 	}
@@ -342,6 +347,37 @@ var renewCases = []sharedCase{
 		f.wantRescued(f.b, expiry(renewedAt), noRetries, held.ID, asked.ID)
 	}},
 
+	{"ReservesSeqs", func(f *sharedFixture) {
+		// A claim reserves SeqReservation seqs past its started event, a
+		// renewal raises the reservation (never lowers it), and a rescue
+		// takes the seq after it: the lost node may have published
+		// progress up to it without storing any.
+		raised, kept := f.create("alpha"), f.create("alpha")
+		claimedAt := at(100)
+		for _, c := range f.claimOn(f.a, 2, claimedAt) {
+			if want := c.Started.Seq + conveyor.SeqReservation; c.Execution.SeqReserved != want || f.get(c.Execution.ID).SeqReserved != want {
+				f.t.Errorf("%s: claimed with %d seqs reserved (stored %d), want %d", c.Execution.ID, c.Execution.SeqReserved, f.get(c.Execution.ID).SeqReserved, want)
+			}
+		}
+		f.append(progressEvent(f.get(raised.ID), 2, progress(1, 2, 50)))
+		higher := int64(5 + 2*conveyor.SeqReservation)
+		renewedAt := claimedAt.Add(testLease / 3)
+		r, err := f.a.RenewLeases(f.ctx, []conveyor.Lease{{ExecutionID: raised.ID, SeqReserved: higher}, {ExecutionID: kept.ID, SeqReserved: 3}}, renewedAt)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		f.wantRenewal(r, nil, nil)
+		byID := f.wantRescued(f.b, expiry(renewedAt), noRetries, raised.ID, kept.ID)
+		for id, want := range map[string]int64{raised.ID: higher + 1, kept.ID: 1 + conveyor.SeqReservation + 1} {
+			if got := byID[id].Seq; got != want {
+				f.t.Errorf("%s: rescued with seq %d, want %d", id, got, want)
+			}
+			if got := f.get(id).LastSeq; got != want {
+				f.t.Errorf("%s: last seq %d after the rescue, want %d", id, got, want)
+			}
+		}
+	}},
+
 	{"NoIDs", func(f *sharedFixture) {
 		ex := f.create("alpha")
 		claimedAt := at(100)
@@ -429,11 +465,12 @@ var rescueCases = []sharedCase{
 		if ev.Type != conveyor.EventRetrying || ev.Error == nil || ev.Error.Code != conveyor.EINTERRUPTED || !strings.Contains(ev.Error.Message, nodeA) {
 			f.t.Errorf("retried execution: event %s, want retrying with code %s naming %s", toJSON(ev), conveyor.EINTERRUPTED, nodeA)
 		}
-		wantEv := conveyor.Event{Type: conveyor.EventRetrying, ExecutionID: again.ID, Seq: b.LastSeq + 1, Time: now, Attempt: 1, Status: conveyor.StatusPending, Error: ev.Error}
+		// The rescue's seq comes after what the lost node reserved.
+		wantEv := conveyor.Event{Type: conveyor.EventRetrying, ExecutionID: again.ID, Seq: b.SeqReserved + 1, Time: now, Attempt: 1, Status: conveyor.StatusPending, Error: ev.Error}
 		checkEvent(f.t, ev, wantEv)
 		checkEvents(f.t, f.eventsAfter(again.ID, b.LastSeq), []conveyor.Event{wantEv})
 		want := *b
-		want.Status, want.Progress, want.Error, want.LastSeq = conveyor.StatusPending, nil, ev.Error, b.LastSeq+1
+		want.Status, want.Progress, want.Error, want.LastSeq = conveyor.StatusPending, nil, ev.Error, b.SeqReserved+1
 		got := f.getOn(f.b, again.ID)
 		want.StartedAt = got.StartedAt // left open until the next claim
 		checkExecution(f.t, got, &want)
@@ -447,11 +484,11 @@ var rescueCases = []sharedCase{
 				f.t.Errorf("%s: event %s, want failed with code %s naming %s", ex.Pipeline, toJSON(ev), conveyor.EINTERRUPTED, nodeA)
 				continue
 			}
-			wantEv := conveyor.Event{Type: conveyor.EventFailed, ExecutionID: ex.ID, Seq: b.LastSeq + 1, Time: now, Attempt: b.Attempt, Status: conveyor.StatusFailed, Progress: b.Progress, Error: ev.Error}
+			wantEv := conveyor.Event{Type: conveyor.EventFailed, ExecutionID: ex.ID, Seq: b.SeqReserved + 1, Time: now, Attempt: b.Attempt, Status: conveyor.StatusFailed, Progress: b.Progress, Error: ev.Error}
 			checkEvent(f.t, ev, wantEv)
 			checkEvents(f.t, f.eventsAfter(ex.ID, b.LastSeq), []conveyor.Event{wantEv})
 			want := *b
-			want.Status, want.Error, want.FinishedAt, want.LastSeq = conveyor.StatusFailed, ev.Error, ptr(now), b.LastSeq+1
+			want.Status, want.Error, want.FinishedAt, want.LastSeq = conveyor.StatusFailed, ev.Error, ptr(now), b.SeqReserved+1
 			checkExecution(f.t, f.getOn(f.b, ex.ID), &want)
 		}
 		if got := f.get(noRetriesEx.ID).Progress; !equalProgress(got, noRetriesProgress) {
@@ -465,9 +502,9 @@ var rescueCases = []sharedCase{
 		}
 		// The other node claims the retry: its next attempt, its node.
 		c := f.claimOneOn(f.b, again.ID, at(1001))
-		if c.Execution.Attempt != 2 || c.Execution.Node != nodeB || c.Started.Seq != b.LastSeq+2 {
+		if c.Execution.Attempt != 2 || c.Execution.Node != nodeB || c.Started.Seq != b.SeqReserved+2 {
 			f.t.Errorf("rescued execution claimed with attempt %d, node %q, started seq %d; want 2, %q, %d",
-				c.Execution.Attempt, c.Execution.Node, c.Started.Seq, nodeB, b.LastSeq+2)
+				c.Execution.Attempt, c.Execution.Node, c.Started.Seq, nodeB, b.SeqReserved+2)
 		}
 	}},
 
@@ -552,8 +589,9 @@ var rescueCases = []sharedCase{
 			f.t.Errorf("%d rescue events for %d executions, want %d for %d", len(all), len(seen), executions, executions)
 		}
 		for _, ex := range exs {
-			if got := f.get(ex.ID); got.Status != conveyor.StatusFailed || got.LastSeq != 2 {
-				f.t.Errorf("%s: status %s, last seq %d; want failed once, 2", ex.ID, got.Status, got.LastSeq)
+			// Failed once: one event after the claim's reservation.
+			if got := f.get(ex.ID); got.Status != conveyor.StatusFailed || got.LastSeq != 2+conveyor.SeqReservation {
+				f.t.Errorf("%s: status %s, last seq %d; want failed once, %d", ex.ID, got.Status, got.LastSeq, 2+conveyor.SeqReservation)
 			}
 		}
 	}},
