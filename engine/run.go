@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
 	"runtime/debug"
 	"sync"
@@ -340,8 +339,12 @@ func (r *run) finish(err error) {
 		}
 	}
 	r.e.cfg.PublishFunc(ev)
-	r.e.cfg.Logger.Info("execution "+string(ev.Type), "execution", r.ex.ID, "pipeline", r.ex.Pipeline,
-		"attempt", r.ex.Attempt, "duration", now.Sub(r.state.started).Round(time.Millisecond), "error", errText(ev.Error))
+	attrs := []any{"execution", r.ex.ID, "pipeline", r.ex.Pipeline,
+		"attempt", r.ex.Attempt, "duration", now.Sub(r.state.started).Round(time.Millisecond)}
+	if ev.Error != nil { // error="" on every success would read as a blank error
+		attrs = append(attrs, "error", ev.Error.Error())
+	}
+	r.e.cfg.Logger.Info("execution "+string(ev.Type), attrs...)
 }
 
 // unstorable is the failed event that replaces a final event the store
@@ -352,11 +355,4 @@ func unstorable(ev conveyor.Event, err error) conveyor.Event {
 		ExecutionID: ev.ExecutionID, Seq: ev.Seq, Time: ev.Time, Attempt: ev.Attempt,
 		Error: conveyor.Errorf(conveyor.ESTEPFAILED, "the %s event could not be stored: %s", ev.Type, conveyor.CleanText(conveyor.ErrorMessage(err))),
 	}
-}
-
-func errText(e *conveyor.Error) string {
-	if e == nil {
-		return ""
-	}
-	return fmt.Sprint(e)
 }

@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -267,7 +268,16 @@ func (d *document) yamlError(err error) error {
 	}
 	var te *yaml.TypeError
 	var ue *yaml.UnknownFieldError
+	var ne *yaml.UnexpectedNodeTypeError
 	switch {
+	case errors.As(err, &ne) && ne.Expected == ast.SequenceType && strings.HasSuffix(fe.Field, ".exec.command"):
+		// A shell command line written as a string is the usual first
+		// mistake; show the list that runs it.
+		line := "…"
+		if ne.Actual == ast.StringType && ne.Token != nil {
+			line = ne.Token.Value
+		}
+		fe.Message = fmt.Sprintf(`command is a list of arguments: ["sh", "-c", %s]`, strconv.Quote(line))
 	case errors.As(err, &te):
 		fe.Message = "expected " + kindName(te.DstType)
 		if tk := ye.GetToken(); tk != nil {

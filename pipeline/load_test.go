@@ -62,7 +62,9 @@ func TestParseErrors(t *testing.T) {
 		{"exec without command", "steps:\n  - name: a\n    exec:\n      env: {A: b}\n", []string{"p.yaml:3: steps[0].exec.command: ", "required"}},
 		{"exec empty command", "steps:\n  - name: a\n    exec: {command: []}\n", []string{"p.yaml:3: steps[0].exec.command: ", "required"}},
 		{"exec empty program", "steps:\n  - name: a\n    exec: {command: [\"\", x]}\n", []string{"p.yaml:3: steps[0].exec.command[0]: ", "must not be empty"}},
-		{"exec command as string", "steps:\n  - name: a\n    exec:\n      command: ls -l\n", []string{"p.yaml:4: steps[0].exec.command: ", "sequence"}},
+		{"exec command as string", "steps:\n  - name: a\n    exec:\n      command: ls -l\n", []string{`p.yaml:4: steps[0].exec.command: command is a list of arguments: ["sh", "-c", "ls -l"]`}},
+		{"exec command as block", "steps:\n  - name: a\n    exec:\n      command: |\n        ls -l\n", []string{`p.yaml:4: steps[0].exec.command: command is a list of arguments: ["sh", "-c", `}},
+		{"exec command as number", "steps:\n  - name: a\n    exec:\n      command: 5\n", []string{`p.yaml:4: steps[0].exec.command: command is a list of arguments: ["sh", "-c", "…"]`}},
 		{"exec bad env", "steps:\n  - name: a\n    exec:\n      command: [ls]\n      env: {\"A=B\": x}\n", []string{"p.yaml:5: steps[0].exec.env: ", `invalid variable "A=B"`}},
 		{"exec missing dir", "steps:\n  - name: a\n    exec:\n      command: [ls]\n      dir: ./nope\n", []string{"p.yaml:5: steps[0].exec.dir: ", "nope is not a folder"}},
 		{"exec bad grace", "steps:\n  - name: a\n    exec:\n      command: [ls]\n      grace: forever\n", []string{"p.yaml:5: steps[0].exec.grace: ", `invalid duration "forever"`}},
@@ -284,16 +286,34 @@ func TestExamples(t *testing.T) {
 		t.FailNow()
 	}
 
-	t.Run("count reports progress", func(t *testing.T) {
-		t.Parallel()
-		rec := &recorder{}
-		if err := ps["count"].Steps[0].Run(t.Context(), rec.exec()); err != nil {
-			t.Fatal(err)
-		}
-		if n := len(rec.progress()); n != 10 {
-			t.Errorf("%d progress updates, want 10", n)
-		}
-	})
+	// count counts to the input's items, and to 10 whatever else it gets.
+	for input, want := range map[string]int{
+		`{"bucket":"photos","n":3}`: 10,
+		`{"items":3}`:               3,
+		`{"items": 2, "tag": "x"}`:  2,
+		`{"items":0}`:               10,
+		`{"items":1001}`:            10,
+		`{"items":"many"}`:          10,
+		`{"items":-4}`:              10,
+		`not json at all`:           10,
+	} {
+		t.Run("count "+input, func(t *testing.T) {
+			t.Parallel()
+			rec := &recorder{}
+			x := rec.exec()
+			x.Input = json.RawMessage(input)
+			if err := ps["count"].Steps[0].Run(t.Context(), x); err != nil {
+				t.Fatal(err)
+			}
+			got := rec.progress()
+			if len(got) != want {
+				t.Fatalf("%d progress updates, want %d", len(got), want)
+			}
+			if last := got[want-1]; last.Done != float64(want) || last.Total != float64(want) {
+				t.Errorf("last update %+v, want %d/%d", last, want, want)
+			}
+		})
+	}
 	t.Run("fail exits 3", func(t *testing.T) {
 		t.Parallel()
 		rec := &recorder{}

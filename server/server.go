@@ -161,6 +161,8 @@ type Server struct {
 	ln     net.Listener
 	pprof  *http.Server // nil unless Config.PprofAddr
 
+	numPipelines int
+
 	// On a shared store: the listener of other nodes' notices and the
 	// relay of their events, stopped by stopShared.
 	stopShared context.CancelFunc
@@ -184,6 +186,7 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	s.numPipelines = len(pipelines)
 	if err := s.openStore(ctx); err != nil {
 		return nil, err
 	}
@@ -317,6 +320,10 @@ func (s *Server) startShared() {
 
 // Addr is the address the node listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// NumPipelines returns how many pipelines the node runs, from the folder
+// and Go together. With none, every submission is refused.
+func (s *Server) NumPipelines() int { return s.numPipelines }
 
 // Run serves HTTP until ctx ends, then stops claiming work, lets running
 // executions finish for up to ShutdownTimeout, cancels the rest and closes

@@ -91,12 +91,16 @@ func (s *syncBuffer) String() string {
 var listening = regexp.MustCompile(`msg="conveyor listening" .*addr=(\S+)`)
 
 // startNode runs conveyor serve on a free loopback port and waits until it
-// listens.
+// listens. With pipelines "", serve gets no --pipelines flag.
 func startNode(t *testing.T, data, pipelines string, args ...string) *node {
 	t.Helper()
+	flags := []string{"serve", "--addr", "127.0.0.1:0", "--data", data}
+	if pipelines != "" {
+		flags = append(flags, "--pipelines", pipelines)
+	}
 	// Its lifetime is managed by hand: tests signal it to test shutdown and
 	// the cleanup kills it. A context would add a second killer.
-	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0", "--data", data, "--pipelines", pipelines}, args...)...) //nolint:noctx // see above
+	cmd := exec.Command(binary, append(flags, args...)...) //nolint:noctx // see above
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

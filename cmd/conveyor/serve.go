@@ -77,6 +77,9 @@ func serveCmd(extra ...goPipelines) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if srv.NumPipelines() == 0 {
+				warnNoPipelines(logger, cfg.PipelinesDir)
+			}
 			return srv.Run(ctx)
 		},
 	}
@@ -102,6 +105,18 @@ func serveCmd(extra ...goPipelines) *cobra.Command {
 		f.BoolVar(&enabled[i], x.flag, false, x.usage+" ["+envName(x.flag)+"]")
 	}
 	return cmd
+}
+
+// warnNoPipelines tells someone who started serve without pipelines,
+// often by leaving out --pipelines, why every submission will be refused
+// and how to load some. dir is the folder loaded, "" for none.
+func warnNoPipelines(logger *slog.Logger, dir string) {
+	why := "there is no " + defaultPipelinesDir + " folder"
+	if dir != "" {
+		why = dir + " holds no .yaml or .yml file"
+	}
+	logger.Warn("no pipelines: every submission will be refused, as "+why,
+		"fix", "name a folder of pipeline YAML files with --pipelines DIR, e.g. conveyor serve --pipelines examples/pipelines")
 }
 
 // noLimitIfZero turns the limit flags' 0, "no limit", into

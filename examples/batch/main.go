@@ -7,7 +7,9 @@
 // Start a server on the example pipelines, then run this program:
 //
 //	go run ./cmd/conveyor serve --pipelines examples/pipelines
-//	go run ./examples/batch [-server http://127.0.0.1:8080] [-items count,count,hello]
+//	go run ./examples/batch [-server URL] [-items count,count,hello]
+//
+// The server is -server, else $CONVEYOR_SERVER, else http://127.0.0.1:8080.
 //
 // Ctrl-C cancels the batch: its pending members at once, its running ones
 // as their steps stop.
@@ -45,7 +47,7 @@ func main() {
 // The test calls it against a node of its own.
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	flags := flag.NewFlagSet(args[0], flag.ExitOnError) // as flag.Parse would
-	server := flags.String("server", "http://127.0.0.1:8080", "URL of a running conveyor server")
+	server := flags.String("server", defaultServer(), "URL of a running conveyor server [CONVEYOR_SERVER]")
 	items := flags.String("items", "count,count,hello", "comma-separated pipeline names, one execution of each")
 	interval := flags.Duration("interval", 500*time.Millisecond, "how often to poll the batch")
 	if err := flags.Parse(args[1:]); err != nil {
@@ -177,4 +179,13 @@ func describeTags(tags conveyor.Tags) string {
 		s = append(s, k+"="+tags[k])
 	}
 	return strings.Join(s, " ")
+}
+
+// defaultServer is the node to use without -server: CONVEYOR_SERVER, as
+// the conveyor CLI reads it, else where conveyor serve listens by default.
+func defaultServer() string {
+	if s := os.Getenv("CONVEYOR_SERVER"); s != "" {
+		return s
+	}
+	return "http://127.0.0.1:8080"
 }

@@ -49,6 +49,19 @@ func TestRun(t *testing.T) {
 	checkMembers(t, got.members, []string{"count", "count", "hello"}, []conveyor.Status{conveyor.StatusCompleted, conveyor.StatusCompleted, conveyor.StatusCompleted})
 }
 
+// TestServerFromEnvironment: without -server the program finds the node
+// in CONVEYOR_SERVER, as the conveyor CLI does.
+func TestServerFromEnvironment(t *testing.T) {
+	baseURL := setup(t)
+	t.Setenv("CONVEYOR_SERVER", baseURL) // not parallel: the environment is the process's
+	var out bytes.Buffer
+	logOnFailure(t, &out)
+	if err := run(t.Context(), []string{"batch", "-items", "noop", "-interval", "50ms"}, &out); err != nil {
+		t.Fatalf("run with CONVEYOR_SERVER=%s: %v", baseURL, err)
+	}
+	checkMembers(t, parseOutput(t, out.String(), "noop").members, []string{"noop"}, []conveyor.Status{conveyor.StatusCompleted})
+}
+
 // TestRunFailed: a batch with a failed member ends failed, and the
 // program says so with an error, which main turns into exit status 1.
 func TestRunFailed(t *testing.T) {

@@ -6,7 +6,9 @@
 // Start a server on the example pipelines, then run this program:
 //
 //	go run ./cmd/conveyor serve --pipelines examples/pipelines
-//	go run ./examples/client [-server http://127.0.0.1:8080]
+//	go run ./examples/client [-server URL]
+//
+// The server is -server, else $CONVEYOR_SERVER, else http://127.0.0.1:8080.
 package main
 
 import (
@@ -28,8 +30,9 @@ import (
 // pollInterval is the interval of the original spec's polling loop.
 const pollInterval = 500 * time.Millisecond
 
-// input is the JSON input of the executions this program starts. The
-// example pipelines ignore it, but "count" prints it to its log.
+// input is the JSON input of the executions this program starts. It has
+// no "items", so "count" counts to its default, 10, and prints the input
+// to its log.
 var input = map[string]any{"from": "examples/client"}
 
 func main() {
@@ -44,7 +47,7 @@ func main() {
 // stdout is where it writes. The test calls it against a node of its own.
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	flags := flag.NewFlagSet(args[0], flag.ExitOnError) // as flag.Parse would
-	server := flags.String("server", "http://127.0.0.1:8080", "URL of a running conveyor server")
+	server := flags.String("server", defaultServer(), "URL of a running conveyor server [CONVEYOR_SERVER]")
 	if err := flags.Parse(args[1:]); err != nil {
 		return err // not reached: ExitOnError exits on a bad flag, as flag.Parse does
 	}
@@ -341,4 +344,13 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// defaultServer is the node to use without -server: CONVEYOR_SERVER, as
+// the conveyor CLI reads it, else where conveyor serve listens by default.
+func defaultServer() string {
+	if s := os.Getenv("CONVEYOR_SERVER"); s != "" {
+		return s
+	}
+	return "http://127.0.0.1:8080"
 }

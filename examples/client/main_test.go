@@ -69,7 +69,33 @@ func TestRun(t *testing.T) {
 // as an error naming the section, which main turns into exit status 1.
 func TestRunNoServer(t *testing.T) {
 	t.Parallel()
-	// A port that was free a moment ago: connections to it are refused.
+	addr := refusingAddr(t)
+	var out bytes.Buffer
+	err := run(t.Context(), []string{"client", "-server", "http://" + addr}, &out)
+	if err == nil || !strings.HasPrefix(err.Error(), "Start an execution and poll its progress: ") {
+		t.Fatalf("run: %v, want the first section's error", err)
+	}
+	if want := "\n== 1. Start an execution and poll its progress\n"; out.String() != want {
+		t.Fatalf("output %q, want only %q", out.String(), want)
+	}
+}
+
+// TestServerFromEnvironment: without -server the program finds the node
+// in CONVEYOR_SERVER, as the conveyor CLI does; here one that refuses
+// connections, so the error names its address.
+func TestServerFromEnvironment(t *testing.T) {
+	addr := refusingAddr(t)
+	t.Setenv("CONVEYOR_SERVER", "http://"+addr) // not parallel: the environment is the process's
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"client"}, &out); err == nil || !strings.Contains(err.Error(), addr) {
+		t.Fatalf("run with CONVEYOR_SERVER=http://%s: %v, want an error naming that address", addr, err)
+	}
+}
+
+// refusingAddr returns a loopback address that was free a moment ago:
+// connections to it are refused.
+func refusingAddr(t *testing.T) string {
+	t.Helper()
 	ln, err := new(net.ListenConfig).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -79,15 +105,7 @@ func TestRunNoServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(http.DefaultClient.CloseIdleConnections)
-
-	var out bytes.Buffer
-	err = run(t.Context(), []string{"client", "-server", "http://" + addr}, &out)
-	if err == nil || !strings.HasPrefix(err.Error(), "Start an execution and poll its progress: ") {
-		t.Fatalf("run: %v, want the first section's error", err)
-	}
-	if want := "\n== 1. Start an execution and poll its progress\n"; out.String() != want {
-		t.Fatalf("output %q, want only %q", out.String(), want)
-	}
+	return addr
 }
 
 // setup runs a node on a free loopback port with a fresh database and the

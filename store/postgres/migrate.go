@@ -25,14 +25,15 @@ func migrations() ([]store.Migration, error) {
 
 // migrate applies the migrations the database does not have yet, each in
 // its own transaction, holding the migration advisory lock on conn so
-// that concurrent migrators take turns.
-func migrate(ctx context.Context, conn *pgx.Conn) (err error) {
+// that concurrent migrators take turns. It returns the names of those it
+// applied, in order, and the schema version the database is then at.
+func migrate(ctx context.Context, conn *pgx.Conn) (applied []string, version int, err error) {
 	ms, err := migrations()
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrateLockKey); err != nil {
-		return fmt.Errorf("lock for migrations: %w", err)
+		return nil, 0, fmt.Errorf("lock for migrations: %w", err)
 	}
 	defer func() {
 		// The lock is the session's: release it even when ctx ended, or
@@ -46,21 +47,21 @@ func migrate(ctx context.Context, conn *pgx.Conn) (err error) {
 		name       text        NOT NULL,
 		applied_at timestamptz NOT NULL DEFAULT now()
 	)`); err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
+		return nil, 0, fmt.Errorf("create schema_migrations: %w", err)
 	}
-	var newest int
-	if err := conn.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&newest); err != nil {
-		return fmt.Errorf("read schema version: %w", err)
+	if err := conn.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&version); err != nil {
+		return nil, 0, fmt.Errorf("read schema version: %w", err)
 	}
-	if err := store.CheckVersion(newest, ms); err != nil {
-		return err
+	if err := store.CheckVersion(version, ms); err != nil {
+		return nil, version, err
 	}
-	for _, m := range ms[newest:] {
+	for _, m := range ms[version:] {
 		if err := applyMigration(ctx, conn, m); err != nil {
-			return err
+			return applied, version, err
 		}
+		applied, version = append(applied, m.Name), m.Version
 	}
-	return nil
+	return applied, version, nil
 }
 
 func applyMigration(ctx context.Context, conn *pgx.Conn, m store.Migration) error {

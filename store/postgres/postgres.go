@@ -120,24 +120,26 @@ func Open(ctx context.Context, url string, opts *Options) (_ *DB, err error) {
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
 	defer conn.Release()
-	if err := migrate(ctx, conn.Conn()); err != nil {
+	if _, _, err := migrate(ctx, conn.Conn()); err != nil {
 		return nil, err
 	}
 	return db, nil
 }
 
 // Migrate applies the migrations the database at url does not have yet,
-// as Open does, and disconnects.
-func Migrate(ctx context.Context, url string) error {
+// as Open does, and disconnects. It returns the names of the migrations
+// it applied (such as "0002_tags.sql"), in order, none if the database
+// was up to date, and the schema version the database is at.
+func Migrate(ctx context.Context, url string) (applied []string, version int, err error) {
 	// The pool's parser, as Open uses, so pool_* settings in the URL that
 	// serve accepts are accepted here too.
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return fmt.Errorf("parse database url: %w", err)
+		return nil, 0, fmt.Errorf("parse database url: %w", err)
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg.ConnConfig)
 	if err != nil {
-		return fmt.Errorf("connect to database: %w", err)
+		return nil, 0, fmt.Errorf("connect to database: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	return migrate(ctx, conn)

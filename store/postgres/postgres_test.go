@@ -368,10 +368,21 @@ func TestMigrate(t *testing.T) {
 	t.Parallel()
 	_, dbURL := pgtest.NewDatabase(t)
 	ctx := t.Context()
-	for range 2 { // the second finds nothing to do
-		if err := Migrate(ctx, dbURL); err != nil {
-			t.Fatalf("Migrate: %v", err)
-		}
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range ms {
+		names = append(names, m.Name)
+	}
+	applied, version, err := Migrate(ctx, dbURL)
+	if err != nil || !slices.Equal(applied, names) || version != len(ms) || names[0] != "0001_init.sql" {
+		t.Fatalf("Migrate of an empty database = %v, %d, %v; want %v, %d", applied, version, err, names, len(ms))
+	}
+	// The second finds nothing to do.
+	if applied, version, err := Migrate(ctx, dbURL); err != nil || len(applied) != 0 || version != len(ms) {
+		t.Fatalf("Migrate again = %v, %d, %v; want none applied at %d", applied, version, err, len(ms))
 	}
 	db := open(t, dbURL, "a")
 	create(t, db, "x", "p")
@@ -386,7 +397,7 @@ func TestMigrate(t *testing.T) {
 		}
 		t.Fatalf("Open of a newer schema: %v, want an error", err)
 	}
-	if err := Migrate(ctx, dbURL); err == nil || !strings.Contains(err.Error(), "newer") {
+	if _, _, err := Migrate(ctx, dbURL); err == nil || !strings.Contains(err.Error(), "newer") {
 		t.Fatalf("Migrate of a newer schema: %v, want an error", err)
 	}
 }
@@ -399,7 +410,7 @@ func TestOpenUnreachable(t *testing.T) {
 		db.Close()
 		t.Fatal("Open of an unreachable database succeeded")
 	}
-	if err := Migrate(ctx, "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=5"); err == nil {
+	if _, _, err := Migrate(ctx, "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=5"); err == nil {
 		t.Fatal("Migrate of an unreachable database succeeded")
 	}
 	if _, err := Open(ctx, "postgres://postgres@127.0.0.1:5432/postgres", &Options{Lease: -time.Second}); err == nil {
