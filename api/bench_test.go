@@ -245,8 +245,8 @@ func BenchmarkProgressLatencyExecLine(b *testing.B) {
 }
 
 // BenchmarkSubmitBatch10000: POST /batches of 10,000 executions, the
-// largest batch, from the Go client to a real server, on SQLite and (with
-// CONVEYOR_TEST_DATABASE_URL) PostgreSQL: the client's encoding, the
+// largest batch, from the Go client to a real server, on SQLite and (where
+// pgtest finds a server) PostgreSQL: the client's encoding, the
 // request on loopback, its decoding, the engine's checks, the store's one
 // transaction and the response. Each op is one batch. The node runs one
 // execution at a time and that one waits, so the members stay pending and

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -24,10 +25,25 @@ import (
 	"github.com/conveyor-run/conveyor/server"
 )
 
-const (
-	chromiumPath = "/usr/bin/chromium"
-	apiKey       = "dashboard-test-key"
-)
+const apiKey = "dashboard-test-key"
+
+// browsers are the names Chromium goes by on PATH: Debian's package, the
+// older Ubuntu one, Google's builds.
+var browsers = []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"}
+
+// findChromium returns the path of the first of browsers found, Debian's
+// /usr/bin/chromium first even when PATH lacks /usr/bin.
+func findChromium() (string, error) {
+	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
+		return "/usr/bin/chromium", nil
+	}
+	for _, name := range browsers {
+		if p, err := exec.LookPath(name); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("no Chromium: neither /usr/bin/chromium nor %s on PATH", strings.Join(browsers, ", "))
+}
 
 // agent is a Go handler the test drives: it reports step 1 of 2 (or of an
 // unknown total), then reports each message the test sends as half of
@@ -229,14 +245,15 @@ func get(t *testing.T, c *http.Client, url string) *http.Response {
 // skipped, except under CI=true, where the browser test must run.
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
+	chromium, err := findChromium()
+	if err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true but no Chromium at %s (apt-get install chromium): %v", chromiumPath, err)
+			t.Fatalf("%v, and under CI=true the browser test must run; install chromium: apt-get install -y chromium", err)
 		}
-		t.Skipf("no Chromium at %s: %v", chromiumPath, err)
+		t.Skipf("SKIP: %v; install chromium: apt-get install -y chromium", err)
 	}
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath),
+		chromedp.ExecPath(chromium),
 		chromedp.Headless,
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,

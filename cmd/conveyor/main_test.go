@@ -19,6 +19,7 @@ import (
 
 	"github.com/conveyor-run/conveyor"
 	"github.com/conveyor-run/conveyor/client"
+	"github.com/conveyor-run/conveyor/store/postgres/pgtest"
 )
 
 var binary string
@@ -35,7 +36,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build conveyor:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	// pgtest.Main stops the PostgreSQL cluster the tests may have started.
+	code := pgtest.Main(m).Run()
 	_ = os.RemoveAll(dir) // a leftover temporary folder fails no test
 	os.Exit(code)
 }

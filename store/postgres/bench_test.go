@@ -19,8 +19,8 @@ import (
 	"github.com/conveyor-run/conveyor/store/storetest"
 )
 
-// The benchmarks run against CONVEYOR_TEST_DATABASE_URL, each on a new
-// database, and are skipped without it. They measure the store alone:
+// The benchmarks run on the server pgtest finds, each on a new database,
+// and are skipped without one. They measure the store alone:
 // one caller, so each number includes the round trips and the commit
 // (with the server's synchronous_commit setting) of every call.
 
@@ -156,7 +156,7 @@ func BenchmarkCreateExecutionsBatch100(b *testing.B) {
 // -count), and dropped by TestMain.
 var million struct {
 	once  sync.Once
-	admin string // CONVEYOR_TEST_DATABASE_URL
+	admin string // pgtest.AdminURL
 	name  string // the database, when created
 	db    *DB
 	built time.Duration
@@ -164,8 +164,8 @@ var million struct {
 }
 
 // millionStore returns the shared store of storetest.Million executions,
-// building it first if need be; it skips b unless storetest.Env1M and
-// CONVEYOR_TEST_DATABASE_URL are set. The fill is followed by ANALYZE, as
+// building it first if need be; it skips b unless storetest.Env1M is set
+// and pgtest finds a server. The fill is followed by ANALYZE, as
 // autovacuum would do soon after such a load, so that the plans do not
 // depend on whether it has come round yet.
 func millionStore(b *testing.B) *DB {
@@ -223,7 +223,7 @@ func closeMillion() error {
 func adminExec(ctx context.Context, admin, sql string) error {
 	conn, err := pgx.Connect(ctx, admin)
 	if err != nil {
-		return fmt.Errorf("connect to CONVEYOR_TEST_DATABASE_URL: %w", err)
+		return fmt.Errorf("connect to the test server: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if _, err := conn.Exec(ctx, sql); err != nil {

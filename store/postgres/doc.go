@@ -81,9 +81,10 @@
 //
 // # Tests
 //
-// The tests and benchmarks create a database per test on the server at
-// CONVEYOR_TEST_DATABASE_URL (for example
-// postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable) and drop
-// it afterwards. Without that variable they are skipped, except under
-// CI=true, where a missing or unreachable database fails them.
+// The tests and benchmarks create a database per test, dropped afterwards,
+// on the server package pgtest finds: CONVEYOR_TEST_DATABASE_URL when set
+// (for example postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable),
+// else a local server, else a throw-away cluster started from the installed
+// initdb and postgres. Without any they are skipped, except under CI=true,
+// where they fail.
 package postgres

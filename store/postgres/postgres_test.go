@@ -22,8 +22,11 @@ import (
 	"github.com/conveyor-run/conveyor/store/storetest"
 )
 
+// TestMain drops the 1M benchmarks' database while the server is up, then
+// lets pgtest stop the cluster it may have started, then looks for leaked
+// goroutines.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(closingMillion{m})
+	goleak.VerifyTestMain(pgtest.Main(closingMillion{m}))
 }
 
 // closingMillion runs the tests and benchmarks, then drops the database
