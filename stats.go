@@ -78,3 +78,23 @@ func ThroughputBuckets(q ThroughputQuery) []ThroughputBucket {
 	}
 	return bs
 }
+
+// StatsUpTo is how far GET /executions/stats counts each status: enough
+// for a person reading a dashboard, and a bound on what each call reads.
+const StatsUpTo = 10000
+
+// ExecutionStats is the body of GET /executions/stats.
+type ExecutionStats struct {
+	// Counts are how many executions are in each status; a count of UpTo
+	// means at least that many.
+	Counts Counts `json:"counts"`
+	UpTo   int    `json:"up_to"`
+}
+
+// Throughput is the body of GET /executions/throughput: executions
+// started and finished per minute, oldest minute first, the last one the
+// minute now running.
+type Throughput struct {
+	BucketSeconds int                `json:"bucket_seconds"`
+	Buckets       []ThroughputBucket `json:"buckets"`
+}
