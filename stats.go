@@ -17,8 +17,8 @@ func ValidIDPrefix(p string) error {
 	}
 	for i := 0; i < len(p); i++ {
 		c := p[i]
-		dash := i == 8 || i == 13 || i == 18 || i == 23
-		if dash && c != '-' || !dash && !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+		hex := c >= '0' && c <= '9' || c >= 'a' && c <= 'f'
+		if dash := i == 8 || i == 13 || i == 18 || i == 23; dash && c != '-' || !dash && !hex {
 			return Errorf(EINVALID, "id prefix %q is not the start of an execution id: lowercase hex digits, "+
 				"with \"-\" after the 8th, 12th, 16th and 20th (such as 0197a3f2-6c)", p)
 		}

@@ -126,7 +126,11 @@ func TestStatsBadInput(t *testing.T) {
 		{"/executions?id_prefix=0197a3f2x", `id prefix "0197a3f2x" is not the start of an execution id`},
 		{"/executions?id_prefix=" + strings.Repeat("0", 37), "longer than an execution id"},
 	} {
-		resp, err := http.Get(h.url + c.path)
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, h.url+c.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -80,13 +80,13 @@ func idPrefixConds(prefix string, param func(v any) string) []string {
 func nextIDPrefix(prefix string) string {
 	b := []byte(prefix)
 	for i := len(b) - 1; i >= 0; i-- {
-		switch c := b[i]; {
-		case c == '-' || c == 'f':
+		switch b[i] {
+		case '-', 'f':
 			continue
-		case c == '9':
+		case '9':
 			b[i] = 'a'
 		default:
-			b[i] = c + 1
+			b[i]++
 		}
 		return string(b[:i+1])
 	}
