@@ -41,6 +41,19 @@ type Store interface {
 	// only needs to know whether a limit is reached says so.
 	CountPending(ctx context.Context, upTo int) (int, error)
 
+	// CountByStatus returns how many executions are in each status,
+	// counting each no further than upTo (a count of upTo means "at
+	// least"), for the same reason as CountPending. A pending execution
+	// waiting to retry counts as pending.
+	CountByStatus(ctx context.Context, upTo int) (Counts, error)
+
+	// Throughput counts the executions that started and that finished in
+	// each of q.Buckets consecutive spans of q.Width from q.Since, oldest
+	// first. Started is by StartedAt, the start of an execution's latest
+	// attempt, so a retried execution counts once, when its last attempt
+	// began. EINVALID as ThroughputQuery.Validate says.
+	Throughput(ctx context.Context, q ThroughputQuery) ([]ThroughputBucket, error)
+
 	// Append writes events of running attempts in one transaction and
 	// applies each to its execution: LastSeq = Seq; Progress when set; for
 	// final events also the status, FinishedAt, Error, Result; for retrying,
@@ -150,6 +163,9 @@ type ListFilter struct {
 	Pipeline string
 	Batch    string // members of this batch
 	Tags     []Tag  // every one must match
+	// IDPrefix selects the executions whose id starts with it: the
+	// beginning of a UUID, lowercase (see ValidIDPrefix).
+	IDPrefix string
 	// FinishedSince, when set, selects final executions that finished at
 	// or after it (a resumed stream of many executions catches up with it).
 	FinishedSince time.Time

@@ -93,10 +93,10 @@ func Lookup(id string) error {
 // Page checks f for Store.ListExecutions and returns what the query needs:
 // how many executions the page holds (DefaultListLimit for a zero Limit)
 // and, when f has a cursor, the number of the execution the previous page
-// ended with (0 when it has none). It checks the limit, then the status,
-// then the cursor (after the pipeline and batch names), so that a filter
-// wrong in more than one way fails with
-// the same message on every backend.
+// ended with (0 when it has none). It checks the pipeline and batch
+// names and the id prefix, then the limit, the status and the cursor, so
+// that a filter wrong in more than one way fails with the same message
+// on every backend.
 //
 // A cursor is the decimal number of an execution, as both backends write
 // it into ExecutionPage.NextCursor, and nothing else: no sign, no leading
@@ -108,6 +108,9 @@ func (f ListFilter) Page() (limit int, before int64, err error) {
 	}
 	if !StorableText(f.Batch) {
 		return 0, 0, Errorf(EINVALID, "batch %q is not valid UTF-8 without NUL", f.Batch)
+	}
+	if err := ValidIDPrefix(f.IDPrefix); err != nil {
+		return 0, 0, err
 	}
 	if !f.FinishedSince.IsZero() && !StorableTime(f.FinishedSince) {
 		return 0, 0, Errorf(EINVALID, "finished-since time %s cannot be stored", f.FinishedSince)

@@ -118,6 +118,8 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux(), limits: newLimits(cfg), closing: make(chan struct{})}
 	s.handle("POST /executions", keyOnly, s.createExecution)
 	s.handle("GET /executions", keyOnly, s.listExecutions)
+	s.handle("GET /executions/stats", keyOnly, s.getStats)
+	s.handle("GET /executions/throughput", keyOnly, s.getThroughput)
 	s.handle("GET /executions/progress/sse", keyOrStreamToken, s.streamManySSE)
 	s.handle("GET /executions/progress/ws", keyOrStreamToken, s.streamManyWebSocket)
 	s.handle("GET /executions/{id}", keyOnly, s.getExecution)
@@ -275,7 +277,7 @@ func (s *Server) createExecution(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) listExecutions(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query() // checkRequest refused a malformed query
-	f := conveyor.ListFilter{Pipeline: q.Get("pipeline"), Batch: q.Get("batch")}
+	f := conveyor.ListFilter{Pipeline: q.Get("pipeline"), Batch: q.Get("batch"), IDPrefix: q.Get("id_prefix")}
 	var err error
 	if f.Status, f.Tags, f.Limit, f.Cursor, err = listParams(q); err != nil {
 		s.writeError(w, r, err)

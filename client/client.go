@@ -112,6 +112,9 @@ func (c *Client) List(ctx context.Context, f conveyor.ListFilter) (*conveyor.Exe
 	if f.Batch != "" {
 		q.Set("batch", f.Batch)
 	}
+	if f.IDPrefix != "" {
+		q.Set("id_prefix", f.IDPrefix)
+	}
 	var page conveyor.ExecutionPage
 	return &page, c.do(ctx, http.MethodGet, "/executions?"+q.Encode(), nil, &page)
 }

@@ -46,11 +46,74 @@ func ListQuery(columns string, f conveyor.ListFilter, param func(v any) string) 
 			if f.Batch != "" {
 				where = append(where, "e.batch_id = "+param(f.Batch))
 			}
+			if f.IDPrefix != "" {
+				where = append(where, idPrefixConds(f.IDPrefix, param)...)
+			}
 			if !f.FinishedSince.IsZero() {
 				where = append(where, "e.finished_at >= "+param(f.FinishedSince)) // a time.Time: the backend's param encodes it
 			}
 			return where
 		}, before, limit, param), limit, nil
+}
+
+// idPrefixConds selects the ids that start with prefix, a valid
+// conveyor.ValidIDPrefix: a range of the id index, from prefix up to the
+// next prefix of the same length, and, because the range alone would
+// also take an id of another shape (such as "0a." for "09"), the prefix
+// itself compared exactly on the few rows the range reads.
+func idPrefixConds(prefix string, param func(v any) string) []string {
+	conds := []string{
+		"e.id >= " + param(prefix),
+		fmt.Sprintf("substr(e.id, 1, %d) = %s", len(prefix), param(prefix)),
+	}
+	if next := nextIDPrefix(prefix); next != "" {
+		conds = append(conds, "e.id < "+param(next))
+	}
+	return conds
+}
+
+// nextIDPrefix returns the first string of hex digits and dashes after
+// every id that starts with prefix: prefix with its last digit raised
+// (a carry drops the "f"s and dashes it passes), or "" when there is
+// none (all "f"). Dashes are left out of the result: collations that
+// skip punctuation (en_US) then order it as plain bytes would.
+func nextIDPrefix(prefix string) string {
+	b := []byte(prefix)
+	for i := len(b) - 1; i >= 0; i-- {
+		switch b[i] {
+		case '-', 'f':
+			continue
+		case '9':
+			b[i] = 'a'
+		default:
+			b[i]++
+		}
+		return string(b[:i+1])
+	}
+	return ""
+}
+
+// CollectThroughput reads the rows of a throughput query into the
+// buckets of q: each row is a kind (0 started, 1 finished), a bucket
+// index and a count. An index outside q is a backend's bug, reported
+// rather than dropped.
+func CollectThroughput(rows Rows, q conveyor.ThroughputQuery) ([]conveyor.ThroughputBucket, error) {
+	bs := conveyor.ThroughputBuckets(q)
+	for rows.Next() {
+		var kind, i, n int64
+		if err := rows.Scan(&kind, &i, &n); err != nil {
+			return nil, err
+		}
+		if i < 0 || i >= int64(len(bs)) {
+			return nil, fmt.Errorf("throughput bucket %d outside 0..%d", i, len(bs)-1)
+		}
+		if kind == 0 {
+			bs[i].Started = int(n)
+		} else {
+			bs[i].Finished = int(n)
+		}
+	}
+	return bs, rows.Err()
 }
 
 // listQuery finishes a list query on selectSQL (a table aliased alias):

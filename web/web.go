@@ -1,7 +1,10 @@
 // Package web is the dashboard: a page that lists executions with live
-// progress bars, their tags and batches, filters them by status, tag and
-// batch, starts and cancels them and shows one in detail; and lists
-// batches with their rollups, each batch's page following its members.
+// progress bars, their tags and batches, counts them by status, filters
+// them by status, pipeline, id, tag and batch and pages through them,
+// charts the last hour's throughput, starts, re-runs and cancels them and
+// shows one in detail (its progress over time, its logs by attempt); and
+// lists batches with their rollups, each batch's page following its
+// members.
 // It is plain HTML, CSS and JavaScript embedded in the binary, so a fresh
 // clone builds with go build alone and the page works offline.
 //

@@ -433,7 +433,18 @@ func TestDashboardInBrowser(t *testing.T) {
 			testManyExecutions(t, browserCtx, key)
 		})
 	}
+	t.Run("list tools, charts and attempts", func(t *testing.T) {
+		t.Parallel()
+		testListTools(t, browserCtx)
+	})
 }
+
+// keyNeeded is a JavaScript condition: the page shows that the server
+// wants an API key, and asks for it, instead of an offline dot or an
+// error banner.
+const keyNeeded = `document.querySelector('#conn').dataset.state === 'key' &&
+	document.querySelector('#conn-text').textContent === 'API key needed' &&
+	!document.querySelector('#key-prompt').hidden && document.querySelector('#banner').hidden`
 
 // openDashboard opens the page of the node at base and, when the node has
 // a key, enters it; it returns once the pipelines are shown.
@@ -441,11 +452,12 @@ func openDashboard(p *page, base, key string) {
 	p.t.Helper()
 	p.run("open the page", chromedp.Navigate(base+"/"))
 	if key != "" {
-		// Without the key the page says what is missing.
-		p.waitFor("the unauthorized banner", `!document.querySelector('#banner').hidden && document.querySelector('#banner').textContent.includes('unauthorized')`)
+		// Without the key the page asks for it: not offline, not an error.
+		p.waitFor("the API key prompt", keyNeeded)
 		p.run("enter the API key", chromedp.SendKeys(chromedp.CSS("#api-key"), key), chromedp.Click(chromedp.CSS("#api-key-save")))
 	}
-	p.waitFor("the pipelines", `document.querySelector('#banner').hidden && document.querySelector('#pipeline option') !== null &&
+	p.waitFor("the pipelines", `document.querySelector('#banner').hidden && document.querySelector('#key-prompt').hidden &&
+		document.querySelector('#conn').dataset.state === 'ok' && document.querySelector('#pipeline option') !== null &&
 		document.querySelector('#pipeline').value !== ''`)
 }
 

@@ -38,12 +38,22 @@
   const RELOAD_MS = 250;
   const LIST_LIMIT = 50;
   const MEMBERS_LIMIT = 200;
-  const FINAL = new Set(['completed', 'failed', 'cancelled']);
+  // STATUSES are the five statuses in lifecycle order: the filter
+  // buttons, the counts and the rollups all list them from here.
+  const STATUSES = ['pending', 'running', 'completed', 'failed', 'cancelled'];
+  const FINAL = new Set(STATUSES.slice(2));
   const STATUS_AFTER = { started: 'running', progress: 'running', retrying: 'pending', completed: 'completed', failed: 'failed', cancelled: 'cancelled' };
   const STREAM_TYPES = ['status', 'started', 'progress', 'retrying', 'completed', 'failed', 'cancelled', 'batch'];
-  const COUNT_ORDER = ['pending', 'running', 'completed', 'failed', 'cancelled'];
+  // THROUGHPUT_MS is how often the last hour's chart is read again.
+  const THROUGHPUT_MS = 10000;
   // A tag filter is key:value; keys as the server's ValidTagKey.
   const TAG_FILTER = /^[a-z0-9][a-z0-9_.-]{0,62}:/;
+  // An id prefix is the start of a lowercase UUID, as the server's
+  // ValidIDPrefix; a whole one is an id.
+  const UUID_SHAPE = 'xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx';
+  const isIDPrefix = (p) => p.length <= UUID_SHAPE.length &&
+    [...p].every((c, i) => (UUID_SHAPE[i] === '-' ? c === '-' : /[0-9a-f]/.test(c)));
+  const isID = (p) => p.length === UUID_SHAPE.length && isIDPrefix(p);
 
   // The API lives next to the page's folder: /ui/ -> /.
   const apiBase = new URL('../', location.href);
@@ -52,8 +62,11 @@
     key: localStorage.getItem(KEY_STORAGE) || '',
     route: { view: null, batchId: null, execId: null },
     gen: 0,                // bumped when what the page shows changes: older answers are dropped
-    filter: { status: '', tags: [], batch: '' },
-    executions: [],        // the newest page of GET /executions with the filter
+    filter: { status: '', tags: [], batch: '', pipeline: '', idPrefix: '' },
+    cursors: [],           // the cursors of the pages before the one shown ([] on the newest)
+    nextCursor: null,      // the cursor of the next (older) page, if any
+    executions: [],        // the page of GET /executions shown, with the filter
+    keyNeeded: false,      // the server answered 401: the key is missing or wrong
     batches: [],           // the newest page of GET /batches
     batchStatus: '',       // the batches page's status filter
     batch: null,           // the batch page's batch
@@ -171,21 +184,51 @@
     return h + 'h ' + String(m % 60).padStart(2, '0') + 'm';
   }
 
-  function ago(ts) {
-    if (!ts) return '';
-    const s = (Date.now() - parseTime(ts)) / 1000;
-    if (s < 5) return 'just now';
-    if (s < 60) return Math.round(s) + 's ago';
-    if (s < 3600) return Math.round(s / 60) + 'm ago';
-    if (s < 86400) return Math.round(s / 3600) + 'h ago';
-    return new Date(parseTime(ts)).toLocaleDateString();
-  }
-
   // parseTime reads an RFC 3339 time; the server sends nanoseconds, which
   // not every browser parses, so only milliseconds are kept.
   const parseTime = (ts) => Date.parse(String(ts).replace(/(\.\d{3})\d+/, '$1'));
-  const clock = (ts) => ts ? new Date(parseTime(ts)).toLocaleTimeString([], { hour12: false }) : '';
-  const fullTime = (ts) => ts ? new Date(parseTime(ts)).toLocaleString() : '—';
+
+  // Every time the page shows is in one format: relative ("3m ago"), the
+  // exact time in its title on hover. timeEl makes one, setTime points
+  // one at another time, and paintTimes, every second, moves them all on.
+  function ago(ms) {
+    const s = (Date.now() - ms) / 1000;
+    if (s < 5) return 'just now';
+    if (s < 60) return Math.floor(s) + 's ago';
+    if (s < 3600) return Math.floor(s / 60) + 'm ago';
+    if (s < 86400) return Math.floor(s / 3600) + 'h ago';
+    return Math.floor(s / 86400) + 'd ago';
+  }
+
+  const exactTime = (ms) => new Date(ms).toLocaleString([], { dateStyle: 'medium', timeStyle: 'medium', hour12: false });
+
+  function timeEl(ts) {
+    const t = el('time');
+    setTime(t, ts);
+    return t;
+  }
+
+  function setTime(t, ts) {
+    if (!ts) {
+      delete t.dataset.ts;
+      t.removeAttribute('datetime');
+      t.removeAttribute('title');
+      setText(t, '—');
+      return;
+    }
+    if (t.dataset.ts === ts) return;
+    const ms = parseTime(ts);
+    t.dataset.ts = ts;
+    t.setAttribute('datetime', new Date(ms).toISOString());
+    t.title = exactTime(ms);
+    setText(t, ago(ms));
+  }
+
+  function paintTimes() {
+    for (const t of document.querySelectorAll('time[data-ts]')) setText(t, ago(parseTime(t.dataset.ts)));
+  }
+
+  const nowISO = () => new Date().toISOString();
   const shortID = (id) => id.length > 13 ? id.slice(0, 8) + '…' + id.slice(-4) : id;
 
   function runTime(ex) {
@@ -477,14 +520,19 @@
       else if (state.route.view === 'batch') await loadBatchPage(gen);
       else await loadList(gen);
       if (gen === state.gen) {
-        setConn(true);
+        setConn('ok');
         setBanner(null);
       }
       if (state.selected) loadDetail(false);
     } catch (e) {
       if (gen === state.gen) {
-        setConn(e.code !== 'unreachable');
-        setBanner(e);
+        if (e.status === 401) {
+          setConn('key');
+          setBanner(null);
+        } else {
+          setConn(e.code === 'unreachable' ? 'down' : 'ok');
+          setBanner(e);
+        }
       }
     } finally {
       state.refreshing = false;
@@ -498,10 +546,23 @@
     }
   }
 
-  function setConn(ok) {
+  const CONN_TEXT = { ok: 'connected', down: 'offline', key: 'API key needed' };
+
+  // setConn shows how the server answers: 'ok', 'down' (unreachable) or
+  // 'key' (401: the key is missing or wrong). A server that wants a key
+  // is reachable: the page asks for the key instead of looking offline.
+  function setConn(how) {
     const c = $('#conn');
-    c.dataset.state = ok ? 'ok' : 'down';
-    $('#conn-text').textContent = ok ? 'connected' : 'offline';
+    c.dataset.state = how;
+    $('#conn-text').textContent = CONN_TEXT[how];
+    c.title = how === 'key' ? 'The server answers 401: enter its API key' : 'Connection to the server';
+    const needed = how === 'key';
+    state.keyNeeded = needed;
+    $('#key-prompt').hidden = !needed;
+    $('#key-form').classList.toggle('needed', needed);
+    setText($('#key-prompt-text'), state.key
+      ? 'The server refused the saved key: enter the right one.'
+      : 'This server answers only requests that carry its API key.');
   }
 
   function setBanner(err) {
@@ -517,19 +578,128 @@
 
   // ---------- executions list ----------
 
-  function listQuery(f, limit) {
+  function listQuery(f, limit, cursor) {
     const q = new URLSearchParams({ limit: String(limit) });
     if (f.status) q.set('status', f.status);
+    if (f.pipeline) q.set('pipeline', f.pipeline);
+    if (f.idPrefix) q.set('id_prefix', f.idPrefix);
     for (const t of f.tags) q.append('tag', t);
     if (f.batch) q.set('batch', f.batch);
+    if (cursor) q.set('cursor', cursor);
     return q;
   }
 
+  // loadList reads the page shown (the newest, or the one after the last
+  // cursor), the counts by status and, when due, the last hour's chart.
+  // An older page is read again like the newest: its cursor is an
+  // execution's number, so new executions never shift it.
   async function loadList(gen) {
-    const page = await api('GET', 'executions?' + listQuery(state.filter, LIST_LIMIT));
+    const cursor = state.cursors[state.cursors.length - 1];
+    const [page] = await Promise.all([
+      api('GET', 'executions?' + listQuery(state.filter, LIST_LIMIT, cursor)),
+      loadStats(),
+      loadThroughput(),
+    ]);
     if (gen !== state.gen) return;
     state.executions = (page && page.executions) || [];
+    state.nextCursor = (page && page.next_cursor) || null;
     renderList();
+  }
+
+  // pageOlder and pageNewer move through the list a page at a time.
+  function pageOlder() {
+    if (!state.nextCursor) return;
+    state.cursors = [...state.cursors, state.nextCursor];
+    state.gen++;
+    refresh();
+  }
+
+  function pageNewer() {
+    state.cursors = state.cursors.slice(0, -1);
+    state.gen++;
+    refresh();
+  }
+
+  // ---------- counts and charts ----------
+
+  // loadStats shows how many executions are in each status on the
+  // status buttons; a count the server stopped at (up_to) reads "10,000+".
+  async function loadStats() {
+    const st = await api('GET', 'executions/stats');
+    if (!st) return;
+    const fmt = (n) => n.toLocaleString() + (n >= st.up_to ? '+' : '');
+    let total = 0, capped = false;
+    for (const k of STATUSES) {
+      const n = st.counts[k] || 0;
+      total += n;
+      capped = capped || n >= st.up_to;
+      const b = document.querySelector('#filters button[data-status="' + k + '"]');
+      b.dataset.count = String(n);
+      setText(b.querySelector('.n'), fmt(n));
+    }
+    const all = document.querySelector('#filters button[data-status=""]');
+    all.dataset.count = String(total);
+    setText(all.querySelector('.n'), total.toLocaleString() + (capped ? '+' : ''));
+  }
+
+  let throughputAt = -Infinity; // when the chart was last read (performance.now())
+
+  // loadThroughput reads the last hour, per minute, and draws it: once
+  // every THROUGHPUT_MS, or at once after a failed read. Neither it nor
+  // the counts depend on the list's filters.
+  async function loadThroughput() {
+    if (performance.now() - throughputAt < THROUGHPUT_MS) return;
+    const tp = await api('GET', 'executions/throughput');
+    throughputAt = performance.now();
+    if (tp) drawThroughput(tp);
+  }
+
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+
+  // svg builds an SVG element, as el builds HTML ones.
+  function svg(tag, attrs, ...children) {
+    const e = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === 'dataset') Object.assign(e.dataset, v);
+      else if (k === 'text') e.textContent = v;
+      else e.setAttribute(k, String(v));
+    }
+    e.append(...children);
+    return e;
+  }
+
+  // drawThroughput draws a pair of bars per minute, started and finished,
+  // each rect carrying its count (data-count) and minute (data-start).
+  function drawThroughput(tp) {
+    const W = 600, H = 130, top = 8, bottom = 16;
+    const bs = tp.buckets;
+    const max = Math.max(1, ...bs.map((b) => Math.max(b.started, b.finished)));
+    const slot = W / bs.length;
+    const bar = Math.max(1, slot / 2 - 1);
+    const y = (n) => (H - bottom) - (n / max) * (H - bottom - top);
+    const parts = [svg('line', { class: 'axis', x1: 0, x2: W, y1: H - bottom, y2: H - bottom })];
+    let started = 0, finished = 0;
+    bs.forEach((b, i) => {
+      started += b.started;
+      finished += b.finished;
+      const label = new Date(parseTime(b.start)).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', hour12: false }) +
+        ': ' + b.started + ' started, ' + b.finished + ' finished';
+      for (const [kind, n, x] of [['started', b.started, i * slot], ['finished', b.finished, i * slot + bar]]) {
+        parts.push(svg('rect', {
+          class: 'bar-' + kind, x: x.toFixed(1), y: y(n).toFixed(1), width: bar.toFixed(1), height: ((H - bottom) - y(n)).toFixed(1),
+          dataset: { kind, count: String(n), start: b.start },
+        }, svg('title', { text: label })));
+      }
+    });
+    parts.push(svg('text', { class: 'tick', x: 0, y: H - 3, text: '−' + bs.length + 'm' }),
+      svg('text', { class: 'tick', x: W / 2, y: H - 3, 'text-anchor': 'middle', text: '−' + bs.length / 2 + 'm' }),
+      svg('text', { class: 'tick', x: W, y: H - 3, 'text-anchor': 'end', text: 'now' }),
+      svg('text', { class: 'tick', x: 2, y: top + 2, text: String(max) }));
+    $('#throughput').replaceChildren(...parts);
+    const totals = $('#throughput-totals');
+    totals.dataset.started = String(started);
+    totals.dataset.finished = String(finished);
+    setText(totals, started + ' started · ' + finished + ' finished');
   }
 
   // renderTable shows items in table t, reusing the rows it has.
@@ -572,9 +742,11 @@
     const f = state.filter;
     const empty = $('#empty');
     empty.hidden = state.executions.length > 0;
-    empty.textContent = f.status || f.tags.length || f.batch
+    empty.textContent = f.status || f.tags.length || f.batch || f.pipeline || f.idPrefix
       ? 'No ' + (f.status ? f.status + ' ' : '') + 'executions match the filters.'
       : 'No executions yet. Start one with the form.';
+    $('#page-newer').hidden = state.cursors.length === 0;
+    $('#page-older').hidden = !state.nextCursor;
     renderListNote();
   }
 
@@ -585,8 +757,11 @@
     if (active(state.executions)) {
       how = pageStreamOpen() ? ' · live over one stream' : listStreamSpec() ? ' · connecting the stream' : ' · read every second';
     }
-    $('#list-note').textContent = state.executions.length + ' newest shown · ' + running + ' running' + how +
-      ' · updated ' + clock(new Date().toISOString());
+    const first = state.cursors.length * LIST_LIMIT + 1;
+    const shown = state.executions.length === 0 ? 'none shown'
+      : state.cursors.length === 0 ? state.executions.length + ' newest shown'
+        : 'executions ' + first + '–' + (first + state.executions.length - 1) + ' shown';
+    $('#list-note').replaceChildren(shown + ' · ' + running + ' running' + how + ' · updated ', timeEl(nowISO()));
   }
 
   function makeRow(id) {
@@ -603,8 +778,11 @@
     r.step = el('span', { class: 'step' });
     r.msg = el('span', { class: 'msg' });
     r.eta = el('span', { class: 'eta' });
-    r.created = el('td', { class: 'col-time' });
-    r.took = el('td', { class: 'col-time' });
+    r.createdAt = el('time');
+    r.created = el('td', { class: 'col-time' }, r.createdAt);
+    r.runTime = el('span', { class: 'run-time' });
+    r.attempts = el('span', { class: 'attempts', hidden: true });
+    r.took = el('td', { class: 'col-time' }, r.runTime, r.attempts);
     r.cancel = el('button', {
       type: 'button', class: 'btn danger small cancel', text: 'Cancel',
       onclick: (ev) => { ev.stopPropagation(); cancel(id, r.cancel); },
@@ -667,9 +845,18 @@
       r.tags.replaceChildren(...chips);
     }
     paintProgress(r, ex, true);
-    setText(r.created, ago(ex.created_at));
-    r.created.title = fullTime(ex.created_at);
-    setText(r.took, runTime(ex));
+    setTime(r.createdAt, ex.created_at);
+    // A row knows only its latest attempt's start (started_at is set anew
+    // by each claim): it shows that attempt's run time and says so; the
+    // execution's page sums every attempt from the events.
+    setText(r.runTime, runTime(ex));
+    const retried = ex.attempt > 1;
+    r.attempts.hidden = !retried;
+    r.tr.dataset.attempt = String(ex.attempt || 0);
+    if (retried) {
+      setText(r.attempts, 'attempt ' + ex.attempt);
+      r.attempts.title = 'The run time is attempt ' + ex.attempt + '\'s; the execution\'s page sums all ' + ex.attempt + ' attempts';
+    }
     r.cancel.hidden = FINAL.has(ex.status) || !!ex.cancel_requested;
     const live = !FINAL.has(ex.status) && isLive(ex.id);
     r.tr.toggleAttribute('data-live', live);
@@ -699,6 +886,7 @@
 
   function setFilter(change) {
     state.filter = Object.assign({}, state.filter, change);
+    state.cursors = []; // a new filter starts at its newest page
     state.gen++;
     for (const b of document.querySelectorAll('#filters button')) b.classList.toggle('active', b.dataset.status === state.filter.status);
     renderFilters();
@@ -714,6 +902,48 @@
       }))));
     if (document.activeElement !== $('#batch-input')) $('#batch-input').value = f.batch;
     $('#batch-clear').hidden = !f.batch;
+    if (document.activeElement !== $('#id-input')) $('#id-input').value = f.idPrefix;
+    $('#id-clear').hidden = !f.idPrefix;
+    $('#pipeline-filter').value = f.pipeline;
+  }
+
+  // submitID opens the execution of a whole id and filters the list by
+  // the start of one; anything else is reported and changes nothing.
+  function submitID(ev) {
+    ev.preventDefault();
+    const v = $('#id-input').value.trim().toLowerCase();
+    const box = $('#filter-error');
+    if (v && !isIDPrefix(v)) {
+      box.textContent = 'Not an execution id or its start: ' + v + ' — ids are lowercase hex digits with "-" after the 8th, 12th, 16th and 20th.';
+      box.hidden = false;
+      return;
+    }
+    box.hidden = true;
+    if (isID(v)) {
+      $('#id-input').value = '';
+      if (state.filter.idPrefix) setFilter({ idPrefix: '' });
+      location.hash = '#/executions/' + v;
+      return;
+    }
+    setFilter({ idPrefix: v });
+  }
+
+  // renderPipelineFilter lists the server's pipelines in the filter,
+  // keeping one chosen that the server no longer has.
+  function renderPipelineFilter() {
+    const names = state.pipelines.map((p) => p.name);
+    const cur = state.filter.pipeline;
+    if (cur && !names.includes(cur)) names.push(cur);
+    $('#pipeline-filter').replaceChildren(el('option', { value: '', text: 'all' }), ...names.map((n) => el('option', { value: n, text: n })));
+    $('#pipeline-filter').value = cur;
+  }
+
+  // statusButtons fills a status filter bar with All and the five
+  // statuses; the executions' bar has room for counts.
+  function statusButtons(nav, counts) {
+    nav.replaceChildren(...['', ...STATUSES].map((st) => el('button', {
+      type: 'button', class: st === '' ? 'active' : null, dataset: { status: st },
+    }, st === '' ? 'All' : st[0].toUpperCase() + st.slice(1), counts ? ' ' : null, counts ? el('span', { class: 'n' }) : null)));
   }
 
   // addTagFilters adds key:value tag filters; an entry that is not one is
@@ -779,8 +1009,8 @@
     if (current.length !== wanted.length || current.some((tr, i) => tr !== wanted[i])) tbody.replaceChildren(...wanted);
     $('#batches-empty').hidden = wanted.length > 0;
     const running = state.batches.filter((b) => b.status === 'running').length;
-    $('#batches-note').textContent = state.batches.length + ' newest shown · ' + running + ' running · read every ' +
-      REFRESH_MS / 1000 + ' seconds · updated ' + clock(new Date().toISOString());
+    $('#batches-note').replaceChildren(state.batches.length + ' newest shown · ' + running + ' running · read every ' +
+      REFRESH_MS / 1000 + ' seconds · updated ', timeEl(nowISO()));
   }
 
   function makeBatchRow(id) {
@@ -788,7 +1018,8 @@
     r.badge = el('span', { class: 'badge' });
     r.size = el('span', { class: 'exec-id' });
     r.tags = el('span', { class: 'tags' });
-    r.created = el('td', { class: 'col-time' });
+    r.createdAt = el('time');
+    r.created = el('td', { class: 'col-time' }, r.createdAt);
     r.took = el('td', { class: 'col-time' });
     r.cancel = el('button', {
       type: 'button', class: 'btn danger small cancel', text: 'Cancel',
@@ -815,8 +1046,7 @@
       r.tags.replaceChildren(...tagChips(b.tags));
     }
     paintRollup(r.rollup, b);
-    setText(r.created, ago(b.created_at));
-    r.created.title = fullTime(b.created_at);
+    setTime(r.createdAt, b.created_at);
     setText(r.took, batchRunTime(b));
     r.cancel.hidden = FINAL.has(b.status);
   }
@@ -845,7 +1075,7 @@
     const key = JSON.stringify([c, b.total]);
     if (p.key !== key) {
       p.key = key;
-      p.counts.replaceChildren(...COUNT_ORDER.filter((k) => c[k]).map((k) => el('span', { class: 'count', dataset: { status: k }, text: c[k] + ' ' + k })),
+      p.counts.replaceChildren(...STATUSES.filter((k) => c[k]).map((k) => el('span', { class: 'count', dataset: { status: k }, text: c[k] + ' ' + k })),
         el('span', { class: 'total', text: 'of ' + b.total }));
     }
   }
@@ -908,13 +1138,13 @@
     const tags = tagChips(b.tags);
     const fields = [
       ['ID', b.id], ['Tags', tags.length ? el('span', { class: 'tags' }, tags) : '—'],
-      ['Created', fullTime(b.created_at)], ['Finished', fullTime(b.finished_at)], ['Run time', batchRunTime(b)],
+      ['Created', timeEl(b.created_at)], ['Finished', timeEl(b.finished_at)], ['Run time', batchRunTime(b)],
     ];
     $('#batch-fields').replaceChildren(...fields.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', null, v)]));
     $('#batch-empty').hidden = state.members.length > 0;
     $('#batch-empty').textContent = 'No members.';
     const shown = state.members.length < b.total ? 'the newest ' + state.members.length + ' of ' + b.total + ' members shown' : b.total + ' members';
-    $('#batch-note').textContent = shown + ' · updated ' + clock(new Date().toISOString());
+    $('#batch-note').replaceChildren(shown + ' · updated ', timeEl(nowISO()));
   }
 
   // showBatchPage empties the batch page for batch id (null: none).
@@ -952,6 +1182,7 @@
     }
     if (previous && state.pipelines.some((p) => p.name === previous)) select.value = previous;
     showPipelineInfo();
+    renderPipelineFilter();
     $('#start-error').hidden = true;
   }
 
@@ -1001,6 +1232,7 @@
       const ex = await api('POST', 'executions', body);
       localStorage.setItem('conveyor.pipeline', pipeline);
       $('#start-error').hidden = true;
+      $('#start-prefill').hidden = true;
       const ok = $('#start-ok');
       ok.dataset.id = ex.id;
       ok.replaceChildren('Started ', el('b', { text: ex.pipeline }), ' · ',
@@ -1008,8 +1240,9 @@
       ok.hidden = false;
       // Show the new execution: filters that would hide it go.
       const f = state.filter;
-      if ((f.status && f.status !== 'pending') || f.tags.length || f.batch) setFilter({ status: '', tags: [], batch: '' });
-      else refresh();
+      if ((f.status && f.status !== 'pending') || f.tags.length || f.batch || f.idPrefix || (f.pipeline && f.pipeline !== pipeline) || state.cursors.length) {
+        setFilter({ status: '', tags: [], batch: '', pipeline: '', idPrefix: '' });
+      } else refresh();
     } catch (e) {
       showStartError(e);
     } finally {
@@ -1160,9 +1393,9 @@
     const fields = [
       ['ID', ex.id], ['Pipeline', ex.pipeline], ['Status', ex.status + (ex.cancel_requested && !FINAL.has(ex.status) ? ' (cancel requested)' : '')],
       ['Tags', tags.length ? el('span', { class: 'tags' }, tags) : '—'], ['Batch', ex.batch_id ? batchLink(ex.batch_id) : '—'],
-      ['Attempt', ex.attempt], ['Node', ex.node || '—'], ['Created', fullTime(ex.created_at)],
-      ['Started', fullTime(ex.started_at)], ['Finished', fullTime(ex.finished_at)],
-      ['Run time', runTime(ex) || '—'], ['Last event', ex.last_seq ? '#' + ex.last_seq : '—'],
+      ['Attempts', ex.attempt], ['Node', ex.node || '—'], ['Created', timeEl(ex.created_at)],
+      [ex.attempt > 1 ? 'Started (attempt ' + ex.attempt + ')' : 'Started', timeEl(ex.started_at)], ['Finished', timeEl(ex.finished_at)],
+      ['Run time', el('span', { id: 'detail-run-time' }, totalRunTime(ex, d.events))], ['Last event', ex.last_seq ? '#' + ex.last_seq : '—'],
     ];
     $('#detail-fields').replaceChildren(...fields.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', null, v instanceof Node ? v : String(v))]));
     $('#detail-input').textContent = pretty(ex.input);
@@ -1173,10 +1406,23 @@
     const logs = $('#detail-logs');
     $('#detail-logs-count').textContent = d.logs.length ? '(' + d.logs.length + ')' : '';
     if (d.logs.length) {
-      logs.replaceChildren(el('div', { class: 'lines' }, d.logs.map((l) => el('div', { class: 'line' },
-        el('span', { class: 'ts', text: clock(l.timestamp) }),
-        el('span', { class: 'stream', dataset: { stream: l.stream }, text: l.step ? l.step + ' ' + l.stream : l.stream }),
-        el('span', { class: 'text', text: l.line })))));
+      // Lines of a retried execution come from several attempts: each
+      // run of one attempt's lines opens with its label, so they never
+      // read as one.
+      const labelled = ex.attempt > 1 || new Set(d.logs.map((l) => l.attempt)).size > 1;
+      const nodes = [];
+      let prev = null;
+      for (const l of d.logs) {
+        if (labelled && l.attempt !== prev) {
+          nodes.push(el('div', { class: 'attempt-label', dataset: { attempt: String(l.attempt) }, text: l.attempt ? 'Attempt ' + l.attempt : 'Attempt not recorded' }));
+          prev = l.attempt;
+        }
+        nodes.push(el('div', { class: 'line', dataset: { attempt: String(l.attempt) } },
+          el('span', { class: 'ts' }, timeEl(l.timestamp)),
+          el('span', { class: 'stream', dataset: { stream: l.stream }, text: l.step ? l.step + ' ' + l.stream : l.stream }),
+          el('span', { class: 'text', text: l.line })));
+      }
+      logs.replaceChildren(el('div', { class: 'lines' }, nodes));
     } else {
       logs.replaceChildren(el('div', { class: 'none', text: 'No log lines.' }));
     }
@@ -1184,11 +1430,102 @@
     $('#detail-events-count').textContent = d.events.length ? '(' + d.events.length + ')' : '';
     const rows = d.events.map((ev) => el('tr', null,
       el('td', { class: 'seq', text: ev.seq }),
-      el('td', { class: 'time', text: clock(ev.timestamp) }),
+      el('td', { class: 'time' }, timeEl(ev.timestamp)),
       el('td', { class: 'type' }, el('span', { class: 'type-tag', dataset: { type: ev.type }, text: ev.type })),
       el('td', { text: eventSummary(ev) })));
     const tbody = $('#detail-events tbody');
     if (tbody.children.length !== rows.length) tbody.replaceChildren(...rows);
+    drawProgressChart(ex, d.events);
+  }
+
+  // attemptSpans reads an execution's attempts from its events: each runs
+  // from its started event to the event that ended it (retrying or
+  // final); one still running has no end.
+  function attemptSpans(events) {
+    const spans = [];
+    for (const ev of events) {
+      const last = spans[spans.length - 1];
+      if (ev.type === 'started') spans.push({ attempt: ev.attempt, start: parseTime(ev.timestamp), end: null });
+      else if ((ev.type === 'retrying' || FINAL.has(ev.type)) && last && last.end === null) last.end = parseTime(ev.timestamp);
+    }
+    return spans;
+  }
+
+  // totalRunTime is the time an execution ran over all its attempts, the
+  // waits between them left out. started_at is the latest attempt's
+  // start, so only the events know the earlier ones; before they are
+  // read, the latest attempt's run time is all there is.
+  function totalRunTime(ex, events) {
+    const spans = attemptSpans(events);
+    if (!spans.length) return runTime(ex) || '—';
+    const ms = spans.reduce((sum, sp) => sum + ((sp.end === null ? Date.now() : sp.end) - sp.start), 0);
+    if (spans.length === 1) return duration(ms / 1000);
+    const lastSpan = spans[spans.length - 1];
+    const last = (lastSpan.end === null ? Date.now() : lastSpan.end) - lastSpan.start;
+    return duration(ms / 1000) + ' over ' + spans.length + ' attempts (the last ' + duration(last / 1000) + ')';
+  }
+
+  // drawProgressChart draws the execution's percentage over time from its
+  // events: 0 at each start, each progress sample, 100 at completion; a
+  // dashed line marks where a retry began again. Each point is a circle
+  // with its percentage (data-pct).
+  function drawProgressChart(ex, events) {
+    const W = 600, H = 120, pad = 6;
+    const pts = [];
+    const restarts = [];
+    for (const ev of events) {
+      const t = parseTime(ev.timestamp);
+      if (ev.type === 'started') {
+        if (pts.length) restarts.push(t);
+        pts.push({ t, pct: 0, seq: ev.seq });
+      } else if (ev.type === 'completed') {
+        pts.push({ t, pct: 100, seq: ev.seq });
+      } else if (ev.progress && ev.progress.percentage !== null && ev.progress.percentage !== undefined) {
+        pts.push({ t, pct: pctOf(ev.progress), seq: ev.seq });
+      }
+    }
+    const chart = $('#detail-chart');
+    if (!pts.length) {
+      chart.replaceChildren(svg('text', { class: 'tick', x: W / 2, y: H / 2, 'text-anchor': 'middle', text: 'No progress yet' }));
+      return;
+    }
+    const t0 = pts[0].t;
+    const t1 = Math.max(pts[pts.length - 1].t, FINAL.has(ex.status) ? 0 : Date.now(), t0 + 1);
+    const x = (t) => pad + (t - t0) / (t1 - t0) * (W - 2 * pad);
+    const y = (pct) => H - pad - pct / 100 * (H - 2 * pad);
+    const parts = [
+      svg('line', { class: 'axis', x1: pad, x2: W - pad, y1: y(0), y2: y(0) }),
+      svg('line', { class: 'grid', x1: pad, x2: W - pad, y1: y(100), y2: y(100) }),
+      ...restarts.map((t) => svg('line', { class: 'restart', x1: x(t), x2: x(t), y1: y(0), y2: y(100) })),
+      svg('polyline', { class: 'progress-line', points: pts.map((p) => x(p.t).toFixed(1) + ',' + y(p.pct).toFixed(1)).join(' ') }),
+      ...pts.map((p) => svg('circle', { cx: x(p.t).toFixed(1), cy: y(p.pct).toFixed(1), r: 2.5, dataset: { pct: String(p.pct), seq: String(p.seq) } },
+        svg('title', { text: Math.floor(p.pct) + '% · ' + exactTime(p.t) }))),
+    ];
+    chart.replaceChildren(...parts);
+  }
+
+  // rerun fills the start form with the shown execution's pipeline and
+  // input, to run the same again as a new execution (the server has no
+  // retry-as-new yet); the person presses Start.
+  function rerun() {
+    const ex = state.detail && state.detail.ex;
+    if (!ex) return;
+    if (state.route.view === 'executions') closeDetail();
+    else location.hash = '#/';
+    $('#start-ok').hidden = true;
+    if (!state.pipelines.some((p) => p.name === ex.pipeline)) {
+      showStartError(new APIError(0, 'unknown_pipeline', 'pipeline "' + ex.pipeline + '" is not on this server, so it cannot run again here'));
+      return;
+    }
+    $('#start-error').hidden = true;
+    $('#pipeline').value = ex.pipeline;
+    showPipelineInfo();
+    $('#input').value = ex.input === null || ex.input === undefined ? '' : JSON.stringify(ex.input, null, 2);
+    const note = $('#start-prefill');
+    note.dataset.from = ex.id;
+    note.replaceChildren('Filled in from ', el('code', { text: shortID(ex.id), title: ex.id }), ': press Start to run it again.');
+    note.hidden = false;
+    $('#input').focus();
   }
 
   function eventSummary(ev) {
@@ -1208,6 +1545,10 @@
 
   function saveKey(ev) {
     ev.preventDefault();
+    if (ev.currentTarget.id === 'key-prompt') {
+      $('#api-key').value = $('#key-prompt-input').value;
+      $('#key-prompt-input').value = ''; // kept in one place, the top bar
+    }
     state.key = $('#api-key').value.trim();
     if (state.key) localStorage.setItem(KEY_STORAGE, state.key);
     else localStorage.removeItem(KEY_STORAGE);
@@ -1220,6 +1561,18 @@
   function init() {
     $('#api-key').value = state.key;
     $('#key-form').addEventListener('submit', saveKey);
+    $('#key-prompt').addEventListener('submit', saveKey);
+    statusButtons($('#filters'), true);
+    statusButtons($('#batch-status-filters'), false);
+    $('#id-form').addEventListener('submit', submitID);
+    $('#id-clear').addEventListener('click', () => {
+      $('#filter-error').hidden = true;
+      setFilter({ idPrefix: '' });
+    });
+    $('#pipeline-filter').addEventListener('change', (ev) => setFilter({ pipeline: ev.target.value }));
+    $('#page-older').addEventListener('click', pageOlder);
+    $('#page-newer').addEventListener('click', pageNewer);
+    $('#detail-rerun').addEventListener('click', rerun);
     $('#start-form').addEventListener('submit', start);
     $('#pipeline').addEventListener('change', showPipelineInfo);
     $('#input').addEventListener('keydown', (ev) => {
@@ -1255,6 +1608,10 @@
         const r = batchRows.get(b.id);
         if (r) paintBatchRow(r, b);
       }
+      paintTimes();
+      const d = state.detail;
+      const took = d && d.ex && document.querySelector('#detail-run-time');
+      if (took) setText(took, totalRunTime(effective(d.ex), d.events));
     }, 1000);
     renderFilters();
     loadPipelines();
