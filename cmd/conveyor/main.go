@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -21,6 +22,10 @@ func main() {
 	root.AddCommand(clientCmds()...)
 	root.AddCommand(benchCmd())
 	if err := root.Execute(); err != nil {
+		var status exitStatus
+		if errors.As(err, &status) {
+			os.Exit(int(status))
+		}
 		fmt.Fprintln(os.Stderr, "conveyor:", err)
 		os.Exit(1)
 	}
