@@ -6,11 +6,13 @@ package main_test
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -423,5 +425,59 @@ func TestListAndGet(t *testing.T) {
 	}
 	if out := mustCLI(t, n, "", "pipelines", "fails"); !strings.HasPrefix(out, "fails: steps pipeline, 1 retries\n") {
 		t.Errorf("pipelines fails printed:\n%s", out)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	out, err := exec.CommandContext(t.Context(), binary, "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	flag, err := exec.CommandContext(t.Context(), binary, "--version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != string(flag) {
+		t.Errorf("version printed %q, --version %q", out, flag)
+	}
+	js, err := exec.CommandContext(t.Context(), binary, "version", "-o", "json").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct{ Version, Commit, Go string }
+	if err := json.Unmarshal(js, &v); err != nil {
+		t.Fatal(err)
+	}
+	// What the go command reads from the same binary is the truth.
+	info, err := exec.CommandContext(t.Context(), "go", "version", "-m", binary).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	setting := func(key string) string {
+		m := regexp.MustCompile(`(?m)^\s+build\s+` + regexp.QuoteMeta(key) + `=(\S+)$`).FindSubmatch(info)
+		if m == nil {
+			return ""
+		}
+		return string(m[1])
+	}
+	mod := regexp.MustCompile(`(?m)^\s+mod\s+\S+\s+(\S+)`).FindSubmatch(info)
+	commit := setting("vcs.revision")
+	switch {
+	case commit == "":
+		commit = "unknown"
+	case setting("vcs.modified") == "true":
+		commit += "-dirty"
+	}
+	if v.Go != runtime.Version() || v.Commit != commit || mod == nil || v.Version != string(mod[1]) {
+		t.Errorf("version -o json: %+v, want go %s, commit %s, version %s\n%s", v, runtime.Version(), commit, mod, info)
+	}
+	if want := "conveyor " + v.Version + "\ncommit " + v.Commit + "\n" + v.Go + "\n"; string(out) != want {
+		t.Errorf("version printed %q, want %q", out, want)
+	}
+	_, err = exec.CommandContext(t.Context(), binary, "version", "-o", "yaml").Output()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || !strings.Contains(string(exit.Stderr), `want text or json, not "yaml"`) {
+		t.Errorf("version -o yaml: %v", err)
 	}
 }
