@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -27,6 +26,7 @@ import (
 func batchCmd(newClient func() *client.Client) *cobra.Command {
 	var pipeline string
 	var tagFlags []string
+	var output *outputFormat
 	cmd := &cobra.Command{
 		Use:   "batch FILE",
 		Short: "Submit executions as one batch, one JSON object a line (FILE - reads stdin); print the batch id",
@@ -60,10 +60,14 @@ A bad line is an error naming it, and then nothing is submitted.`,
 			if err != nil {
 				return items.locate(err)
 			}
+			if output.json() {
+				return printJSON(os.Stdout, b)
+			}
 			fmt.Println(b.ID)
 			return nil
 		},
 	}
+	output = addOutputFlag(cmd)
 	cmd.Flags().StringVar(&pipeline, "pipeline", "", "run every line's input with this pipeline; each line is then only an input")
 	cmd.Flags().StringArrayVar(&tagFlags, "tag", nil, "tag every member with key:value (repeatable); a line's own tag wins")
 	return cmd
@@ -74,12 +78,14 @@ func batchesCmd(newClient func() *client.Client) *cobra.Command {
 	var filter conveyor.BatchFilter
 	var status string
 	var tagFlags []string
+	var output *outputFormat
 	cmd := &cobra.Command{
 		Use:   "batches [ID]",
-		Short: "List batches, newest first, or print one as JSON",
+		Short: "List batches, newest first, or show one",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := newClient()
+			var page *conveyor.BatchPage
 			if len(args) == 1 {
 				for _, f := range []string{"status", "tag", "limit", "cursor"} {
 					if cmd.Flags().Changed(f) {
@@ -90,26 +96,32 @@ func batchesCmd(newClient func() *client.Client) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return printJSON(b)
+				page = &conveyor.BatchPage{Batches: []*conveyor.Batch{b}}
+			} else {
+				var err error
+				if filter.Tags, err = parseTags(tagFlags); err != nil {
+					return err
+				}
+				filter.Status = conveyor.Status(status)
+				if page, err = c.Batches(cmd.Context(), filter); err != nil {
+					return err
+				}
 			}
-			var err error
-			if filter.Tags, err = parseTags(tagFlags); err != nil {
-				return err
+			defer moreHint(page.NextCursor)
+			if output.json() {
+				for _, b := range page.Batches {
+					if err := printJSON(os.Stdout, b); err != nil {
+						return err
+					}
+				}
+				return nil
 			}
-			filter.Status = conveyor.Status(status)
-			page, err := c.Batches(cmd.Context(), filter)
-			if err != nil {
-				return err
-			}
-			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			w := newTable()
 			fmt.Fprintln(w, "ID\tSTATUS\tPROGRESS\tTOTAL\tPENDING\tRUNNING\tCOMPLETED\tFAILED\tCANCELLED\tCREATED\tTAGS")
 			for _, b := range page.Batches {
 				n := b.Counts
 				fmt.Fprintf(w, "%s\t%s\t%.1f%%\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", b.ID, b.Status, b.Progress.Percentage, b.Total,
 					n.Pending, n.Running, n.Completed, n.Failed, n.Cancelled, b.CreatedAt.Local().Format(time.DateTime), formatTags(b.Tags))
-			}
-			if page.NextCursor != nil {
-				fmt.Fprintf(w, "more: --cursor %s\n", *page.NextCursor)
 			}
 			return w.Flush()
 		},
@@ -118,6 +130,7 @@ func batchesCmd(newClient func() *client.Client) *cobra.Command {
 	cmd.Flags().StringArrayVar(&tagFlags, "tag", nil, "only batches with this tag, key:value (repeatable; all must match)")
 	cmd.Flags().IntVar(&filter.Limit, "limit", 20, "how many")
 	cmd.Flags().StringVar(&filter.Cursor, "cursor", "", "continue a previous listing")
+	output = addOutputFlag(cmd)
 	return cmd
 }
 

@@ -46,7 +46,7 @@ func mustCLI(t *testing.T, n *node, stdin string, args ...string) string {
 }
 
 // rows are the first column of a table printed by ls or batches, without
-// the header and the "more:" line.
+// the header.
 func rows(t *testing.T, table string) []string {
 	t.Helper()
 	lines := strings.Split(strings.TrimSpace(table), "\n")
@@ -55,7 +55,7 @@ func rows(t *testing.T, table string) []string {
 	}
 	var ids []string
 	for _, l := range lines[1:] {
-		if f := strings.Fields(l); len(f) > 0 && !strings.HasPrefix(l, "more:") {
+		if f := strings.Fields(l); len(f) > 0 {
 			ids = append(ids, f[0])
 		}
 	}
@@ -169,7 +169,7 @@ func TestBatchListedByBatchesAndLs(t *testing.T) {
 		t.Errorf("batches --tag env:other lists %v, want none", got)
 	}
 	var b conveyor.Batch
-	if err := json.Unmarshal([]byte(mustCLI(t, n, "", "batches", batch)), &b); err != nil {
+	if err := json.Unmarshal([]byte(mustCLI(t, n, "", "batches", batch, "-o", "json")), &b); err != nil {
 		t.Fatal(err)
 	}
 	if b.ID != batch || b.Total != 3 || b.Tags["env"] != "test" || b.Tags["team"] != "a" {

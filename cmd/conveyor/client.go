@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
+	"cmp"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -31,67 +28,9 @@ func clientCmds() []*cobra.Command {
 		return cmd
 	}
 
-	var watchBatchID string
-	watchCmd := &cobra.Command{
-		Use:   "watch ID... | --batch ID",
-		Short: "Watch executions, or a batch, live until they end (exit 1 unless all complete)",
-		Args: func(_ *cobra.Command, args []string) error {
-			if n := len(args); watchBatchID == "" && n == 0 || watchBatchID != "" && n != 0 {
-				return errors.New("watch takes execution IDs, or --batch and a batch ID")
-			}
-			return nil
-		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if watchBatchID != "" {
-				return watchBatch(cmd.Context(), newClient(), watchBatchID)
-			}
-			return watch(cmd.Context(), newClient(), args)
-		},
-	}
-	watchCmd.Flags().StringVar(&watchBatchID, "batch", "", "watch every member of this batch and the batch's counts, instead of executions")
-
-	get := &cobra.Command{
-		Use:   "get ID",
-		Short: "Print an execution as JSON",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ex, err := newClient().Get(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return printJSON(ex)
-		},
-	}
-
-	pipelines := &cobra.Command{
-		Use:   "pipelines [NAME]",
-		Short: "List the server's pipelines, or show one",
-		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c := newClient()
-			if len(args) == 1 {
-				p, err := c.Pipeline(cmd.Context(), args[0])
-				if err != nil {
-					return err
-				}
-				return printJSON(p)
-			}
-			ps, err := c.Pipelines(cmd.Context())
-			if err != nil {
-				return err
-			}
-			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tKIND\tSTEPS\tDESCRIPTION")
-			for _, p := range ps {
-				fmt.Fprintf(w, "%s\t%s\t%d\t%s\n", p.Name, p.Kind, len(p.Steps), p.Description)
-			}
-			return w.Flush()
-		},
-	}
-
 	cmds := []*cobra.Command{
-		runCmd(newClient), watchCmd, get, lsCmd(newClient), cancelCmd(newClient), pipelines,
-		batchCmd(newClient), batchesCmd(newClient),
+		runCmd(newClient), watchCmd(newClient), getCmd(newClient), lsCmd(newClient), cancelCmd(newClient),
+		logsCmd(newClient), eventsCmd(newClient), pipelinesCmd(newClient), batchCmd(newClient), batchesCmd(newClient),
 	}
 	for _, c := range cmds {
 		addServerFlag(c)
@@ -99,43 +38,114 @@ func clientCmds() []*cobra.Command {
 	return cmds
 }
 
-// runCmd starts an execution and watches it.
-func runCmd(newClient func() *client.Client) *cobra.Command {
-	var input string
-	var detach bool
-	var runTags []string
-	run := &cobra.Command{
-		Use:   "run PIPELINE",
-		Short: "Start an execution and watch it to the end (exit 1 unless it completes)",
+// getCmd prints an execution.
+func getCmd(newClient func() *client.Client) *cobra.Command {
+	var output *outputFormat
+	cmd := &cobra.Command{
+		Use:   "get ID",
+		Short: "Print an execution",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var in json.RawMessage
-			if input != "" {
-				if !json.Valid([]byte(input)) {
-					return fmt.Errorf("--input is not valid JSON: %s", input)
-				}
-				in = json.RawMessage(input)
-			}
-			tags, err := tagsOf(runTags)
+			ex, err := newClient().Get(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			c := newClient()
-			ex, err := c.SubmitWithTags(cmd.Context(), args[0], in, tags)
-			if err != nil {
-				return err
+			if output.json() {
+				return printJSON(os.Stdout, ex)
 			}
-			if detach {
-				fmt.Println(ex.ID)
-				return nil
-			}
-			return watch(cmd.Context(), c, []string{ex.ID})
+			return printExecution(ex)
 		},
 	}
-	run.Flags().StringVar(&input, "input", "", "input as a JSON object")
-	run.Flags().BoolVarP(&detach, "detach", "d", false, "print the execution id and return at once")
-	run.Flags().StringArrayVar(&runTags, "tag", nil, "tag the execution with key:value (repeatable)")
-	return run
+	output = addOutputFlag(cmd)
+	return cmd
+}
+
+// printExecution writes an execution as a field a line.
+func printExecution(ex *conveyor.Execution) error {
+	w := newTable()
+	fmt.Fprintf(w, "id\t%s\n", ex.ID)
+	fmt.Fprintf(w, "pipeline\t%s\n", ex.Pipeline)
+	fmt.Fprintf(w, "status\t%s\n", ex.Status)
+	fmt.Fprintf(w, "attempt\t%d\n", ex.Attempt)
+	if ex.Progress != nil {
+		fmt.Fprintf(w, "progress\t%s\n", progressText(ex.Progress))
+	}
+	fmt.Fprintf(w, "created\t%s\n", ex.CreatedAt.Local().Format(time.DateTime))
+	if ex.StartedAt != nil {
+		fmt.Fprintf(w, "duration\t%s\n", formatDuration(runTime(ex)))
+	}
+	fmt.Fprintf(w, "tags\t%s\n", formatTags(ex.Tags))
+	if ex.BatchID != nil {
+		fmt.Fprintf(w, "batch\t%s\n", *ex.BatchID)
+	}
+	if len(ex.Input) > 0 && string(ex.Input) != "null" {
+		fmt.Fprintf(w, "input\t%s\n", ex.Input)
+	}
+	if len(ex.Result) > 0 && string(ex.Result) != "null" {
+		fmt.Fprintf(w, "result\t%s\n", ex.Result)
+	}
+	if ex.Error != nil {
+		fmt.Fprintf(w, "error\t%s\n", ex.Error.Error())
+	}
+	return w.Flush()
+}
+
+// pipelinesCmd lists the pipelines, or prints one.
+func pipelinesCmd(newClient func() *client.Client) *cobra.Command {
+	var output *outputFormat
+	cmd := &cobra.Command{
+		Use:   "pipelines [NAME]",
+		Short: "List the server's pipelines, or show one",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := newClient()
+			var ps []conveyor.PipelineInfo
+			if len(args) == 1 {
+				p, err := c.Pipeline(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				ps = append(ps, *p)
+			} else {
+				var err error
+				if ps, err = c.Pipelines(cmd.Context()); err != nil {
+					return err
+				}
+			}
+			if output.json() {
+				for _, p := range ps {
+					if err := printJSON(os.Stdout, p); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			w := newTable()
+			if len(args) == 1 {
+				p := ps[0]
+				fmt.Printf("%s: %s pipeline, %d retries", p.Name, p.Kind, p.Retries)
+				if p.Timeout != "" {
+					fmt.Printf(", timeout %s", p.Timeout)
+				}
+				if p.Description != "" {
+					fmt.Printf(": %s", p.Description)
+				}
+				fmt.Println()
+				fmt.Fprintln(w, "STEP\tKIND\tNAME\tTIMEOUT")
+				for i, st := range p.Steps {
+					fmt.Fprintf(w, "%d\t%s\t%s\t%s\n", i+1, st.Kind, st.Name, cmp.Or(st.Timeout, "-"))
+				}
+				return w.Flush()
+			}
+			fmt.Fprintln(w, "NAME\tKIND\tSTEPS\tDESCRIPTION")
+			for _, p := range ps {
+				fmt.Fprintf(w, "%s\t%s\t%d\t%s\n", p.Name, p.Kind, len(p.Steps), p.Description)
+			}
+			return w.Flush()
+		},
+	}
+	output = addOutputFlag(cmd)
+	return cmd
 }
 
 // lsCmd lists executions.
@@ -143,6 +153,7 @@ func lsCmd(newClient func() *client.Client) *cobra.Command {
 	var filter conveyor.ListFilter
 	var status string
 	var lsTags []string
+	var output *outputFormat
 	ls := &cobra.Command{
 		Use:   "ls",
 		Short: "List executions, newest first",
@@ -157,13 +168,24 @@ func lsCmd(newClient func() *client.Client) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "ID\tPIPELINE\tSTATUS\tPROGRESS\tCREATED\tTAGS")
-			for _, ex := range page.Executions {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", ex.ID, ex.Pipeline, ex.Status, percent(ex.Progress), ex.CreatedAt.Local().Format(time.DateTime), formatTags(ex.Tags))
+			defer moreHint(page.NextCursor)
+			if output.json() {
+				for _, ex := range page.Executions {
+					if err := printJSON(os.Stdout, ex); err != nil {
+						return err
+					}
+				}
+				return nil
 			}
-			if page.NextCursor != nil {
-				fmt.Fprintf(w, "more: --cursor %s\n", *page.NextCursor)
+			w := newTable()
+			fmt.Fprintln(w, "ID\tPIPELINE\tSTATUS\tATTEMPT\tPROGRESS\tDURATION\tCREATED\tTAGS\tERROR")
+			for _, ex := range page.Executions {
+				duration := "-"
+				if ex.StartedAt != nil {
+					duration = formatDuration(runTime(ex))
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", ex.ID, ex.Pipeline, ex.Status, ex.Attempt, percent(ex.Progress),
+					duration, ex.CreatedAt.Local().Format(time.DateTime), formatTags(ex.Tags), errorCell(ex.Error))
 			}
 			return w.Flush()
 		},
@@ -174,7 +196,22 @@ func lsCmd(newClient func() *client.Client) *cobra.Command {
 	ls.Flags().StringVar(&filter.Cursor, "cursor", "", "continue a previous listing")
 	ls.Flags().StringArrayVar(&lsTags, "tag", nil, "only executions with this tag, key:value (repeatable; all must match)")
 	ls.Flags().StringVar(&filter.Batch, "batch", "", "only the members of this batch")
+	output = addOutputFlag(ls)
 	return ls
+}
+
+// errorCell is an error for a table cell: its code and the start of its
+// message, on one line.
+func errorCell(e *conveyor.Error) string {
+	if e == nil {
+		return "-"
+	}
+	const most = 60
+	s := strings.Join(strings.Fields(e.Error()), " ")
+	if r := []rune(s); len(r) > most {
+		s = string(r[:most-1]) + "…"
+	}
+	return s
 }
 
 // cancelCmd cancels an execution or a batch. A batch is cancelled
@@ -182,6 +219,7 @@ func lsCmd(newClient func() *client.Client) *cobra.Command {
 // command, as ls --batch filters by one.
 func cancelCmd(newClient func() *client.Client) *cobra.Command {
 	var cancelBatch string
+	var output *outputFormat
 	cancel := &cobra.Command{
 		Use:   "cancel ID | --batch ID",
 		Short: "Cancel an execution, or every member of a batch that has not ended",
@@ -197,6 +235,9 @@ func cancelCmd(newClient func() *client.Client) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if output.json() {
+					return printJSON(os.Stdout, b)
+				}
 				fmt.Printf("batch %s: cancel requested (status %s, %d of %d ended)\n", b.ID, b.Status, b.Counts.Final(), b.Total)
 				return nil
 			}
@@ -204,18 +245,16 @@ func cancelCmd(newClient func() *client.Client) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if output.json() {
+				return printJSON(os.Stdout, ex)
+			}
 			fmt.Printf("%s: cancel requested (status %s)\n", ex.ID, ex.Status)
 			return nil
 		},
 	}
 	cancel.Flags().StringVar(&cancelBatch, "batch", "", "cancel every member of this batch that has not ended, instead of one execution")
+	output = addOutputFlag(cancel)
 	return cancel
-}
-
-func printJSON(v any) error {
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 func percent(p *conveyor.Progress) string {
@@ -223,72 +262,4 @@ func percent(p *conveyor.Progress) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.1f%%", *p.Percentage)
-}
-
-// errNotCompleted makes the process exit 1 when a watched execution did
-// not complete.
-type errNotCompleted []string
-
-func (e errNotCompleted) Error() string {
-	return strings.Join(e, "; ")
-}
-
-// watch streams the executions until all have ended: live bars on a
-// terminal, one line per event otherwise.
-func watch(ctx context.Context, c *client.Client, ids []string) error {
-	var view watchView = &lineView{out: os.Stdout}
-	if isTerminal(os.Stderr) {
-		view = newBarView(os.Stderr, ids)
-	}
-	results := make(chan error, len(ids))
-	for _, id := range ids {
-		go func() { results <- watchOne(ctx, c, id, view) }()
-	}
-	var failed errNotCompleted
-	for range ids {
-		if err := <-results; err != nil {
-			failed = append(failed, err.Error())
-		}
-	}
-	view.wait()
-	if failed != nil {
-		return failed
-	}
-	return nil
-}
-
-func watchOne(ctx context.Context, c *client.Client, id string, view watchView) error {
-	s, err := c.Watch(ctx, id)
-	if err != nil {
-		view.end(id, nil)
-		return fmt.Errorf("%s: %w", id, err)
-	}
-	defer s.Close()
-	var last conveyor.Event
-	for {
-		ev, err := s.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			view.end(id, nil)
-			return fmt.Errorf("%s: %w", id, err)
-		}
-		last = ev
-		view.show(ev)
-	}
-	view.end(id, &last)
-	switch last.Type {
-	case conveyor.EventCompleted:
-		return nil
-	case conveyor.EventFailed:
-		return fmt.Errorf("%s failed: %w", id, last.Error)
-	default:
-		return fmt.Errorf("%s %s", id, last.Type)
-	}
-}
-
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

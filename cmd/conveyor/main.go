@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -13,14 +14,21 @@ func main() {
 	root := &cobra.Command{
 		Use:           "conveyor",
 		Short:         "Run pipelines in the background and watch their progress live",
+		Version:       readBuildVersion().String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(serveCmd(benchPipelines))
 	root.AddCommand(migrateCmd())
 	root.AddCommand(clientCmds()...)
 	root.AddCommand(benchCmd())
+	root.AddCommand(versionCmd())
 	if err := root.Execute(); err != nil {
+		var status exitStatus
+		if errors.As(err, &status) {
+			os.Exit(int(status))
+		}
 		fmt.Fprintln(os.Stderr, "conveyor:", err)
 		os.Exit(1)
 	}

@@ -25,7 +25,7 @@ import (
 // to keep "as many running members as fit, most recent first" without
 // adding and dropping bars from several places, which is where barView
 // went wrong; the member lines above the overall bar say the same.
-func watchBatch(ctx context.Context, c *client.Client, id string) error {
+func watchBatch(ctx context.Context, c *client.Client, id string, output *outputFormat) error {
 	// Asked first so that an unknown batch is an error before any bar.
 	if _, err := c.Batch(ctx, id); err != nil {
 		return fmt.Errorf("batch %s: %w", id, err)
@@ -38,8 +38,11 @@ func watchBatch(ctx context.Context, c *client.Client, id string) error {
 
 	w := newBatchWatcher(os.Stdout)
 	var bar *batchBar
-	if isTerminal(os.Stderr) {
-		bar = newBatchBar(os.Stderr, id)
+	switch {
+	case output.json():
+		w.out = io.Discard // only the final batch is printed
+	case isTerminal(os.Stdout):
+		bar = newBatchBar(os.Stdout, id)
 		w.out = bar.progress
 		w.onBatch = bar.update
 	}
@@ -49,6 +52,15 @@ func watchBatch(ctx context.Context, c *client.Client, id string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("batch %s: %w", id, err)
+	}
+	if output.json() {
+		b, err := c.Batch(ctx, id)
+		if err != nil {
+			return fmt.Errorf("batch %s: %w", id, err)
+		}
+		if err := printJSON(os.Stdout, b); err != nil {
+			return err
+		}
 	}
 	if final.Status != conveyor.StatusCompleted {
 		n := final.Counts
