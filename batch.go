@@ -31,6 +31,26 @@ type Counts struct {
 // Final is how many members are final.
 func (c Counts) Final() int { return c.Completed + c.Failed + c.Cancelled }
 
+// Statuses are every status, in lifecycle order.
+var Statuses = []Status{StatusPending, StatusRunning, StatusCompleted, StatusFailed, StatusCancelled}
+
+// Of is the count of status s, nil for a status that does not exist.
+func (c *Counts) Of(s Status) *int {
+	switch s {
+	case StatusPending:
+		return &c.Pending
+	case StatusRunning:
+		return &c.Running
+	case StatusCompleted:
+		return &c.Completed
+	case StatusFailed:
+		return &c.Failed
+	case StatusCancelled:
+		return &c.Cancelled
+	}
+	return nil
+}
+
 // BatchProgress is how far a batch has come: the mean of its members'
 // percentages, a final member counting 100, a pending one and one whose
 // total is unknown 0.

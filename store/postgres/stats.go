@@ -36,15 +36,8 @@ func (db *DB) CountByStatus(ctx context.Context, upTo int) (conveyor.Counts, err
 	}
 	// One round trip for the five counts.
 	b := &pgx.Batch{}
-	for _, s := range []struct {
-		status conveyor.Status
-		n      *int
-	}{
-		{conveyor.StatusPending, &c.Pending}, {conveyor.StatusRunning, &c.Running},
-		{conveyor.StatusCompleted, &c.Completed}, {conveyor.StatusFailed, &c.Failed},
-		{conveyor.StatusCancelled, &c.Cancelled},
-	} {
-		b.Queue(sqlCountStatus, string(s.status), upTo).QueryRow(func(r pgx.Row) error { return r.Scan(s.n) })
+	for _, s := range conveyor.Statuses {
+		b.Queue(sqlCountStatus, string(s), upTo).QueryRow(func(r pgx.Row) error { return r.Scan(c.Of(s)) })
 	}
 	if err := db.pool.SendBatch(ctx, b).Close(); err != nil {
 		return conveyor.Counts{}, storeError("count by status", err)

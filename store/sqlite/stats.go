@@ -30,15 +30,8 @@ func (db *DB) CountByStatus(ctx context.Context, upTo int) (conveyor.Counts, err
 	if upTo <= 0 {
 		return c, nil
 	}
-	for _, s := range []struct {
-		status conveyor.Status
-		n      *int
-	}{
-		{conveyor.StatusPending, &c.Pending}, {conveyor.StatusRunning, &c.Running},
-		{conveyor.StatusCompleted, &c.Completed}, {conveyor.StatusFailed, &c.Failed},
-		{conveyor.StatusCancelled, &c.Cancelled},
-	} {
-		if err := db.r.QueryRowContext(ctx, sqlCountStatus, string(s.status), upTo).Scan(s.n); err != nil {
+	for _, s := range conveyor.Statuses {
+		if err := db.r.QueryRowContext(ctx, sqlCountStatus, string(s), upTo).Scan(c.Of(s)); err != nil {
 			return conveyor.Counts{}, fmt.Errorf("count by status: %w", err)
 		}
 	}
