@@ -252,6 +252,31 @@ func TestInterrupt(t *testing.T) {
 		})
 	}
 
+	t.Run("watch --batch", func(t *testing.T) {
+		t.Parallel()
+		b, err := n.client.SubmitBatch(t.Context(), []conveyor.NewExecution{{Pipeline: "wait"}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := startCLI(t, n, "watch", "--batch", b.ID)
+		waitFor(t, "the running batch", func() bool { return strings.Contains(c.stdout.String(), b.ID+" running") })
+		if err := c.cmd.Process.Signal(syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		if code := c.wait(t); code != 130 {
+			t.Fatalf("exit %d after SIGINT, want 130\n%s\n%s", code, c.stdout, c.stderr)
+		}
+		if want := "its executions go on. Cancel them with: conveyor cancel --batch " + b.ID; !strings.Contains(c.stderr.String(), want) {
+			t.Errorf("stderr %q does not say %q", c.stderr, want)
+		}
+		if got, err := n.client.Batch(t.Context(), b.ID); err != nil || got.Status != conveyor.StatusRunning {
+			t.Errorf("batch after SIGINT: %+v, %v; want running", got, err)
+		}
+		if _, err := n.client.CancelBatch(t.Context(), b.ID); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("cancel-on-interrupt", func(t *testing.T) {
 		t.Parallel()
 		c, id := interrupted(t, "run", "wait", "--cancel-on-interrupt")

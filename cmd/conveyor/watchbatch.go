@@ -30,7 +30,10 @@ func watchBatch(ctx context.Context, c *client.Client, id string, output *output
 	if _, err := c.Batch(ctx, id); err != nil {
 		return fmt.Errorf("batch %s: %w", id, err)
 	}
-	s, err := c.WatchMany(ctx, client.ManyFilter{Batch: id})
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	interrupted := onInterrupt(watchCtx, stopWatching)
+	s, err := c.WatchMany(watchCtx, client.ManyFilter{Batch: id})
 	if err != nil {
 		return fmt.Errorf("batch %s: %w", id, err)
 	}
@@ -46,9 +49,13 @@ func watchBatch(ctx context.Context, c *client.Client, id string, output *output
 		w.out = bar.progress
 		w.onBatch = bar.update
 	}
-	final, err := w.follow(ctx, s)
+	final, err := w.follow(watchCtx, s)
 	if bar != nil {
 		bar.end(final)
+	}
+	if interrupted() {
+		fmt.Fprintf(os.Stderr, "conveyor: stopped watching batch %s; its executions go on. Cancel them with: conveyor cancel --batch %s\n", id, id)
+		return interruptedStatus
 	}
 	if err != nil {
 		return fmt.Errorf("batch %s: %w", id, err)
