@@ -106,6 +106,11 @@ type Event struct {
 	Progress    *Progress       `json:"progress,omitempty"`
 	Error       *Error          `json:"error,omitempty"`
 	Result      json.RawMessage `json:"result,omitempty"`
+
+	// Dropped is set by Store.Append on a write it did not keep (fenced
+	// off: its attempt no longer runs there), so that the writer does not
+	// publish an outcome the store does not hold. Never sent or stored.
+	Dropped bool `json:"-"`
 }
 
 // StatusOf is the status an execution has right after event t, or "" when

@@ -59,7 +59,8 @@ type Store interface {
 	// final events also the status, FinishedAt, Error, Result; for retrying,
 	// status pending, the error recorded and progress cleared. A write whose
 	// attempt is not the execution's current running attempt is dropped
-	// (fencing): a stale writer never overwrites newer state.
+	// (fencing): a stale writer never overwrites newer state. Append marks
+	// each write Dropped or not.
 	Append(ctx context.Context, writes []Event) error
 
 	// Events returns up to limit events of an execution with seq > after,

@@ -20,6 +20,18 @@ import (
 type unrenewable struct {
 	*postgres.DB
 	cut atomic.Bool
+	// fencedEnd is set once the store dropped a final write (fenced off).
+	fencedEnd atomic.Bool
+}
+
+func (s *unrenewable) Append(ctx context.Context, writes []conveyor.Event) error {
+	err := s.DB.Append(ctx, writes)
+	for _, ev := range writes {
+		if err == nil && ev.Dropped && ev.Type.Final() {
+			s.fencedEnd.Store(true)
+		}
+	}
+	return err
 }
 
 func (s *unrenewable) RenewLeases(ctx context.Context, leases []conveyor.Lease, now time.Time) (conveyor.Renewal, error) {
@@ -60,12 +72,14 @@ func (p *published) of(id string) []conveyor.Event {
 	return evs
 }
 
-// TestRescueComesAfterEveryPublishedSeq: a node that loses an execution's
-// lease has published progress its store never saw (progress is stored
-// only now and then). The node that rescues the execution writes its
-// event with a seq above all of it, so the first node's subscribers, who
-// take only rising seqs, see the rescue instead of skipping it.
-func TestRescueComesAfterEveryPublishedSeq(t *testing.T) {
+// TestLeaseLoss: a node that loses an execution's lease has published
+// progress its store never saw (progress is stored only now and then).
+// The node that rescues the execution writes its event with a seq above
+// all of it, so the first node's subscribers, who take only rising seqs,
+// see the rescue instead of skipping it. And when the first node's run
+// then ends, before it learns of the loss, the store drops its final
+// write and the node publishes no outcome the store does not hold.
+func TestLeaseLoss(t *testing.T) {
 	_, url := pgtest.NewDatabase(t)
 	const lease = time.Second
 	open := func(node string) *postgres.DB {
@@ -76,12 +90,18 @@ func TestRescueComesAfterEveryPublishedSeq(t *testing.T) {
 		t.Cleanup(func() { s.Close() })
 		return s
 	}
+	finish := make(chan struct{})
 	busy := &conveyor.Pipeline{Name: "busy", Handler: func(ctx context.Context, x *conveyor.Exec) error {
-		for i := 1; ctx.Err() == nil; i++ {
+		for i := 1; ; i++ {
 			x.Progress(conveyor.Update{Steps: conveyor.UnknownSteps, Message: fmt.Sprintf("update %d", i)})
-			time.Sleep(2 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			case <-finish:
+				return nil // completed, as far as this node knows
+			case <-time.After(2 * time.Millisecond):
+			}
 		}
-		return context.Cause(ctx)
 	}}
 	start := func(s conveyor.Store, pub *published) *engine.Engine {
 		eng, err := engine.New(engine.Config{
@@ -106,7 +126,8 @@ func TestRescueComesAfterEveryPublishedSeq(t *testing.T) {
 
 	a := &unrenewable{DB: open("a")}
 	var onA, onB published
-	ex, err := start(a, &onA).Submit(t.Context(), "busy", nil, nil)
+	engA := start(a, &onA)
+	ex, err := engA.Submit(t.Context(), "busy", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +146,17 @@ func TestRescueComesAfterEveryPublishedSeq(t *testing.T) {
 		rescue = evs[0]
 		return true
 	})
-	a.cut.Store(false) // node a learns at its next renewal that it lost the lease
+	// Node a's run completes while it is still cut off: the store fences
+	// its completed event off, and node a publishes no end.
+	close(finish)
+	waitFor(t, "node a's completed event to be fenced off", a.fencedEnd.Load)
+	// Once the run is gone, whatever it published is in onA.
+	waitFor(t, "node a's run to end", func() bool { return engA.Running() == 0 })
+	for _, ev := range onA.of(ex.ID) {
+		if ev.Type.Final() {
+			t.Errorf("node a published %s #%d, which the store does not hold", ev.Type, ev.Seq)
+		}
+	}
 
 	if rescue.Type != conveyor.EventFailed || conveyor.ErrorCode(rescue.Error) != conveyor.EINTERRUPTED {
 		t.Fatalf("rescue event %+v, want failed interrupted", rescue)

@@ -321,6 +321,13 @@ func (r *run) finish(err error) {
 	replaced := false
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
 		stored, werr := r.e.writer.writeDurable(ev)
+		if werr == nil && stored.Dropped {
+			// Fenced off: another node rescued the execution while this
+			// one could not renew its lease, and the rescue's event (with
+			// a higher seq) is the outcome subscribers get.
+			r.e.cfg.Logger.Warn("lease lost: the execution's end was not stored", "execution", r.ex.ID, "event", ev.Type)
+			return
+		}
 		if werr == nil {
 			ev = stored // a completed event becomes cancelled if a cancel came first
 			break

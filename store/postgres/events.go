@@ -36,16 +36,21 @@ func (db *DB) Append(ctx context.Context, writes []conveyor.Event) error {
 	var (
 		marks     []eventMark
 		cancelled map[eventMark]bool
+		accepted  = make([]bool, len(writes)) // by position in writes
 	)
 	for rows.Next() {
 		var (
 			m      eventMark
 			status string
+			ords   []int64
 		)
-		if err := rows.Scan(&m.id, &m.seq, &status); err != nil {
+		if err := rows.Scan(&m.id, &m.seq, &status, &ords); err != nil {
 			return storeError("append events", err)
 		}
 		marks = append(marks, m)
+		for _, ord := range ords {
+			accepted[ord-1] = true
+		}
 		if status == string(conveyor.StatusCancelled) {
 			if cancelled == nil {
 				cancelled = map[eventMark]bool{}
@@ -58,7 +63,9 @@ func (db *DB) Append(ctx context.Context, writes []conveyor.Event) error {
 		return storeError("append events", err)
 	}
 	for i := range writes {
-		if ev := &writes[i]; ev.Type == conveyor.EventCompleted && cancelled[eventMark{ev.ExecutionID, ev.Seq}] {
+		ev := &writes[i]
+		ev.Dropped = !accepted[i]
+		if ev.Type == conveyor.EventCompleted && cancelled[eventMark{ev.ExecutionID, ev.Seq}] {
 			ev.CancelInstead()
 		}
 	}

@@ -87,7 +87,9 @@ const (
 	// write to an execution with a cancel requested is stored as the
 	// cancelled event the caller encoded beside it ($10, $11). It returns
 	// each changed execution's id, new LastSeq and status, for the
-	// notification and to tell the caller which writes became cancelled.
+	// notification and to tell the caller which writes became cancelled,
+	// and the batch positions (ord, from 1) of its writes that were
+	// accepted: the others were dropped.
 	sqlAppend = `WITH w AS (
 			SELECT * FROM unnest($1::text[], $2::bigint[], $3::integer[], $4::text[],
 				$5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::text[], $12::text[])
@@ -121,7 +123,7 @@ const (
 			INSERT INTO events (execution_id, seq, type, data)
 			SELECT id, seq, type, data::json FROM accepted
 		), outcome AS MATERIALIZED (
-			SELECT id, attempt, max(seq) AS last_seq,
+			SELECT id, attempt, max(seq) AS last_seq, array_agg(ord) AS ords,
 				(array_agg(progress ORDER BY ord DESC) FILTER (WHERE progress IS NOT NULL))[1] AS progress,
 				(array_agg(status) FILTER (WHERE status IS NOT NULL))[1] AS status,
 				(array_agg(error) FILTER (WHERE status IS NOT NULL))[1] AS error,
@@ -140,7 +142,7 @@ const (
 		FROM outcome o
 		-- x locked these rows, running this attempt, for the whole statement.
 		WHERE e.id = o.id
-		RETURNING e.id, e.last_seq, e.status`
+		RETURNING e.id, e.last_seq, e.status, o.ords`
 
 	sqlEvents = `SELECT data FROM events WHERE execution_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`
 

@@ -82,8 +82,9 @@ func (db *DB) Append(ctx context.Context, writes []conveyor.Event) error {
 		if err != nil {
 			return fmt.Errorf("append %s event: %w", ev.Type, err)
 		}
+		ev.Dropped = !ok // fenced off
 		if !ok {
-			continue // fenced off
+			continue
 		}
 		if _, err := insert.ExecContext(ctx, ev.ExecutionID, ev.Seq, string(ev.Type), enc[i].data); err != nil {
 			return fmt.Errorf("append %s event: %w", ev.Type, err)

@@ -141,7 +141,7 @@ var appendCases = []testCase{
 		stale := progressEvent(ex, 4, progress(1, 2, 50))
 		staleFailed := finalEvent(ex, conveyor.EventFailed, 5)
 		staleFailed.Error = conveyor.Errorf(conveyor.ESTEPFAILED, "stale")
-		f.append(stale, staleFailed)
+		checkDropped(f.t, f.append(stale, staleFailed), true, true)
 		checkExecution(f.t, f.get(ex.ID), before)
 		if got := eventSeqs(f.events(ex.ID)); !slices.Equal(got, []int64{1, 2, 3}) {
 			f.t.Errorf("event seqs = %v after stale writes, want 1..3", got)
@@ -149,7 +149,7 @@ var appendCases = []testCase{
 
 		// The current attempt writes the same seqs.
 		cur := progressEvent(second, 4, progress(1, 2, 50))
-		f.append(cur)
+		checkDropped(f.t, f.append(cur), false)
 		want := *before
 		want.Progress, want.LastSeq = cur.Progress, 4
 		checkExecution(f.t, f.get(ex.ID), &want)
@@ -161,7 +161,8 @@ var appendCases = []testCase{
 			ex := f.start("alpha")
 			f.append(finalEvent(ex, final, 2))
 			before := f.get(ex.ID)
-			f.append(progressEvent(ex, 3, progress(1, 2, 50)), finalEvent(ex, conveyor.EventCompleted, 4), finalEvent(ex, conveyor.EventRetrying, 5))
+			checkDropped(f.t, f.append(progressEvent(ex, 3, progress(1, 2, 50)), finalEvent(ex, conveyor.EventCompleted, 4), finalEvent(ex, conveyor.EventRetrying, 5)),
+				true, true, true)
 			checkExecution(f.t, f.get(ex.ID), before)
 			if got := eventSeqs(f.events(ex.ID)); !slices.Equal(got, []int64{1, 2}) {
 				f.t.Errorf("%s execution: event seqs = %v after more writes, want 1, 2", final, got)
@@ -169,11 +170,11 @@ var appendCases = []testCase{
 		}
 
 		pending := f.create("alpha")
-		f.append(
+		checkDropped(f.t, f.append(
 			progressEvent(pending, 1, progress(1, 2, 50)),
 			conveyor.Event{Type: conveyor.EventProgress, ExecutionID: pending.ID, Seq: 1, Time: at(101), Attempt: 1, Progress: progress(1, 2, 50)},
 			conveyor.Event{Type: conveyor.EventCompleted, ExecutionID: pending.ID, Seq: 1, Time: at(101), Attempt: 1},
-		)
+		), true, true, true)
 		checkExecution(f.t, f.get(pending.ID), pending)
 		if evs := f.events(pending.ID); len(evs) != 0 {
 			f.t.Errorf("pending execution got events %v", eventSeqs(evs))
@@ -187,7 +188,11 @@ var appendCases = []testCase{
 			writes = append(writes, conveyor.Event{Type: conveyor.EventProgress, ExecutionID: id, Seq: 2, Time: at(102), Attempt: 1, Progress: progress(1, 2, 50)})
 		}
 		ok := progressEvent(ex, 2, progress(1, 2, 50))
-		f.append(append(writes, ok)...)
+		dropped := make([]bool, len(writes)+1) // all but ok, the last
+		for i := range writes {
+			dropped[i] = true
+		}
+		checkDropped(f.t, f.append(append(writes, ok)...), dropped...)
 		if got := f.get(ex.ID); got.LastSeq != 2 {
 			f.t.Errorf("LastSeq = %d, want 2: a write for an unknown execution must not sink the batch", got.LastSeq)
 		}
@@ -205,14 +210,17 @@ var appendCases = []testCase{
 		first := progressEvent(ex, 2, progress(1, 2, 25))
 		f.append(first)
 		next := progressEvent(ex, 3, progress(1, 2, 40))
-		f.append(progressEvent(ex, 2, progress(1, 2, 30)), progressEvent(ex, 1, progress(1, 2, 35)), next)
+		// The same seq twice in one batch: the second is a replay too.
+		again := progressEvent(ex, 4, progress(1, 2, 50))
+		checkDropped(f.t, f.append(progressEvent(ex, 2, progress(1, 2, 30)), progressEvent(ex, 1, progress(1, 2, 35)), next, again, again),
+			true, true, false, false, true)
 
 		want := *ex
-		want.Progress, want.LastSeq = next.Progress, 3
+		want.Progress, want.LastSeq = again.Progress, 4
 		checkExecution(f.t, f.get(ex.ID), &want)
 		evs := f.events(ex.ID)
-		if got := eventSeqs(evs); !slices.Equal(got, []int64{1, 2, 3}) {
-			f.t.Fatalf("event seqs = %v, want 1..3", got)
+		if got := eventSeqs(evs); !slices.Equal(got, []int64{1, 2, 3, 4}) {
+			f.t.Fatalf("event seqs = %v, want 1..4", got)
 		}
 		checkEvent(f.t, evs[1], first)
 	}},

@@ -165,10 +165,23 @@ func (f *fixture) get(id string) *conveyor.Execution {
 	return ex
 }
 
-func (f *fixture) append(evs ...conveyor.Event) {
+// append appends evs in one call and returns them as Append left them.
+func (f *fixture) append(evs ...conveyor.Event) []conveyor.Event {
 	f.t.Helper()
 	if err := f.s.Append(f.ctx, evs); err != nil {
 		f.t.Fatalf("Append: %v", err)
+	}
+	return evs
+}
+
+// checkDropped fails unless Append marked exactly the writes that want
+// says as dropped.
+func checkDropped(t *testing.T, writes []conveyor.Event, want ...bool) {
+	t.Helper()
+	for i, ev := range writes {
+		if ev.Dropped != want[i] {
+			t.Errorf("write %d (%s #%d of %s): Dropped = %v, want %v", i, ev.Type, ev.Seq, ev.ExecutionID, ev.Dropped, want[i])
+		}
 	}
 }
 
