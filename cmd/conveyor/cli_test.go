@@ -132,14 +132,16 @@ func TestRunPlainLines(t *testing.T) {
 		if code := exitCode(t, err); code != 0 {
 			t.Fatalf("run exited %d\n%s\n%s", code, out, errOut)
 		}
-		progress := regexp.MustCompile(`(?m)^\S+ \S+ progress .*$`).FindAllString(out, -1)
-		// 50 updates in far less than a second: the first and the last
-		// are printed, and at most a few between.
-		if len(progress) == 0 || len(progress) > 10 {
-			t.Errorf("%d progress lines for 50 updates, want 1 to 10:\n%s", len(progress), out)
+		// 50 updates in far less than a second: at most a few progress
+		// lines, and the last progress shown is the last update, with its
+		// metrics. On a busy machine run may connect only after the
+		// updates; then the opening status line carries that progress.
+		if progress := regexp.MustCompile(`(?m)^\S+ \S+ progress .*$`).FindAllString(out, -1); len(progress) > 10 {
+			t.Errorf("%d progress lines for 50 updates, want at most 10:\n%s", len(progress), out)
 		}
-		if last := progress[len(progress)-1]; !strings.Contains(last, "burst: update 50 [rows=50]") {
-			t.Errorf("last progress line %q, want update 50 with its metrics", last)
+		shown := regexp.MustCompile(`(?m)^\S+ \S+ (progress|status running) .*burst: .*$`).FindAllString(out, -1)
+		if len(shown) == 0 || !strings.Contains(shown[len(shown)-1], "burst: update 50 [rows=50]") {
+			t.Errorf("lines with progress %q, want the last to show update 50 with its metrics:\n%s", shown, out)
 		}
 		// run may connect before or after the start: the first line
 		// is the started event or the opening status.
