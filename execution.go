@@ -2,6 +2,7 @@ package conveyor
 
 import (
 	"encoding/json"
+	"maps"
 	"time"
 )
 
@@ -69,6 +70,21 @@ type Progress struct {
 	Message         string             `json:"message,omitempty"`
 	Metrics         map[string]float64 `json:"metrics,omitempty"`
 	ETASeconds      *float64           `json:"eta_seconds,omitempty"`
+}
+
+// Changed reports whether p differs from since (nil: none yet) in
+// anything but the ETA: a progress message is worth sending only then.
+func (p *Progress) Changed(since *Progress) bool {
+	if since == nil {
+		return true
+	}
+	return p.CurrentStep != since.CurrentStep || !equalPtr(p.TotalSteps, since.TotalSteps) ||
+		!equalPtr(p.Percentage, since.Percentage) || p.CurrentStepName != since.CurrentStepName ||
+		p.Message != since.Message || !maps.Equal(p.Metrics, since.Metrics)
+}
+
+func equalPtr[T comparable](a, b *T) bool {
+	return a == b || a != nil && b != nil && *a == *b
 }
 
 // EventType says what an Event records. Clients ignore types they do not

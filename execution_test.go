@@ -49,3 +49,37 @@ func BenchmarkEncodeProgressMessage(b *testing.B) {
 		}
 	}
 }
+func TestProgressChanged(t *testing.T) {
+	num := func(v float64) *float64 { return &v }
+	steps := func(v int) *int { return &v }
+	base := func() *conveyor.Progress {
+		return &conveyor.Progress{CurrentStep: 2, TotalSteps: steps(4), Percentage: num(40), CurrentStepName: "load",
+			Message: "rows", Metrics: map[string]float64{"rows": 10}, ETASeconds: num(3)}
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(p *conveyor.Progress)
+		want   bool
+	}{
+		{"nothing", func(*conveyor.Progress) {}, false},
+		{"only the ETA", func(p *conveyor.Progress) { p.ETASeconds = num(9) }, false},
+		{"the ETA gone", func(p *conveyor.Progress) { p.ETASeconds = nil }, false},
+		{"step", func(p *conveyor.Progress) { p.CurrentStep = 3 }, true},
+		{"total", func(p *conveyor.Progress) { p.TotalSteps = steps(5) }, true},
+		{"total unknown", func(p *conveyor.Progress) { p.TotalSteps = nil }, true},
+		{"percentage", func(p *conveyor.Progress) { p.Percentage = num(41) }, true},
+		{"step name", func(p *conveyor.Progress) { p.CurrentStepName = "save" }, true},
+		{"message", func(p *conveyor.Progress) { p.Message = "more rows" }, true},
+		{"a metric", func(p *conveyor.Progress) { p.Metrics = map[string]float64{"rows": 11} }, true},
+		{"a new metric", func(p *conveyor.Progress) { p.Metrics = map[string]float64{"rows": 10, "bytes": 1} }, true},
+	} {
+		p := base()
+		tc.change(p)
+		if got := p.Changed(base()); got != tc.want {
+			t.Errorf("%s: Changed = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if !base().Changed(nil) {
+		t.Error("Changed(nil) = false, want true: the first progress is always news")
+	}
+}

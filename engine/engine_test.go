@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -307,6 +308,29 @@ func TestLogLinesCarryTheirAttempt(t *testing.T) {
 			if want := fmt.Sprintf("try %d", i+1); l.Line != want || l.Attempt != i+1 {
 				t.Errorf("line %d: %q of attempt %d, want %q of attempt %d", i, l.Line, l.Attempt, want, i+1)
 			}
+		}
+	})
+}
+
+// TestProgressOnlyOnChange: a report that changes nothing but the ETA
+// publishes no progress event; three identical ::progress lines give one.
+func TestProgressOnlyOnChange(t *testing.T) {
+	forEachStore(t, func(t *testing.T, n *node) {
+		n.start(map[string]string{
+			"same": execStep(`for i in 1 2 3; do echo '::progress 5/10 halfway'; sleep 0.1; done; echo '::progress 6/10 on'`),
+		})
+		ex := n.submit("same")
+		n.finalPublished(ex.ID)
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		var messages []string
+		for _, ev := range n.published {
+			if ev.ExecutionID == ex.ID && ev.Type == conveyor.EventProgress && ev.Progress.Message != "" {
+				messages = append(messages, fmt.Sprintf("%s %.0f%%", ev.Progress.Message, *ev.Progress.Percentage))
+			}
+		}
+		if want := []string{"halfway 50%", "on 60%"}; !slices.Equal(messages, want) {
+			t.Errorf("progress events %q, want %q", messages, want)
 		}
 	})
 }

@@ -36,6 +36,9 @@ type run struct {
 	// unstored the newest progress published since.
 	storedAt time.Time
 	unstored *conveyor.Event
+	// published is the progress last published: one that differs only in
+	// its ETA is not published again.
+	published *conveyor.Progress
 
 	mu     sync.Mutex // guards the fields below, written by Exec reports
 	state  progressState
@@ -231,6 +234,10 @@ func (r *run) emitProgressLocked() time.Duration {
 	now := r.e.now()
 	p := r.state.snapshot(now)
 	r.mu.Unlock()
+	if !p.Changed(r.published) {
+		return 0
+	}
+	r.published = p
 
 	r.seq++
 	ev := conveyor.Event{Type: conveyor.EventProgress, ExecutionID: r.ex.ID, Seq: r.seq, Time: now, Attempt: r.ex.Attempt, Progress: p}
