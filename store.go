@@ -170,14 +170,19 @@ type ListFilter struct {
 	// FinishedSince, when set, selects final executions that finished at
 	// or after it (a resumed stream of many executions catches up with it).
 	FinishedSince time.Time
-	Limit         int    // 1..MaxListLimit; 0 means DefaultListLimit
-	Cursor        string // NextCursor of the previous page
+	// A list leaves out each execution's Input and Result, which can be
+	// large, unless these ask for them; then a page holds at most
+	// MaxPayloadListLimit executions, which bounds its size.
+	WithInput, WithResult bool
+	Limit                 int    // 1..MaxListLimit; 0 means DefaultListLimit
+	Cursor                string // NextCursor of the previous page
 }
 
 // List limits.
 const (
-	DefaultListLimit = 50
-	MaxListLimit     = 500
+	DefaultListLimit    = 50
+	MaxListLimit        = 500
+	MaxPayloadListLimit = 50
 )
 
 // ExecutionPage is one page of ListExecutions.

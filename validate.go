@@ -115,6 +115,9 @@ func (f ListFilter) Page() (limit int, before int64, err error) {
 	if !f.FinishedSince.IsZero() && !StorableTime(f.FinishedSince) {
 		return 0, 0, Errorf(EINVALID, "finished-since time %s cannot be stored", f.FinishedSince)
 	}
+	if (f.WithInput || f.WithResult) && f.Limit > MaxPayloadListLimit {
+		return 0, 0, Errorf(EINVALID, "with inputs or results, limit must be from 1 to %d", MaxPayloadListLimit)
+	}
 	return page(f.Limit, f.Status, f.Tags, f.Cursor)
 }
 

@@ -206,7 +206,8 @@ func (ms *manyStream) snapshot(ctx context.Context, after int64) error {
 	}
 	for _, qu := range queries {
 		lf := ms.f.list
-		lf.Batch, lf.Status, lf.FinishedSince, lf.Limit = ms.f.batch, qu.status, qu.since, conveyor.MaxListLimit
+		// Final messages carry the result.
+		lf.Batch, lf.Status, lf.FinishedSince, lf.WithResult, lf.Limit = ms.f.batch, qu.status, qu.since, true, conveyor.MaxPayloadListLimit
 		for {
 			page, err := ms.s.cfg.Store.ListExecutions(ctx, lf)
 			if err != nil {

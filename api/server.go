@@ -283,8 +283,62 @@ func (s *Server) listExecutions(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if q.Has("fields") {
+		if f.WithInput, f.WithResult, err = listFields(q.Get("fields")); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
 	page, err := s.cfg.Store.ListExecutions(r.Context(), f)
-	s.writeList(w, r, page, err)
+	if err != nil {
+		s.writeList(w, r, page, err)
+		return
+	}
+	// Leave out the keys, not just the values, of what was not asked
+	// for: a null input is an input too.
+	summaries := make([]executionSummary, len(page.Executions))
+	for i, ex := range page.Executions {
+		summaries[i] = executionSummary{Execution: ex}
+		if f.WithInput {
+			summaries[i].Input = &ex.Input
+		}
+		if f.WithResult {
+			summaries[i].Result = &ex.Result
+		}
+	}
+	s.writeList(w, r, struct {
+		Executions []executionSummary `json:"executions"`
+		NextCursor *string            `json:"next_cursor"`
+	}{summaries, page.NextCursor}, nil)
+}
+
+// executionSummary is an execution as a list shows it: input and result
+// only when asked for.
+type executionSummary struct {
+	*conveyor.Execution
+	Input  *json.RawMessage `json:"input,omitempty"`
+	Result *json.RawMessage `json:"result,omitempty"`
+}
+
+// listFields reads the fields parameter of a list: input, result or
+// both, comma-separated.
+func listFields(v string) (input, result bool, err error) {
+	for name := range strings.SplitSeq(v, ",") {
+		var seen *bool
+		switch name {
+		case "input":
+			seen = &input
+		case "result":
+			seen = &result
+		default:
+			return false, false, conveyor.Errorf(conveyor.EBADREQUEST, "fields takes input and result, comma-separated, not %q", name)
+		}
+		if *seen {
+			return false, false, conveyor.Errorf(conveyor.EBADREQUEST, "fields names %q twice", name)
+		}
+		*seen = true
+	}
+	return input, result, nil
 }
 
 // writeList answers a list request with page, or with err: a filter the

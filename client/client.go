@@ -91,7 +91,8 @@ func (c *Client) Cancel(ctx context.Context, id string) (*conveyor.Execution, er
 	return &ex, c.do(ctx, http.MethodPost, "/executions/"+url.PathEscape(id)+"/cancel", struct{}{}, &ex)
 }
 
-// List returns one page of executions, newest first.
+// List returns one page of executions, newest first, without their Input
+// and Result unless f.WithInput or f.WithResult asks for them.
 func (c *Client) List(ctx context.Context, f conveyor.ListFilter) (*conveyor.ExecutionPage, error) {
 	q := url.Values{}
 	if f.Status != "" {
@@ -114,6 +115,16 @@ func (c *Client) List(ctx context.Context, f conveyor.ListFilter) (*conveyor.Exe
 	}
 	if f.IDPrefix != "" {
 		q.Set("id_prefix", f.IDPrefix)
+	}
+	var fields []string
+	if f.WithInput {
+		fields = append(fields, "input")
+	}
+	if f.WithResult {
+		fields = append(fields, "result")
+	}
+	if fields != nil {
+		q.Set("fields", strings.Join(fields, ","))
 	}
 	var page conveyor.ExecutionPage
 	return &page, c.do(ctx, http.MethodGet, "/executions?"+q.Encode(), nil, &page)

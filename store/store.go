@@ -33,7 +33,12 @@ func ListQuery(columns string, f conveyor.ListFilter, param func(v any) string) 
 	}
 	cols := strings.Split(columns, ",")
 	for i, c := range cols {
-		cols[i] = "e." + strings.TrimSpace(c)
+		switch c = strings.TrimSpace(c); {
+		case c == "input" && !f.WithInput, c == "result" && !f.WithResult:
+			cols[i] = "NULL" // left out of lists unless asked for: see ListFilter
+		default:
+			cols[i] = "e." + c
+		}
 	}
 	return listQuery("SELECT "+strings.Join(cols, ", ")+" FROM executions e", "e", "execution_tags", f.Tags,
 		func() (where []string) {

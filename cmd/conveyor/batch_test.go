@@ -206,7 +206,7 @@ func TestBatchFromStdinWithPipeline(t *testing.T) {
 	writePipeline(t, pipes, "quick", quickPipeline)
 	n := startNode(t, t.TempDir(), pipes)
 	batch := strings.TrimSpace(mustCLI(t, n, "{\"n\": 1}\n\n  {\"n\": 2}  \r\n", "batch", "-", "--pipeline", "quick"))
-	page, err := n.client.List(t.Context(), conveyor.ListFilter{Batch: batch})
+	page, err := n.client.List(t.Context(), conveyor.ListFilter{Batch: batch, WithInput: true})
 	if err != nil {
 		t.Fatal(err)
 	}

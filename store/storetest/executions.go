@@ -264,8 +264,44 @@ var listCases = []testCase{
 		if page.NextCursor != nil {
 			f.t.Errorf("NextCursor = %q on the only page, want nil", *page.NextCursor)
 		}
+		// Without their inputs unless asked for.
 		for i, got := range page.Executions {
+			want := *exs[len(exs)-1-i]
+			want.Input = nil
+			checkExecution(f.t, got, &want)
+		}
+		for i, got := range f.list(conveyor.ListFilter{WithInput: true, WithResult: true}).Executions {
 			checkExecution(f.t, got, exs[len(exs)-1-i])
+		}
+	}},
+
+	{"WithResult", func(f *fixture) {
+		ex := f.start("alpha")
+		done := finalEvent(ex, conveyor.EventCompleted, 2)
+		done.Result = json.RawMessage(`{"rows": 3}`)
+		f.append(done)
+		for _, c := range []struct {
+			filter        conveyor.ListFilter
+			input, result bool
+		}{
+			{conveyor.ListFilter{}, false, false},
+			{conveyor.ListFilter{WithInput: true}, true, false},
+			{conveyor.ListFilter{WithResult: true}, false, true},
+			{conveyor.ListFilter{WithInput: true, WithResult: true, Limit: conveyor.MaxPayloadListLimit}, true, true},
+		} {
+			got := f.list(c.filter).Executions[0]
+			if (got.Input != nil) != c.input || (got.Result != nil) != c.result {
+				f.t.Errorf("ListExecutions(%+v): input %s, result %s; want input %v, result %v", c.filter, got.Input, got.Result, c.input, c.result)
+			}
+			if c.result && !jsonEqual(got.Result, done.Result) {
+				f.t.Errorf("ListExecutions(%+v): result %s, want %s", c.filter, got.Result, done.Result)
+			}
+		}
+		// Payloads are large: a page of them is smaller.
+		for _, lf := range []conveyor.ListFilter{{WithInput: true, Limit: conveyor.MaxPayloadListLimit + 1}, {WithResult: true, Limit: conveyor.MaxListLimit}} {
+			if _, err := f.s.ListExecutions(f.ctx, lf); conveyor.ErrorCode(err) != conveyor.EINVALID {
+				f.t.Errorf("ListExecutions(%+v) = %v, want invalid", lf, err)
+			}
 		}
 	}},
 

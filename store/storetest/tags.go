@@ -31,7 +31,7 @@ var tagCases = []testCase{
 		for _, want := range []*conveyor.Execution{ex, none, empty} {
 			checkExecution(f.t, f.get(want.ID), want)
 		}
-		page := f.list(conveyor.ListFilter{})
+		page := f.list(conveyor.ListFilter{WithInput: true})
 		checkExecution(f.t, page.Executions[2], ex)
 		c := f.claimOne(ex.ID, at(50))
 		if len(c.Execution.Tags) != conveyor.MaxTags {

@@ -1398,7 +1398,10 @@
       ['Run time', el('span', { id: 'detail-run-time' }, totalRunTime(ex, d.events))], ['Last event', ex.last_seq ? '#' + ex.last_seq : '—'],
     ];
     $('#detail-fields').replaceChildren(...fields.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', null, v instanceof Node ? v : String(v))]));
-    $('#detail-input').textContent = pretty(ex.input);
+    // A list row has no input or result: they come with the execution's own read.
+    const full = 'input' in ex;
+    $('#detail-input').textContent = full ? pretty(ex.input) : 'Loading…';
+    $('#detail-rerun').disabled = !full;
     const hasResult = ex.result !== null && ex.result !== undefined;
     $('#detail-result-wrap').hidden = !hasResult;
     $('#detail-result').textContent = hasResult ? pretty(ex.result) : '';
@@ -1509,7 +1512,7 @@
   // retry-as-new yet); the person presses Start.
   function rerun() {
     const ex = state.detail && state.detail.ex;
-    if (!ex) return;
+    if (!ex || !('input' in ex)) return; // not read yet: the button is disabled
     if (state.route.view === 'executions') closeDetail();
     else location.hash = '#/';
     $('#start-ok').hidden = true;

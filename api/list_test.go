@@ -1,0 +1,98 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/conveyor-run/conveyor"
+)
+
+// getJSON GETs path and decodes the answer into v, failing unless the
+// status is want.
+func (h *harness) getJSON(path string, want int, v any) {
+	h.t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, h.url+path, nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != want {
+		h.t.Fatalf("GET %s: %d, want %d", path, resp.StatusCode, want)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		h.t.Fatalf("GET %s: %v", path, err)
+	}
+}
+
+// TestListLeavesOutInputAndResult: a list carries each execution without
+// its input and result, which can be large, unless fields asks for them;
+// GET /executions/{id} always has both.
+func TestListLeavesOutInputAndResult(t *testing.T) {
+	t.Parallel()
+	h := setup(t, 2, &conveyor.Pipeline{Name: "answer", Steps: []conveyor.Step{{Name: "s", Run: func(_ context.Context, x *conveyor.Exec) error {
+		return x.SetResult(map[string]int{"answer": 42})
+	}}}})
+	ex := h.submit("answer", map[string]string{"question": "life"})
+	h.waitStatus(ex.ID, conveyor.StatusCompleted)
+
+	for _, c := range []struct {
+		query         string
+		input, result string // "" when the key must be absent
+	}{
+		{"", "", ""},
+		{"?fields=input", `{"question":"life"}`, ""},
+		{"?fields=result", "", `{"answer":42}`},
+		{"?fields=input,result", `{"question":"life"}`, `{"answer":42}`},
+		{"?fields=result,input&limit=50", `{"question":"life"}`, `{"answer":42}`},
+	} {
+		var page struct {
+			Executions []map[string]json.RawMessage `json:"executions"`
+		}
+		h.getJSON("/executions"+c.query, http.StatusOK, &page)
+		if len(page.Executions) != 1 {
+			t.Fatalf("GET /executions%s: %d executions, want 1", c.query, len(page.Executions))
+		}
+		got := page.Executions[0]
+		for key, want := range map[string]string{"input": c.input, "result": c.result} {
+			v, ok := got[key]
+			if want == "" && ok || want != "" && string(v) != want {
+				t.Errorf("GET /executions%s: %s = %s (present %v), want %q", c.query, key, v, ok, want)
+			}
+		}
+		if string(got["id"]) != `"`+ex.ID+`"` || string(got["status"]) != `"completed"` || got["progress"] == nil {
+			t.Errorf("GET /executions%s: summary %v lacks the rest of the execution", c.query, got)
+		}
+	}
+
+	full, err := h.client.Get(t.Context(), ex.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(full.Input) != `{"question":"life"}` || string(full.Result) != `{"answer":42}` {
+		t.Errorf("GET /executions/{id}: input %s, result %s; want both", full.Input, full.Result)
+	}
+
+	for _, c := range []struct{ query, message string }{
+		{"?fields=inputs", `fields takes input and result, comma-separated, not "inputs"`},
+		{"?fields=", `fields takes input and result, comma-separated, not ""`},
+		{"?fields=input,", `fields takes input and result, comma-separated, not ""`},
+		{"?fields=input,input", `fields names "input" twice`},
+		{"?fields=input&limit=51", "with inputs or results, limit must be from 1 to 50"},
+		{"?fields=input&fields=result", `query parameter "fields" is given 2 times`},
+	} {
+		var body struct {
+			Error conveyor.Error `json:"error"`
+		}
+		h.getJSON("/executions"+c.query, http.StatusBadRequest, &body)
+		if body.Error.Code != conveyor.EBADREQUEST || !strings.Contains(body.Error.Message, c.message) {
+			t.Errorf("GET /executions%s: %+v, want bad_request saying %q", c.query, body.Error, c.message)
+		}
+	}
+}
