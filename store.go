@@ -83,8 +83,10 @@ type Store interface {
 	// MaxLogLines lines.
 	AppendLogs(ctx context.Context, lines []LogLine) error
 
-	// Logs returns the kept log lines of an execution, oldest first.
-	Logs(ctx context.Context, id string) ([]LogLine, error)
+	// Logs returns a page of the kept log lines of an execution, oldest
+	// first: those after line number after (0: from the oldest kept), as
+	// many as fit in about maxBytes, and at least one if there is one.
+	Logs(ctx context.Context, id string, after int64, maxBytes int) (*LogPage, error)
 
 	// CreateBatch durably inserts batch b (its ID, CreatedAt and Tags
 	// set by the caller) and its members es in one transaction, all or
@@ -138,6 +140,25 @@ type Renewal struct {
 
 // MaxLogLines is how many log lines an execution keeps, newest first.
 const MaxLogLines = 1000
+
+// MaxLogPageBytes bounds a page of log lines (Store.Logs) as the API
+// reads it: an execution may keep a thousand lines of 64 KiB each.
+const MaxLogPageBytes = 1 << 20
+
+// LogPage is a page of an execution's log lines.
+type LogPage struct {
+	Lines []LogLine `json:"lines"`
+	// Last is the number of the last line of the page (the after given
+	// when there is none): the after of the next page. Numbers rise
+	// with every line an execution writes.
+	Last int64 `json:"last"`
+	// More says that lines after Last are kept already.
+	More bool `json:"more"`
+}
+
+// Bytes is about how many bytes l takes in a page: its text and what
+// goes with it.
+func (l LogLine) Bytes() int { return len(l.Line) + len(l.Step) + len(l.Stream) + 96 }
 
 // LogLine is one line of output of an execution's step.
 type LogLine struct {

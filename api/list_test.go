@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -93,6 +94,57 @@ func TestListLeavesOutInputAndResult(t *testing.T) {
 		h.getJSON("/executions"+c.query, http.StatusBadRequest, &body)
 		if body.Error.Code != conveyor.EBADREQUEST || !strings.Contains(body.Error.Message, c.message) {
 			t.Errorf("GET /executions%s: %+v, want bad_request saying %q", c.query, body.Error, c.message)
+		}
+	}
+}
+
+// TestLogsComeInPages: the lines of an execution come in pages of about
+// conveyor.MaxLogPageBytes; after= the last of one page reads the next.
+func TestLogsComeInPages(t *testing.T) {
+	t.Parallel()
+	const lines, lineBytes = 40, 60 << 10
+	h := setup(t, 1, &conveyor.Pipeline{Name: "loud", Steps: []conveyor.Step{{Name: "s", Run: func(_ context.Context, x *conveyor.Exec) error {
+		for i := range lines {
+			x.Log(fmt.Sprintf("%02d %s", i, strings.Repeat("x", lineBytes)))
+		}
+		return nil
+	}}}})
+	ex := h.submit("loud", nil)
+	h.waitStatus(ex.ID, conveyor.StatusCompleted)
+
+	var got []string
+	pages := 0
+	for after := int64(0); ; pages++ {
+		var page conveyor.LogPage
+		h.getJSON(fmt.Sprintf("/executions/%s/logs?after=%d", ex.ID, after), http.StatusOK, &page)
+		size := 0
+		for _, l := range page.Lines {
+			got = append(got, l.Line[:2])
+			size += l.Bytes()
+		}
+		if size > conveyor.MaxLogPageBytes || len(page.Lines) == 0 && page.More {
+			t.Fatalf("page after %d: %d lines of %d bytes, more %v", after, len(page.Lines), size, page.More)
+		}
+		if !page.More {
+			break
+		}
+		after = page.Last
+	}
+	if len(got) != lines || got[0] != "00" || got[lines-1] != fmt.Sprint(lines-1) || pages < 2 {
+		t.Errorf("read %d lines (%q…) in %d pages, want %d in at least 2 pages, in order", len(got), got[:min(len(got), 3)], pages+1, lines)
+	}
+	all, err := h.client.Logs(t.Context(), ex.ID)
+	if err != nil || len(all) != lines {
+		t.Errorf("client Logs: %d lines, %v; want %d", len(all), err, lines)
+	}
+
+	for _, after := range []string{"-1", "x", "%2B1", "1.5"} {
+		var body struct {
+			Error conveyor.Error `json:"error"`
+		}
+		h.getJSON("/executions/"+ex.ID+"/logs?after="+after, http.StatusBadRequest, &body)
+		if !strings.Contains(body.Error.Message, "after must be a non-negative integer line number") {
+			t.Errorf("after=%s: %+v", after, body.Error)
 		}
 	}
 }

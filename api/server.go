@@ -402,7 +402,7 @@ func (s *Server) getProgress(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	after, err := parseAfter(r.URL.Query().Get("after"))
+	after, err := parseAfter(r.URL.Query().Get("after"), "seq")
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -419,30 +419,39 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"events": nonNil(evs)})
 }
 
-func parseAfter(v string) (int64, error) {
+// parseAfter reads the after parameter, a number of what (an event's
+// seq, a log line's number); 0 when absent.
+func parseAfter(v, what string) (int64, error) {
 	if v == "" {
 		return 0, nil
 	}
-	// ParseInt also takes a sign ("+5", "-0"); a seq is digits only.
+	// ParseInt also takes a sign ("+5", "-0"); a number is digits only.
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || v[0] < '0' || v[0] > '9' {
-		return 0, conveyor.Errorf(conveyor.EBADREQUEST, "after must be a non-negative integer seq")
+		return 0, conveyor.Errorf(conveyor.EBADREQUEST, "after must be a non-negative integer %s", what)
 	}
 	return n, nil
 }
 
+// getLogs answers a page of an execution's log lines of about
+// conveyor.MaxLogPageBytes: ?after= the last of the previous page.
 func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if _, err := s.cfg.Store.GetExecution(r.Context(), id); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	lines, err := s.cfg.Store.Logs(r.Context(), id)
+	after, err := parseAfter(r.URL.Query().Get("after"), "line number")
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"lines": nonNil(lines)})
+	if _, err := s.cfg.Store.GetExecution(r.Context(), id); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	page, err := s.cfg.Store.Logs(r.Context(), id, after, conveyor.MaxLogPageBytes)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
 }
 
 func nonNil[T any](s []T) []T {

@@ -223,5 +223,5 @@ func resumeAfter(lastEventID, after string) (int64, error) {
 	if v == "" {
 		return noResume, nil
 	}
-	return parseAfter(v)
+	return parseAfter(v, "seq")
 }

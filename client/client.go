@@ -183,13 +183,29 @@ func (c *Client) Events(ctx context.Context, id string, after int64) ([]conveyor
 	return body.Events, err
 }
 
-// Logs returns the kept output lines of an execution, oldest first.
+// Logs returns the kept output lines of an execution, oldest first,
+// reading every page.
 func (c *Client) Logs(ctx context.Context, id string) ([]conveyor.LogLine, error) {
-	var body struct {
-		Lines []conveyor.LogLine `json:"lines"`
+	var lines []conveyor.LogLine
+	for after := int64(0); ; {
+		page, err := c.LogsAfter(ctx, id, after)
+		if err != nil {
+			return nil, err
+		}
+		lines, after = append(lines, page.Lines...), page.Last
+		if !page.More {
+			return lines, nil
+		}
 	}
-	err := c.do(ctx, http.MethodGet, "/executions/"+url.PathEscape(id)+"/logs", nil, &body)
-	return body.Lines, err
+}
+
+// LogsAfter returns one page of an execution's output lines, those after
+// line number after (0: from the oldest kept). Its Last is the after of
+// the next page, and of the lines still to come.
+func (c *Client) LogsAfter(ctx context.Context, id string, after int64) (*conveyor.LogPage, error) {
+	var page conveyor.LogPage
+	err := c.do(ctx, http.MethodGet, "/executions/"+url.PathEscape(id)+"/logs?after="+strconv.FormatInt(after, 10), nil, &page)
+	return &page, err
 }
 
 // Pipelines lists the server's pipelines.

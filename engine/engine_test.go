@@ -12,6 +12,7 @@ import (
 	"github.com/conveyor-run/conveyor"
 	"github.com/conveyor-run/conveyor/engine"
 	"github.com/conveyor-run/conveyor/pipeline"
+	"github.com/conveyor-run/conveyor/store"
 	"github.com/conveyor-run/conveyor/store/postgres"
 	"github.com/conveyor-run/conveyor/store/postgres/pgtest"
 	"github.com/conveyor-run/conveyor/store/sqlite"
@@ -148,7 +149,7 @@ func (n *node) waitLogs(id string, want int) []conveyor.LogLine {
 	var lines []conveyor.LogLine
 	waitFor(n.t, fmt.Sprintf("%d log lines of %s", want, id), func() bool {
 		var err error
-		if lines, err = n.store.Logs(n.t.Context(), id); err != nil {
+		if lines, err = store.AllLogs(n.t.Context(), n.store, id); err != nil {
 			n.t.Fatal(err)
 		}
 		return len(lines) >= want
@@ -221,7 +222,7 @@ func TestStoppedStepIsNeverASuccess(t *testing.T) {
 		})
 		step, whole, cancelled := n.submit("step-timeout"), n.submit("pipeline-timeout"), n.submit("cancelled")
 		waitFor(t, "the cancelled execution's step to start", func() bool {
-			lines, _ := n.store.Logs(t.Context(), cancelled.ID)
+			lines, _ := store.AllLogs(t.Context(), n.store, cancelled.ID)
 			return len(lines) > 0
 		})
 		if _, err := n.engine.Cancel(t.Context(), cancelled.ID); err != nil {

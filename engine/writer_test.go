@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/conveyor-run/conveyor"
+	"github.com/conveyor-run/conveyor/store"
 )
 
 // progressEvent returns progress event seq of the execution c claimed.
@@ -155,7 +156,7 @@ func TestWriterCommitsQueuedWritesTogether(t *testing.T) {
 		if n := int64(len(evs)); n != next[i]-1 || evs[n-1].Seq != next[i]-1 {
 			t.Errorf("execution %d: %d events stored, the last #%d; want %d", i, n, evs[n-1].Seq, next[i]-1)
 		}
-		lines, err := s.Logs(t.Context(), c.Execution.ID)
+		lines, err := store.AllLogs(t.Context(), s, c.Execution.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -219,7 +220,7 @@ func TestWriterRetriesTransientFailure(t *testing.T) {
 	if ex.Status != conveyor.StatusCompleted || string(ex.Result) != `{"answer":42}` {
 		t.Errorf("stored %s with result %s, want completed with the result", ex.Status, ex.Result)
 	}
-	lines, err := s.Logs(t.Context(), cs[0].Execution.ID)
+	lines, err := store.AllLogs(t.Context(), s, cs[0].Execution.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,7 +351,7 @@ func TestWriterRefusedWriteLosesOnlyItself(t *testing.T) {
 	if ex, err := s.GetExecution(t.Context(), cs[2].Execution.ID); err != nil || ex.Status != conveyor.StatusCompleted {
 		t.Errorf("the execution whose final event shared the refused batch: %+v, %v", ex, err)
 	}
-	lines, err := s.Logs(t.Context(), cs[0].Execution.ID)
+	lines, err := store.AllLogs(t.Context(), s, cs[0].Execution.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

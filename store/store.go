@@ -6,6 +6,7 @@
 package store
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"path"
@@ -155,6 +156,42 @@ type Rows interface {
 	Next() bool
 	Scan(dest ...any) error
 	Err() error
+}
+
+// AllLogs reads every kept log line of execution id from s, page by
+// page of conveyor.MaxLogPageBytes.
+func AllLogs(ctx context.Context, s conveyor.Store, id string) ([]conveyor.LogLine, error) {
+	var lines []conveyor.LogLine
+	for after := int64(0); ; {
+		page, err := s.Logs(ctx, id, after, conveyor.MaxLogPageBytes)
+		if err != nil {
+			return nil, err
+		}
+		lines, after = append(lines, page.Lines...), page.Last
+		if !page.More {
+			return lines, nil
+		}
+	}
+}
+
+// CollectLogs reads the rows of a log query, lines numbered above after
+// in order (each line and its number, as scan reads them), into a page
+// of about maxBytes.
+func CollectLogs(rows Rows, after int64, maxBytes int, scan func(Rows) (conveyor.LogLine, int64, error)) (*conveyor.LogPage, error) {
+	page := &conveyor.LogPage{Lines: []conveyor.LogLine{}, Last: after}
+	size := 0
+	for rows.Next() {
+		l, num, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		if size += l.Bytes(); size > maxBytes && len(page.Lines) > 0 {
+			page.More = true
+			return page, nil
+		}
+		page.Lines, page.Last = append(page.Lines, l), num
+	}
+	return page, rows.Err()
 }
 
 // CollectPage reads the rows of a list query (ListQuery, BatchQuery),

@@ -72,7 +72,7 @@ const logPollEvery = 500 * time.Millisecond
 func followLogs(ctx context.Context, c *client.Client, id string, show func(conveyor.LogLine) error) error {
 	tick := time.NewTicker(logPollEvery)
 	defer tick.Stop()
-	var seen []conveyor.LogLine
+	var after int64 // the number of the last line shown
 	for {
 		// The status is asked before the lines: the engine stores a
 		// run's lines before its final status, so lines read after
@@ -81,16 +81,18 @@ func followLogs(ctx context.Context, c *client.Client, id string, show func(conv
 		if err != nil {
 			return err
 		}
-		lines, err := c.Logs(ctx, id)
-		if err != nil {
-			return err
-		}
-		for _, l := range newLines(seen, lines) {
-			if err := show(l); err != nil {
+		for more := true; more; {
+			page, err := c.LogsAfter(ctx, id, after)
+			if err != nil {
 				return err
 			}
+			for _, l := range page.Lines {
+				if err := show(l); err != nil {
+					return err
+				}
+			}
+			after, more = page.Last, page.More
 		}
-		seen = lines
 		if ex.Status.Final() {
 			return nil
 		}
@@ -100,30 +102,6 @@ func followLogs(ctx context.Context, c *client.Client, id string, show func(conv
 		case <-tick.C:
 		}
 	}
-}
-
-// newLines is what cur, a later reading of an execution's lines, has
-// beyond seen. The server keeps only the newest lines, so cur is seen
-// less some oldest lines, then the new ones: the new lines follow the
-// longest end of seen that cur starts with.
-func newLines(seen, cur []conveyor.LogLine) []conveyor.LogLine {
-	for dropped := range len(seen) + 1 {
-		kept := seen[dropped:]
-		if len(kept) <= len(cur) && sameLines(kept, cur[:len(kept)]) {
-			return cur[len(kept):]
-		}
-	}
-	return cur // unreachable: dropping all of seen always matches
-}
-
-func sameLines(a, b []conveyor.LogLine) bool {
-	for i := range a {
-		x, y := a[i], b[i]
-		if !x.Time.Equal(y.Time) || x.Attempt != y.Attempt || x.Step != y.Step || x.Stream != y.Stream || x.Line != y.Line {
-			return false
-		}
-	}
-	return true
 }
 
 // eventsCmd prints the stored events of an execution.

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/conveyor-run/conveyor"
+	"github.com/conveyor-run/conveyor/store"
 )
 
 // AppendLogs implements conveyor.Store. Lines of unknown executions are
@@ -48,27 +49,24 @@ func (db *DB) AppendLogs(ctx context.Context, lines []conveyor.LogLine) error {
 }
 
 // Logs implements conveyor.Store.
-func (db *DB) Logs(ctx context.Context, id string) ([]conveyor.LogLine, error) {
+func (db *DB) Logs(ctx context.Context, id string, after int64, maxBytes int) (*conveyor.LogPage, error) {
 	if conveyor.Lookup(id) != nil {
-		return nil, nil
+		return &conveyor.LogPage{Lines: []conveyor.LogLine{}, Last: after}, nil
 	}
-	rows, err := db.pool.Query(ctx, sqlLogs, id)
+	rows, err := db.pool.Query(ctx, sqlLogs, id, after)
 	if err != nil {
 		return nil, fmt.Errorf("read logs: %w", err)
 	}
 	defer rows.Close()
-	var lines []conveyor.LogLine
-	for rows.Next() {
+	page, err := store.CollectLogs(rows, after, maxBytes, func(r store.Rows) (conveyor.LogLine, int64, error) {
 		l := conveyor.LogLine{ExecutionID: id}
-		if err := rows.Scan(&l.Time, &l.Attempt, &l.Step, &l.Stream, &l.Line); err != nil {
-			return nil, fmt.Errorf("read logs: %w", err)
-		}
+		var num int64
+		err := r.Scan(&num, &l.Time, &l.Attempt, &l.Step, &l.Stream, &l.Line)
 		l.Time = l.Time.UTC()
-		lines = append(lines, l)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		return l, num, err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("read logs: %w", err)
 	}
-	return lines, nil
+	return page, nil
 }

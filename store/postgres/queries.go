@@ -197,7 +197,7 @@ const (
 		) c
 		WHERE logs.execution_id = c.id AND logs.id <= c.cut`
 
-	sqlLogs = `SELECT time, attempt, step, stream, line FROM logs WHERE execution_id = $1 ORDER BY id`
+	sqlLogs = `SELECT id, time, attempt, step, stream, line FROM logs WHERE execution_id = $1 AND id > $2 ORDER BY id`
 
 	sqlNotify = `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`
 )

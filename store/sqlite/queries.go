@@ -87,7 +87,7 @@ const (
 	sqlTrimLogs = `DELETE FROM logs WHERE execution_id = ?1 AND id <=
 		(SELECT id FROM logs WHERE execution_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)`
 
-	sqlLogs = `SELECT time, attempt, step, stream, line FROM logs WHERE execution_id = ? ORDER BY id`
+	sqlLogs = `SELECT id, time, attempt, step, stream, line FROM logs WHERE execution_id = ? AND id > ? ORDER BY id`
 )
 
 // statements are prepared once. Those on the writer are reused by every

@@ -2,15 +2,17 @@ package storetest
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/conveyor-run/conveyor"
+	"github.com/conveyor-run/conveyor/store"
 )
 
 func (f *fixture) logs(id string) []conveyor.LogLine {
 	f.t.Helper()
-	lines, err := f.s.Logs(f.ctx, id)
+	lines, err := store.AllLogs(f.ctx, f.s, id)
 	if err != nil {
 		f.t.Fatalf("Logs %s: %v", id, err)
 	}
@@ -93,6 +95,51 @@ var logsCases = []testCase{
 		d := f.create("alpha")
 		f.appendLogs(logLines(d.ID, 0, conveyor.MaxLogLines))
 		checkLogs(f.t, d.ID, f.logs(d.ID), logLines(d.ID, 0, conveyor.MaxLogLines))
+	}},
+
+	{"Pages", func(f *fixture) {
+		// Pages of about maxBytes, at least one line each, continue
+		// from Last; Last keeps rising though old lines are trimmed.
+		ex := f.create("alpha")
+		lines := logLines(ex.ID, 0, 10)
+		lines[4].Line = strings.Repeat("x", 500) // larger than a page alone
+		f.appendLogs(lines)
+		budget := 3 * lines[0].Bytes()
+		var got [][]string
+		after := int64(0)
+		for {
+			page, err := f.s.Logs(f.ctx, ex.ID, after, budget)
+			if err != nil {
+				f.t.Fatal(err)
+			}
+			var texts []string
+			for _, l := range page.Lines {
+				texts = append(texts, l.Line[:min(len(l.Line), 6)])
+			}
+			got = append(got, texts)
+			if page.Last <= after && len(page.Lines) > 0 || page.Last < after {
+				f.t.Fatalf("page after %d ends at %d", after, page.Last)
+			}
+			after = page.Last
+			if !page.More {
+				break
+			}
+		}
+		want := [][]string{{"line 0", "line 1", "line 2"}, {"line 3"}, {"xxxxxx"}, {"line 5", "line 6", "line 7"}, {"line 8", "line 9"}}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			f.t.Errorf("pages %q, want %q", got, want)
+		}
+		// Nothing new: an empty page at the same place.
+		if page, err := f.s.Logs(f.ctx, ex.ID, after, budget); err != nil || len(page.Lines) != 0 || page.Last != after || page.More {
+			f.t.Errorf("Logs after the last line = %+v, %v; want an empty page at %d", page, err, after)
+		}
+		// New lines follow, also once the oldest are trimmed.
+		f.appendLogs(logLines(ex.ID, 10, conveyor.MaxLogLines+10))
+		page, err := f.s.Logs(f.ctx, ex.ID, after, conveyor.MaxLogPageBytes)
+		if err != nil || len(page.Lines) == 0 || page.Lines[0].Line != "line 10" {
+			f.t.Fatalf("Logs after %d once more were written = %+v, %v; want line 10 first", after, page, err)
+		}
+		checkLogs(f.t, ex.ID, f.logs(ex.ID), logLines(ex.ID, 10, conveyor.MaxLogLines+10))
 	}},
 
 	{"UnknownExecution", func(f *fixture) {

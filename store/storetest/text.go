@@ -44,8 +44,8 @@ var textCases = []testCase{
 			})
 			wantCode(f.t, "AppendLogs with "+what, err, conveyor.EINVALID)
 		}
-		if lines, err := f.s.Logs(f.ctx, ex.ID); err != nil || len(lines) != 0 {
-			f.t.Errorf("Logs after refused batches = %d lines, %v; want none", len(lines), err)
+		if lines := f.logs(ex.ID); len(lines) != 0 {
+			f.t.Errorf("Logs after refused batches = %d lines, want none", len(lines))
 		}
 	}},
 
@@ -80,8 +80,8 @@ var textCases = []testCase{
 			if evs, err := f.s.Events(f.ctx, id, 0, 10); err != nil || len(evs) != 0 {
 				f.t.Errorf("Events(%q) = %d events, %v; want none, nil", id, len(evs), err)
 			}
-			if lines, err := f.s.Logs(f.ctx, id); err != nil || len(lines) != 0 {
-				f.t.Errorf("Logs(%q) = %d lines, %v; want none, nil", id, len(lines), err)
+			if page, err := f.s.Logs(f.ctx, id, 0, conveyor.MaxLogPageBytes); err != nil || len(page.Lines) != 0 || page.More {
+				f.t.Errorf("Logs(%q) = %+v, %v; want no lines", id, page, err)
 			}
 			_, err = f.s.ListExecutions(f.ctx, conveyor.ListFilter{Pipeline: id})
 			wantCode(f.t, "ListExecutions by an unstorable pipeline name", err, conveyor.EINVALID)

@@ -1333,8 +1333,14 @@
         if (evs.length) d.afterSeq = evs[evs.length - 1].seq;
         if (evs.length < 500) break;
       }
-      const logs = await api('GET', execPath(id) + '/logs');
-      d.logs = (logs && logs.lines) || [];
+      const logs = []; // in pages of about a MiB
+      for (let after = 0; ;) {
+        const page = await api('GET', execPath(id) + '/logs?after=' + after);
+        logs.push(...((page && page.lines) || []));
+        if (!page || !page.more) break;
+        after = page.last;
+      }
+      d.logs = logs;
       d.error = null;
       if (FINAL.has(ex.status)) d.finalLoaded = true;
       syncStreams(); // the drawer's stream, now that its status is known
