@@ -92,18 +92,22 @@ func (x *Exec) Log(line string) { x.LogTo("log", line) }
 
 // LogTo appends a line to the execution's log from the named stream, such
 // as "stdout" or "stderr" of an exec step.
-// Texts are cleaned (CleanText).
+// Texts are cleaned (CleanText) and a line is cut at MaxLogLineBytes.
 func (x *Exec) LogTo(stream, line string) {
 	if x.LogFunc != nil {
-		x.LogFunc(CleanText(stream), CleanText(line))
+		x.LogFunc(CleanText(stream), CutLogLine(CleanText(line)))
 	}
 }
 
 // SetResult records v, marshalled to JSON, as the execution's result.
+// EINVALID when that is over MaxResultBytes; the result stays as it was.
 func (x *Exec) SetResult(v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
+	}
+	if len(b) > MaxResultBytes {
+		return Errorf(EINVALID, "result is %d bytes of JSON; at most %d are kept", len(b), MaxResultBytes)
 	}
 	if x.ResultFunc != nil {
 		x.ResultFunc(CleanJSON(b))

@@ -52,3 +52,35 @@ func (p *Progress) storable() bool {
 	}
 	return true
 }
+
+// Output limits: what one log line or one result may hold.
+const (
+	// MaxLogLineBytes is the longest log line kept; a longer one is cut
+	// and ends with TruncatedMark (CutLogLine), never refused.
+	MaxLogLineBytes = 64 << 10
+	// MaxResultBytes is the largest result, as JSON: as large as the
+	// largest input.
+	MaxResultBytes = 1 << 20
+)
+
+// TruncatedMark ends a log line that was cut at MaxLogLineBytes.
+const TruncatedMark = " [truncated]"
+
+// CutLogLine returns line, cut to MaxLogLineBytes and marked if longer.
+func CutLogLine(line string) string {
+	if len(line) <= MaxLogLineBytes {
+		return line
+	}
+	return TruncateUTF8(line, MaxLogLineBytes-len(TruncatedMark)) + TruncatedMark
+}
+
+// TruncateUTF8 cuts s to at most n bytes without splitting a character.
+func TruncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

@@ -56,3 +56,29 @@ func goodRunes(s string) string {
 	}
 	return b.String()
 }
+
+func TestCutLogLineAndResultLimit(t *testing.T) {
+	var logged []string
+	var result json.RawMessage
+	x := &conveyor.Exec{
+		LogFunc:    func(_, line string) { logged = append(logged, line) },
+		ResultFunc: func(b json.RawMessage) { result = b },
+	}
+	exact := strings.Repeat("a", conveyor.MaxLogLineBytes)
+	x.Log(exact)
+	x.Log(strings.Repeat("é", conveyor.MaxLogLineBytes)) // 2 bytes each: twice the limit
+	if logged[0] != exact {
+		t.Errorf("a line of exactly the limit was changed")
+	}
+	if cut := logged[1]; len(cut) > conveyor.MaxLogLineBytes || !strings.HasSuffix(cut, conveyor.TruncatedMark) || !utf8.ValidString(cut) {
+		t.Errorf("a long line: %d bytes, marked %v, valid %v; want it cut at a character, marked", len(cut), strings.HasSuffix(cut, conveyor.TruncatedMark), utf8.ValidString(cut))
+	}
+
+	if err := x.SetResult(map[string]string{"ok": "yes"}); err != nil || string(result) != `{"ok":"yes"}` {
+		t.Fatalf("SetResult: %v, result %s", err, result)
+	}
+	err := x.SetResult(strings.Repeat("x", conveyor.MaxResultBytes))
+	if conveyor.ErrorCode(err) != conveyor.EINVALID || string(result) != `{"ok":"yes"}` {
+		t.Errorf("SetResult of more than MaxResultBytes: %v, result %.20s; want invalid and the result kept", err, result)
+	}
+}

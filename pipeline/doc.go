@@ -61,7 +61,7 @@
 //	echo '::progress {"current":3,"total":10,"metrics":{"bytes":1048576}}'
 //
 // A malformed progress line is logged like any other line; it never fails
-// the step. Lines longer than MaxLineBytes are cut.
+// the step. Lines longer than conveyor.MaxLogLineBytes are cut.
 //
 // Exit status 0 completes the step; anything else fails it with the status
 // and the last line of stderr. When the step is cancelled or times out, the

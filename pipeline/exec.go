@@ -26,18 +26,12 @@ const DefaultKillGrace = 5 * time.Second
 
 // Output limits of exec steps.
 const (
-	// MaxLineBytes is the longest output line kept; a longer line is cut
-	// and marked with TruncatedMark, never fatal.
-	MaxLineBytes = 64 << 10
 	// MaxEnvInput is the largest input also given as CONVEYOR_INPUT; a
 	// larger one reaches the program on stdin only (CONVEYOR_INPUT is
 	// empty), as one environment string is limited (128 KiB on Linux) and
 	// so is the whole environment.
 	MaxEnvInput = 64 << 10
 )
-
-// TruncatedMark ends an output line that was cut at MaxLineBytes.
-const TruncatedMark = " [truncated]"
 
 // drainTimeout is how long output may stay idle once the step's processes
 // are gone before reading stops: only a process that escaped the process
@@ -157,7 +151,7 @@ func (s *ExecSpec) Run(ctx context.Context, x *conveyor.Exec) error {
 	case errors.As(waitErr, &exitErr):
 		msg := exitErr.Error() // "exit status 3", "signal: killed"
 		if lastStderr != "" {
-			msg += ": " + truncateUTF8(lastStderr, 512)
+			msg += ": " + conveyor.TruncateUTF8(lastStderr, 512)
 		}
 		return conveyor.Errorf(conveyor.ESTEPFAILED, "%s", msg)
 	default:
@@ -282,15 +276,15 @@ func (o *output) drain() {
 }
 
 // readLines calls fn with each line of r without its line ending, the last
-// one even without a newline. A line over MaxLineBytes is cut (at a
-// character boundary) and marked; the rest of it is skipped.
+// one even without a newline. A line over conveyor.MaxLogLineBytes is
+// cut (at a character boundary) and marked; the rest of it is skipped.
 func readLines(r io.Reader, fn func(line string)) {
-	br := bufio.NewReaderSize(r, MaxLineBytes)
+	br := bufio.NewReaderSize(r, conveyor.MaxLogLineBytes)
 	for {
 		line, err := br.ReadSlice('\n')
 		switch {
 		case errors.Is(err, bufio.ErrBufferFull):
-			fn(truncateUTF8(string(line), MaxLineBytes-len(TruncatedMark)) + TruncatedMark)
+			fn(conveyor.TruncateUTF8(string(line), conveyor.MaxLogLineBytes-len(conveyor.TruncatedMark)) + conveyor.TruncatedMark)
 			for errors.Is(err, bufio.ErrBufferFull) {
 				_, err = br.ReadSlice('\n')
 			}

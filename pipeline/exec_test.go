@@ -118,7 +118,7 @@ func TestExecLongLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := rec.lines()
-	if len(lines) != 2 || len(lines[0]) != pipeline.MaxLineBytes || !strings.HasSuffix(lines[0], pipeline.TruncatedMark) || lines[1] != "after" {
+	if len(lines) != 2 || len(lines[0]) != conveyor.MaxLogLineBytes || !strings.HasSuffix(lines[0], conveyor.TruncatedMark) || lines[1] != "after" {
 		t.Errorf("got %d lines, first %d bytes", len(lines), len(lines[0]))
 	}
 }

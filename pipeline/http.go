@@ -74,7 +74,7 @@ func (s *HTTPSpec) Run(ctx context.Context, x *conveyor.Exec) error {
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
 	if resp.StatusCode != s.Expect {
 		if len(data) > 0 {
-			x.Log(truncateUTF8(string(data), 1024))
+			x.Log(conveyor.TruncateUTF8(string(data), 1024))
 		}
 		return conveyor.Errorf(conveyor.ESTEPFAILED, "%s %s: status %s, want %d", s.Method, redactURL(s.URL), resp.Status, s.Expect)
 	}

@@ -7,7 +7,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/conveyor-run/conveyor"
 )
@@ -87,7 +86,7 @@ func ParseProgressLine(line string) (u conveyor.Update, ok bool, err error) {
 		}
 		u.Done, u.Total = min(c, t), t
 	}
-	u.Message = truncateUTF8(message, MaxProgressMessage)
+	u.Message = conveyor.TruncateUTF8(message, MaxProgressMessage)
 	return u, true, nil
 }
 
@@ -149,20 +148,9 @@ func parseProgressJSON(s string) (conveyor.Update, error) {
 	if p.Current != nil {
 		u.Done, u.Total = min(*p.Current, *p.Total), *p.Total
 	}
-	u.Message = truncateUTF8(p.Message, MaxProgressMessage)
+	u.Message = conveyor.TruncateUTF8(p.Message, MaxProgressMessage)
 	if len(p.Metrics) > 0 {
 		u.Metrics = p.Metrics
 	}
 	return u, nil
-}
-
-// truncateUTF8 cuts s to at most n bytes without splitting a character.
-func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }
