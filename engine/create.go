@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -10,8 +11,11 @@ import (
 
 // creator commits concurrent submissions together (group commit) without
 // a goroutine of its own: the first submitter to find no commit running
-// leads, committing everything queued until the queue is empty, while the
-// others wait for their result.
+// leads, committing what is queued, oldest first, until its own
+// submission is stored, while the others wait for their result. Then it
+// hands the lead to the oldest submission still queued, so that under
+// sustained load no request keeps committing others' batches while its
+// own answer waits.
 type creator struct {
 	store conveyor.Store
 
@@ -23,6 +27,7 @@ type creator struct {
 type createReq struct {
 	ex   *conveyor.Execution
 	done chan error
+	lead chan struct{} // its turn to lead, while it is still queued
 }
 
 // createTimeout bounds one batch commit; the leader's own request context
@@ -39,23 +44,33 @@ func (c *creator) create(ex *conveyor.Execution) error {
 	if err := ex.ValidateNew(); err != nil {
 		return err
 	}
-	req := &createReq{ex: ex, done: make(chan error, 1)}
+	req := &createReq{ex: ex, done: make(chan error, 1), lead: make(chan struct{}, 1)}
 	c.mu.Lock()
 	c.queue = append(c.queue, req)
 	if c.leading {
 		c.mu.Unlock()
-		return <-req.done
+		select {
+		case err := <-req.done:
+			return err
+		case <-req.lead:
+		}
+		c.mu.Lock()
 	}
 	c.leading = true
-	for len(c.queue) > 0 {
+	for stored := false; !stored; {
 		n := min(len(c.queue), maxCreateBatch)
 		batch := c.queue[:n:n]
 		c.queue = c.queue[n:]
+		stored = slices.Contains(batch, req)
 		c.mu.Unlock()
 		c.commit(batch)
 		c.mu.Lock()
 	}
-	c.leading = false
+	if len(c.queue) > 0 {
+		c.queue[0].lead <- struct{}{} // still leading: handed on
+	} else {
+		c.leading = false
+	}
 	c.mu.Unlock()
 	return <-req.done
 }

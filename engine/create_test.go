@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/conveyor-run/conveyor"
 )
@@ -289,5 +290,63 @@ func TestCreatorRefusesInvalidBeforeBatching(t *testing.T) {
 	}
 	if calls := s.createCalls(); len(calls) != 0 {
 		t.Errorf("the store saw %v", calls)
+	}
+}
+
+// TestCreatorLeaderReturnsOnceItsOwnIsStored: a leader hands the lead on
+// once its own submission is stored, instead of committing what queued
+// behind it while its own answer waits.
+func TestCreatorLeaderReturnsOnceItsOwnIsStored(t *testing.T) {
+	t.Parallel()
+	first, second := newGate(), newGate()
+	var calls sync.Mutex
+	n := 0
+	s := &faultStore{Store: openStore(t), createFunc: func([]*conveyor.Execution) error {
+		calls.Lock()
+		n++
+		call := n
+		calls.Unlock()
+		if call == 1 {
+			first.pass()
+		} else {
+			second.pass()
+		}
+		return nil
+	}}
+	c := &creator{store: s}
+	leader, a, b := newExecution("p"), newExecution("p"), newExecution("p")
+
+	led := make(chan error, 1)
+	go func() { led <- c.create(leader) }()
+	first.waitEntered(t)
+	others := make(chan error, 2)
+	for _, ex := range []*conveyor.Execution{a, b} {
+		go func() { others <- c.create(ex) }()
+	}
+	waitUntil(t, "two creates to queue", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.queue) == 2
+	})
+	first.open()
+	// The leader's answer does not wait for the next commit, which the
+	// second gate holds.
+	second.waitEntered(t)
+	select {
+	case err := <-led:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the leader still waits while the commit of the others is held")
+	}
+	second.open()
+	for range 2 {
+		if err := <-others; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := s.createCalls(); len(got) != 2 || len(got[0]) != 1 || len(got[1]) != 2 {
+		t.Errorf("commits %v, want the leader's alone, then the two queued together", got)
 	}
 }
