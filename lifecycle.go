@@ -63,6 +63,20 @@ func (ex *Execution) Cancel(now time.Time) (*Event, error) {
 	}
 }
 
+// interruptSeq is the seq of the event that ends ex's attempt without its
+// runner: above every seq the runner may have published to watchers
+// without storing it, so that one who resumes after it misses nothing.
+// A shared store's lease records how far that may go (SeqReserved); a
+// store without leases (SQLite) stores progress at least every
+// half-second, and no runner publishes SeqReservation progress events
+// in that time.
+func (ex *Execution) interruptSeq() int64 {
+	if ex.SeqReserved == 0 {
+		return ex.LastSeq + SeqReservation + 1
+	}
+	return max(ex.LastSeq, ex.SeqReserved) + 1
+}
+
 // Interruption says why a running attempt ended without its runner.
 type Interruption int
 
@@ -87,8 +101,7 @@ func (why Interruption) message(ex *Execution) string {
 // allow another attempt, otherwise failed with EINTERRUPTED, keeping its
 // last progress. It applies the event to ex and returns it.
 func (ex *Execution) Interrupt(now time.Time, retries int, why Interruption) Event {
-	// Above what the lost runner may have published: see SeqReservation.
-	ev := Event{ExecutionID: ex.ID, Seq: max(ex.LastSeq, ex.SeqReserved) + 1, Time: now, Attempt: ex.Attempt}
+	ev := Event{ExecutionID: ex.ID, Seq: ex.interruptSeq(), Time: now, Attempt: ex.Attempt}
 	if Retryable(ex.Attempt, retries) {
 		ev.Type, ev.Status = EventRetrying, StatusPending
 		ev.Error = Errorf(EINTERRUPTED, "%s; retrying", why.message(ex))

@@ -216,9 +216,12 @@ func equalProgress(a, b *conveyor.Progress) bool {
 	return toJSON(a) == toJSON(b)
 }
 
-// interruptSeq is the seq of the event that interrupts running ex: the
-// next one, or on a shared store the one after the seqs its lease
-// reserved (see conveyor.SeqReservation; the shared tests pin those).
+// interruptSeq is the seq of the event that interrupts running ex: after
+// the seqs its lease reserved on a shared store (the shared tests pin
+// those), or SeqReservation after its last on a store without leases.
 func interruptSeq(ex *conveyor.Execution) int64 {
+	if ex.SeqReserved == 0 {
+		return ex.LastSeq + conveyor.SeqReservation + 1
+	}
 	return max(ex.LastSeq, ex.SeqReserved) + 1
 }
