@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -173,9 +174,44 @@ func status(t *testing.T, c *client.Client, id string) *conveyor.Execution {
 	return ex
 }
 
+// sseEvents reads the SSE stream at url from Last-Event-ID after (none
+// when negative) and sends each message's id and event type until the
+// stream ends, then closes the channel.
+func sseEvents(t *testing.T, ctx context.Context, url string, after int64) <-chan [2]string {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after >= 0 {
+		req.Header.Set("Last-Event-ID", strconv.FormatInt(after, 10))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := make(chan [2]string, 1024)
+	go func() {
+		defer close(msgs)
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		var id string
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "id: "); ok {
+				id = v
+			} else if v, ok := strings.CutPrefix(sc.Text(), "event: "); ok {
+				msgs <- [2]string{id, v}
+			}
+		}
+	}()
+	return msgs
+}
+
 // TestCrashRecovery kills a node with SIGKILL while executions run, starts
 // a new one on the same data and checks that every running execution was
-// either retried as a new attempt or failed as interrupted.
+// either retried as a new attempt or failed as interrupted, and that a
+// watcher who resumes after the newest seq it saw gets that outcome,
+// although the crashed node pushed progress it never stored.
 func TestCrashRecovery(t *testing.T) {
 	data, pipes := t.TempDir(), t.TempDir()
 	pidFile := filepath.Join(t.TempDir(), "pid")
@@ -183,7 +219,7 @@ func TestCrashRecovery(t *testing.T) {
 steps:
   - name: wait
     exec:
-      command: ["sh", "-c", "echo $$ > %s; echo '::progress 1/2 waiting'; exec sleep 60"]
+      command: ["sh", "-c", "echo $$ > %s; i=0; while :; do i=$((i+1)); echo \"::progress 1/2 waiting $i\"; sleep 0.01; done"]
 `, pidFile))
 	writePipeline(t, pipes, "second-chance", `
 retries: 1
@@ -205,11 +241,25 @@ steps:
 	for _, id := range []string{stuck.ID, retried.ID} {
 		waitFor(t, id+" to report progress", func() bool {
 			p, err := n.client.Progress(ctx, id)
-			return err == nil && p != nil && p.Message == "waiting"
+			return err == nil && p != nil && strings.HasPrefix(p.Message, "waiting")
 		})
+	}
+	// A watcher of the stuck execution follows its progress until the crash.
+	var seen int64
+	watched := sseEvents(t, ctx, n.url+"/executions/"+stuck.ID+"/progress/sse", -1)
+	for m := range watched {
+		seq, _ := strconv.ParseInt(m[0], 10, 64)
+		seen = max(seen, seq)
+		if seen > 20 {
+			break
+		}
 	}
 
 	n.kill()
+	for m := range watched { // what it had received before the crash
+		seq, _ := strconv.ParseInt(m[0], 10, 64)
+		seen = max(seen, seq)
+	}
 	b, err := os.ReadFile(pidFile)
 	if err != nil {
 		t.Fatal(err)
@@ -224,6 +274,13 @@ steps:
 	got := status(t, n2.client, stuck.ID)
 	if got.Status != conveyor.StatusFailed || got.Error == nil || got.Error.Code != conveyor.EINTERRUPTED {
 		t.Fatalf("execution without retries after the crash: %s %+v, want failed interrupted", got.Status, got.Error)
+	}
+	var resumed [][2]string
+	for m := range sseEvents(t, ctx, n2.url+"/executions/"+stuck.ID+"/progress/sse", seen) {
+		resumed = append(resumed, m)
+	}
+	if len(resumed) != 1 || resumed[0][1] != "failed" {
+		t.Errorf("resumed after seq %d (stored: %d), the stream sent %v; want the failed message", seen, got.LastSeq, resumed)
 	}
 	waitFor(t, "the retried execution to complete", func() bool {
 		return status(t, n2.client, retried.ID).Status == conveyor.StatusCompleted
