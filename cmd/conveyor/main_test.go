@@ -190,10 +190,10 @@ func sseEvents(t *testing.T, ctx context.Context, url string, after int64) <-cha
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = resp.Body.Close() }) // the stream may still be open
 	msgs := make(chan [2]string, 1024)
 	go func() {
 		defer close(msgs)
-		defer resp.Body.Close()
 		sc := bufio.NewScanner(resp.Body)
 		var id string
 		for sc.Scan() {
