@@ -139,22 +139,34 @@ func (bf *bodyFuzzer) post(t *testing.T, path string, body []byte) (bool, []byte
 	return false, answer
 }
 
-func (bf *bodyFuzzer) createExecution(t *testing.T, body []byte) {
-	before := bf.heads(t)
-	ok, answer := bf.post(t, "/executions", body)
-	after := bf.heads(t)
-	if !ok {
+// submit posts body to path and reads what was stored around it. A
+// refused body must have stored nothing; an accepted one must be a JSON
+// object, whose answer is decoded into v.
+func (bf *bodyFuzzer) submit(t *testing.T, path string, body []byte, v any) (before, after heads, answer []byte, accepted bool) {
+	t.Helper()
+	before = bf.heads(t)
+	accepted, answer = bf.post(t, path, body)
+	after = bf.heads(t)
+	if !accepted {
 		if after != before {
 			t.Fatalf("refused %q, yet stored %+v (before %+v)", body, after, before)
 		}
-		return
+		return before, after, answer, false
 	}
 	if !isObject(body) {
 		t.Fatalf("accepted %q, not a JSON object", body)
 	}
-	var ex conveyor.Execution
-	if err := json.Unmarshal(answer, &ex); err != nil {
+	if err := json.Unmarshal(answer, v); err != nil {
 		t.Fatalf("accepted %q with %s: %v", body, answer, err)
+	}
+	return before, after, answer, true
+}
+
+func (bf *bodyFuzzer) createExecution(t *testing.T, body []byte) {
+	var ex conveyor.Execution
+	before, after, answer, ok := bf.submit(t, "/executions", body, &ex)
+	if !ok {
+		return
 	}
 	if after.execution != ex.ID || after.batch != before.batch || ex.Status != conveyor.StatusPending || ex.BatchID != nil {
 		t.Fatalf("accepted %q as %s; stored %+v (before %+v)", body, answer, after, before)
@@ -169,21 +181,10 @@ func (bf *bodyFuzzer) createExecution(t *testing.T, body []byte) {
 }
 
 func (bf *bodyFuzzer) createBatch(t *testing.T, body []byte) {
-	before := bf.heads(t)
-	ok, answer := bf.post(t, "/batches", body)
-	after := bf.heads(t)
-	if !ok {
-		if after != before {
-			t.Fatalf("refused %q, yet stored %+v (before %+v)", body, after, before)
-		}
-		return
-	}
-	if !isObject(body) {
-		t.Fatalf("accepted %q, not a JSON object", body)
-	}
 	var b conveyor.Batch
-	if err := json.Unmarshal(answer, &b); err != nil {
-		t.Fatalf("accepted %q with %s: %v", body, answer, err)
+	before, after, answer, ok := bf.submit(t, "/batches", body, &b)
+	if !ok {
+		return
 	}
 	if after.batch != b.ID || after.execution == before.execution || b.Total < 1 || b.Total > conveyor.MaxBatchSize {
 		t.Fatalf("accepted %q as %s; stored %+v (before %+v)", body, answer, after, before)

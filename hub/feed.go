@@ -41,20 +41,12 @@ func (h *Hub) loadFeeds() []*Feed {
 func (f *Feed) push(ev conveyor.Event) {
 	f.mu.Lock()
 	q, waiting := f.queues[ev.ExecutionID]
-	if n := len(q); ev.Type == conveyor.EventProgress && n > 0 && q[n-1].Type == conveyor.EventProgress {
-		q[n-1] = ev
-	} else {
-		q = append(q, ev)
-	}
-	f.queues[ev.ExecutionID] = q
+	f.queues[ev.ExecutionID] = enqueue(q, ev)
 	if !waiting {
 		f.order = append(f.order, ev.ExecutionID)
 	}
 	f.mu.Unlock()
-	select {
-	case f.ready <- struct{}{}:
-	default:
-	}
+	signal(f.ready)
 }
 
 // Ready is signalled when events may be waiting for Take.

@@ -175,14 +175,27 @@ func (h *Hub) SubscribedIDs() []string {
 
 func (s *Subscription) push(ev conveyor.Event) {
 	s.mu.Lock()
-	if n := len(s.queue); ev.Type == conveyor.EventProgress && n > 0 && s.queue[n-1].Type == conveyor.EventProgress {
-		s.queue[n-1] = ev
-	} else {
-		s.queue = append(s.queue, ev)
-	}
+	s.queue = enqueue(s.queue, ev)
 	s.mu.Unlock()
+	signal(s.ready)
+}
+
+// enqueue adds ev to the events q of one execution that wait for a
+// reader, conflating progress: a progress event replaces one that waits
+// last, so a slow reader gets the newest progress and every status event.
+func enqueue(q []conveyor.Event, ev conveyor.Event) []conveyor.Event {
+	if n := len(q); ev.Type == conveyor.EventProgress && n > 0 && q[n-1].Type == conveyor.EventProgress {
+		q[n-1] = ev
+		return q
+	}
+	return append(q, ev)
+}
+
+// signal wakes the reader waiting on ready without blocking: one signal
+// covers every event queued before it takes them.
+func signal(ready chan struct{}) {
 	select {
-	case s.ready <- struct{}{}:
+	case ready <- struct{}{}:
 	default:
 	}
 }
