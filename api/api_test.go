@@ -2,9 +2,12 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
 	"net/http/httptest"
+	"strings"
 
 	"testing"
 	"time"
@@ -239,5 +242,39 @@ func expectEOF(t testing.TB, s *client.Stream) {
 	defer cancel()
 	if _, err := s.Next(ctx); !errors.Is(err, io.EOF) {
 		t.Fatalf("after the final message: %v, want a normal close", err)
+	}
+}
+
+// getJSON GETs path and decodes the answer into v, failing unless the
+// status is want.
+func (h *harness) getJSON(path string, want int, v any) {
+	h.t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, h.url+path, nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != want {
+		h.t.Fatalf("GET %s: %d, want %d", path, resp.StatusCode, want)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		h.t.Fatalf("GET %s: %v", path, err)
+	}
+}
+
+// wantBadRequest GETs path and fails unless the answer is 400 bad_request
+// with an error message containing message.
+func (h *harness) wantBadRequest(path, message string) {
+	h.t.Helper()
+	var body struct {
+		Error conveyor.Error `json:"error"`
+	}
+	h.getJSON(path, http.StatusBadRequest, &body)
+	if body.Error.Code != conveyor.EBADREQUEST || !strings.Contains(body.Error.Message, message) {
+		h.t.Errorf("GET %s: %+v, want bad_request saying %q", path, body.Error, message)
 	}
 }

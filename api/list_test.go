@@ -11,27 +11,6 @@ import (
 	"github.com/conveyor-run/conveyor"
 )
 
-// getJSON GETs path and decodes the answer into v, failing unless the
-// status is want.
-func (h *harness) getJSON(path string, want int, v any) {
-	h.t.Helper()
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, h.url+path, nil)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != want {
-		h.t.Fatalf("GET %s: %d, want %d", path, resp.StatusCode, want)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		h.t.Fatalf("GET %s: %v", path, err)
-	}
-}
-
 // TestListLeavesOutInputAndResult: a list carries each execution without
 // its input and result, which can be large, unless fields asks for them;
 // GET /executions/{id} always has both.
@@ -88,13 +67,7 @@ func TestListLeavesOutInputAndResult(t *testing.T) {
 		{"?fields=input&limit=51", "with inputs or results, limit must be from 1 to 50"},
 		{"?fields=input&fields=result", `query parameter "fields" is given 2 times`},
 	} {
-		var body struct {
-			Error conveyor.Error `json:"error"`
-		}
-		h.getJSON("/executions"+c.query, http.StatusBadRequest, &body)
-		if body.Error.Code != conveyor.EBADREQUEST || !strings.Contains(body.Error.Message, c.message) {
-			t.Errorf("GET /executions%s: %+v, want bad_request saying %q", c.query, body.Error, c.message)
-		}
+		h.wantBadRequest("/executions"+c.query, c.message)
 	}
 }
 
@@ -139,12 +112,6 @@ func TestLogsComeInPages(t *testing.T) {
 	}
 
 	for _, after := range []string{"-1", "x", "%2B1", "1.5"} {
-		var body struct {
-			Error conveyor.Error `json:"error"`
-		}
-		h.getJSON("/executions/"+ex.ID+"/logs?after="+after, http.StatusBadRequest, &body)
-		if !strings.Contains(body.Error.Message, "after must be a non-negative integer line number") {
-			t.Errorf("after=%s: %+v", after, body.Error)
-		}
+		h.wantBadRequest("/executions/"+ex.ID+"/logs?after="+after, "after must be a non-negative integer line number")
 	}
 }

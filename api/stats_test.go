@@ -2,9 +2,7 @@ package api_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -126,22 +124,6 @@ func TestStatsBadInput(t *testing.T) {
 		{"/executions?id_prefix=0197a3f2x", `id prefix "0197a3f2x" is not the start of an execution id`},
 		{"/executions?id_prefix=" + strings.Repeat("0", 37), "longer than an execution id"},
 	} {
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, h.url+c.path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var body struct {
-			Error conveyor.Error `json:"error"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&body)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusBadRequest || body.Error.Code != conveyor.EBADREQUEST ||
-			!strings.Contains(body.Error.Message, c.message) {
-			t.Errorf("GET %s: %d %+v (%v), want 400 bad_request saying %q", c.path, resp.StatusCode, body.Error, err, c.message)
-		}
+		h.wantBadRequest(c.path, c.message)
 	}
 }
