@@ -26,6 +26,7 @@ const (
 	ETIMEOUT     = "timeout"     // a step or the whole execution ran out of time
 	EINTERRUPTED = "interrupted" // the node running it died and no retries were left
 	ESTEPFAILED  = "step_failed" // a step returned an error
+	ESTALLED     = "stalled"     // a step reported nothing for its stall_after, with on_stall: fail
 )
 
 // httpStatuses is the one table from error codes to HTTP statuses: the

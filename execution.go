@@ -46,6 +46,14 @@ type Execution struct {
 	StartedAt  *time.Time      `json:"started_at"`
 	FinishedAt *time.Time      `json:"finished_at"`
 
+	// Data is the free-form object its steps set (Exec.SetData, ::data),
+	// merged across reports and attempts; nil until one sets it. Lists
+	// leave it out unless asked for (ListFilter.WithData).
+	Data json.RawMessage `json:"data"`
+	// StalledSince, while the running step reports nothing for longer
+	// than its stall_after, is when it last reported; nil otherwise.
+	StalledSince *time.Time `json:"stalled_since"`
+
 	// Node is the id of the node that runs or last ran it.
 	Node string `json:"node,omitempty"`
 	// LastSeq is the seq of the newest event of this execution.
@@ -97,12 +105,21 @@ const (
 	EventStatus    EventType = "status"
 	EventStarted   EventType = "started"
 	EventProgress  EventType = "progress"
+	EventData      EventType = "data"     // the execution's data changed: Data holds all of it
+	EventStalled   EventType = "stalled"  // the running step reported nothing since Since
 	EventRetrying  EventType = "retrying" // the attempt failed and a new one is pending
 	EventCompleted EventType = "completed"
 	EventFailed    EventType = "failed"
 	EventCancelled EventType = "cancelled"
 	EventError     EventType = "error" // stream-level error, e.g. unknown execution; never stored
 )
+
+// Conflates reports whether an event of type t may replace one of the
+// same type waiting for a slow reader: progress and data events each
+// carry the whole state they report, so the newest says it all.
+func (t EventType) Conflates() bool {
+	return t == EventProgress || t == EventData
+}
 
 // Final reports whether t ends an execution.
 func (t EventType) Final() bool {
@@ -122,6 +139,13 @@ type Event struct {
 	Progress    *Progress       `json:"progress,omitempty"`
 	Error       *Error          `json:"error,omitempty"`
 	Result      json.RawMessage `json:"result,omitempty"`
+	// Data is the whole data of the execution after a data event (or at
+	// a status message).
+	Data json.RawMessage `json:"data,omitempty"`
+	// Step and Since say which step stalled and when it last reported
+	// (stalled events).
+	Step  string     `json:"step,omitempty"`
+	Since *time.Time `json:"since,omitempty"`
 
 	// Dropped is set by Store.Append on a write it did not keep (fenced
 	// off: its attempt no longer runs there), so that the writer does not

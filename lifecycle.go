@@ -114,7 +114,8 @@ func (ex *Execution) Interrupt(now time.Time, retries int, why Interruption) Eve
 }
 
 // Apply changes ex as ev records: every event moves LastSeq and may bring
-// progress; one that ends the attempt sets the status, the error and the
+// progress or data; a stalled event sets StalledSince and any other clears
+// it; one that ends the attempt sets the status, the error and the
 // result, and a final one the finish time; retrying clears the progress
 // for the next attempt.
 func (ex *Execution) Apply(ev *Event) {
@@ -122,6 +123,10 @@ func (ex *Execution) Apply(ev *Event) {
 	if ev.Progress != nil {
 		ex.Progress = ev.Progress
 	}
+	if ev.Data != nil {
+		ex.Data = ev.Data
+	}
+	ex.StalledSince = ev.StalledSince()
 	if !ev.Type.EndsAttempt() {
 		return
 	}
@@ -132,6 +137,17 @@ func (ex *Execution) Apply(ev *Event) {
 	}
 	t := ev.Time
 	ex.FinishedAt = &t
+}
+
+// StalledSince is the StalledSince of an execution right after ev: its
+// Since for a stalled event, nil after any other (a report ends a stall,
+// and so does the end of the attempt).
+func (ev *Event) StalledSince() *time.Time {
+	if ev.Type != EventStalled || ev.Since == nil {
+		return nil
+	}
+	t := ev.Since.UTC()
+	return &t
 }
 
 // EncodeEvent is ev as every store keeps it: JSON, its time in UTC.

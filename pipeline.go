@@ -17,6 +17,7 @@ type Pipeline struct {
 	Description string
 	Retries     int           // extra attempts after a failure or a crash
 	Timeout     time.Duration // each attempt of the whole pipeline; 0 = none
+	Stall       Stall         // its steps' stall alerts, unless a step sets its own
 	Steps       []Step
 	Handler     HandlerFunc
 }
@@ -26,8 +27,52 @@ type Step struct {
 	Name    string
 	Kind    string        // "exec", "http", "sleep", ...
 	Timeout time.Duration // 0 = none
+	Stall   Stall         // each field set wins over the pipeline's
 	Spec    any           // the step's settings, shown by GET /pipelines/{name}
 	Run     HandlerFunc
+}
+
+// Stall is when a running step counts as stalled, and what happens then.
+type Stall struct {
+	// After is how long a step may report no progress, data or log line
+	// before it counts as stalled; 0 leaves it to the pipeline (and there
+	// means never).
+	After time.Duration
+	// Action is what a stall does: StallAlert or StallFail; "" leaves it
+	// to the pipeline (and there means StallAlert).
+	Action string
+}
+
+// info is s as PipelineInfo and StepInfo show it: what is set.
+func (s Stall) info() (after, action string) {
+	if s.After > 0 {
+		after = s.After.String()
+	}
+	return after, s.Action
+}
+
+// The stall actions.
+const (
+	StallAlert = "alert" // a stalled event, nothing else
+	StallFail  = "fail"  // a stalled event, then the execution fails with ESTALLED
+)
+
+// StallOf is the stall rule of step i (0-based) of p, or of p's handler
+// (i < 0): the step's fields where it sets them, else the pipeline's.
+func (p *Pipeline) StallOf(i int) Stall {
+	s := p.Stall
+	if i >= 0 && i < len(p.Steps) {
+		if st := p.Steps[i].Stall; st.After > 0 {
+			s.After = st.After
+		}
+		if st := p.Steps[i].Stall; st.Action != "" {
+			s.Action = st.Action
+		}
+	}
+	if s.Action == "" {
+		s.Action = StallAlert
+	}
+	return s
 }
 
 // UnknownSteps as Update.Steps says the total number of steps is unknown.
@@ -59,6 +104,7 @@ type Exec struct {
 	ProgressFunc func(Update)
 	LogFunc      func(stream, line string)
 	ResultFunc   func(json.RawMessage)
+	DataFunc     func(patch json.RawMessage) error
 }
 
 // Progress reports progress. It never blocks on subscribers. Texts are
@@ -115,6 +161,27 @@ func (x *Exec) SetResult(v any) error {
 	return nil
 }
 
+// SetData merges patch into the execution's data as a JSON merge patch
+// (MergeData): a key set to nil is removed. EINVALID when the data would
+// be over MaxDataBytes; it stays as it was. Watchers get the whole data
+// in a data message.
+func (x *Exec) SetData(patch map[string]any) error {
+	b, err := json.Marshal(patch)
+	if err != nil {
+		return Errorf(EINVALID, "data: %v", err)
+	}
+	return x.SetDataJSON(b)
+}
+
+// SetDataJSON is SetData for a patch already in JSON (a JSON object),
+// as an exec step's ::data line gives it.
+func (x *Exec) SetDataJSON(patch json.RawMessage) error {
+	if x.DataFunc == nil {
+		return nil
+	}
+	return x.DataFunc(patch)
+}
+
 // PipelineInfo is how the API shows a pipeline. Durations are Go duration
 // strings ("5m0s"), omitted when not set.
 type PipelineInfo struct {
@@ -123,15 +190,19 @@ type PipelineInfo struct {
 	Kind        string     `json:"kind"` // "steps" or "handler"
 	Retries     int        `json:"retries"`
 	Timeout     string     `json:"timeout,omitempty"`
+	StallAfter  string     `json:"stall_after,omitempty"`
+	OnStall     string     `json:"on_stall,omitempty"`
 	Steps       []StepInfo `json:"steps"`
 }
 
 // StepInfo is how the API shows a step.
 type StepInfo struct {
-	Name    string `json:"name"`
-	Kind    string `json:"kind"`
-	Timeout string `json:"timeout,omitempty"`
-	Spec    any    `json:"spec,omitempty"`
+	Name       string `json:"name"`
+	Kind       string `json:"kind"`
+	Timeout    string `json:"timeout,omitempty"`
+	StallAfter string `json:"stall_after,omitempty"`
+	OnStall    string `json:"on_stall,omitempty"`
+	Spec       any    `json:"spec,omitempty"`
 }
 
 // Info describes p for the API.
@@ -143,8 +214,10 @@ func (p *Pipeline) Info() PipelineInfo {
 	if p.Timeout > 0 {
 		v.Timeout = p.Timeout.String()
 	}
+	v.StallAfter, v.OnStall = p.Stall.info()
 	for _, st := range p.Steps {
 		sv := StepInfo{Name: st.Name, Kind: st.Kind, Spec: st.Spec}
+		sv.StallAfter, sv.OnStall = st.Stall.info()
 		if st.Timeout > 0 {
 			sv.Timeout = st.Timeout.String()
 		}

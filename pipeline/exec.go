@@ -117,13 +117,7 @@ func (s *ExecSpec) Run(ctx context.Context, x *conveyor.Exec) error {
 		_ = stdin.Close()
 	})
 	wg.Go(func() {
-		readLines(stdout, func(line string) {
-			if u, ok, err := ParseProgressLine(line); ok && err == nil {
-				x.Progress(u)
-			} else {
-				x.LogTo("stdout", line)
-			}
-		})
+		readLines(stdout, func(line string) { stdoutLine(x, line) })
 	})
 	wg.Go(func() {
 		readLines(stderr, func(line string) {
@@ -156,6 +150,28 @@ func (s *ExecSpec) Run(ctx context.Context, x *conveyor.Exec) error {
 		return conveyor.Errorf(conveyor.ESTEPFAILED, "%s", msg)
 	default:
 		return conveyor.Errorf(conveyor.ESTEPFAILED, "wait: %v", waitErr)
+	}
+}
+
+// stdoutLine handles a line of an exec step's standard output: a
+// progress line reports progress, a data line sets data, anything else
+// (a malformed progress line too) is logged. A data line that cannot be
+// merged is logged to stderr with why, and the data stays as it was.
+func stdoutLine(x *conveyor.Exec, line string) {
+	if u, ok, err := ParseProgressLine(line); ok && err == nil {
+		x.Progress(u)
+		return
+	}
+	patch, ok, err := ParseDataLine(line)
+	if !ok {
+		x.LogTo("stdout", line)
+		return
+	}
+	if err == nil {
+		err = x.SetDataJSON(patch)
+	}
+	if err != nil {
+		x.LogTo("stderr", line+" (refused: "+conveyor.ErrorMessage(err)+")")
 	}
 }
 

@@ -174,15 +174,19 @@ type (
 		Description string    `yaml:"description"`
 		Retries     int       `yaml:"retries"`
 		Timeout     string    `yaml:"timeout"`
+		StallAfter  string    `yaml:"stall_after"`
+		OnStall     string    `yaml:"on_stall"`
 		Steps       []rawStep `yaml:"steps"`
 	}
 	rawStep struct {
-		Name    string    `yaml:"name"`
-		Timeout string    `yaml:"timeout"`
-		Exec    *rawExec  `yaml:"exec"`
-		HTTP    *HTTPSpec `yaml:"http"`
-		Sleep   *string   `yaml:"sleep"`
-		Noop    *struct{} `yaml:"noop"`
+		Name       string    `yaml:"name"`
+		Timeout    string    `yaml:"timeout"`
+		StallAfter string    `yaml:"stall_after"`
+		OnStall    string    `yaml:"on_stall"`
+		Exec       *rawExec  `yaml:"exec"`
+		HTTP       *HTTPSpec `yaml:"http"`
+		Sleep      *string   `yaml:"sleep"`
+		Noop       *struct{} `yaml:"noop"`
 	}
 	rawExec struct {
 		Command []string          `yaml:"command"`
@@ -336,6 +340,7 @@ func (d *document) pipeline(raw *rawPipeline) *conveyor.Pipeline {
 	if raw.Timeout != "" {
 		p.Timeout = d.duration("timeout", raw.Timeout, false)
 	}
+	p.Stall = d.stall("", raw.StallAfter, raw.OnStall)
 	switch {
 	case len(raw.Steps) == 0:
 		d.errorf("steps", "at least one step is required")
@@ -367,6 +372,7 @@ func (d *document) step(i int, raw *rawStep, seen map[string]int) conveyor.Step 
 	if raw.Timeout != "" {
 		st.Timeout = d.duration(at+".timeout", raw.Timeout, false)
 	}
+	st.Stall = d.stall(at+".", raw.StallAfter, raw.OnStall)
 
 	var kinds []string
 	for _, k := range []struct {
@@ -415,6 +421,22 @@ func (d *document) duration(field, s string, zeroOK bool) time.Duration {
 		d.errorf(field, "must be positive, got %s", s)
 	}
 	return v
+}
+
+// stall reads stall_after and on_stall of the pipeline (at "") or of a
+// step (at "steps[N].").
+func (d *document) stall(at, after, action string) conveyor.Stall {
+	var s conveyor.Stall
+	if after != "" {
+		s.After = d.duration(at+"stall_after", after, false)
+	}
+	switch action {
+	case "", conveyor.StallAlert, conveyor.StallFail:
+		s.Action = action
+	default:
+		d.errorf(at+"on_stall", "must be %s or %s, got %q", conveyor.StallAlert, conveyor.StallFail, action)
+	}
+	return s
 }
 
 func (d *document) exec(at string, raw *rawExec) *ExecSpec {

@@ -22,6 +22,28 @@ const (
 	maxMetricName      = 64 // bytes
 )
 
+// DataPrefix starts a data line on an exec step's standard output:
+// "::data {json object}" merges the object into the execution's data
+// (conveyor.MergeData).
+const DataPrefix = "::data"
+
+// ParseDataLine parses a line an exec step printed. ok reports whether
+// the line is a data line (it starts with "::data" and a space, or is
+// just "::data"); err is set when it is one but its JSON is malformed.
+// Whether the JSON is an object, and whether the merge fits, is for
+// conveyor.MergeData to say.
+func ParseDataLine(line string) (patch []byte, ok bool, err error) {
+	rest, found := strings.CutPrefix(line, DataPrefix)
+	if !found || (rest != "" && rest[0] != ' ' && rest[0] != '\t') {
+		return nil, false, nil
+	}
+	rest = strings.TrimSpace(rest)
+	if !json.Valid([]byte(rest)) {
+		return nil, true, conveyor.Errorf(conveyor.EINVALID, "data is not valid JSON")
+	}
+	return []byte(rest), true, nil
+}
+
 var errEmptyProgress = errors.New("empty progress line")
 
 // ParseProgressLine parses a line an exec step printed. ok reports whether
