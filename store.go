@@ -191,10 +191,10 @@ type ListFilter struct {
 	// FinishedSince, when set, selects final executions that finished at
 	// or after it (a resumed stream of many executions catches up with it).
 	FinishedSince time.Time
-	// A list leaves out each execution's Input and Result, which can be
-	// large, unless these ask for them; then a page holds at most
+	// A list leaves out each execution's Input, Result and Data, which
+	// can be large, unless these ask for them; then a page holds at most
 	// MaxPayloadListLimit executions, which bounds its size.
-	WithInput, WithResult bool
+	WithInput, WithResult, WithData bool
 	Limit                 int    // 1..MaxListLimit; 0 means DefaultListLimit
 	Cursor                string // NextCursor of the previous page
 }

@@ -66,6 +66,10 @@ func (ev *Event) ValidateStored() error {
 		return Errorf(EINVALID, "event %s #%d of %s holds a NUL or invalid UTF-8 (see CleanText)", ev.Type, ev.Seq, ev.ExecutionID)
 	case !utf8.Valid(ev.Result) || len(ev.Result) > 0 && !json.Valid(ev.Result):
 		return Errorf(EINVALID, "event %s #%d of %s has a result that is not valid JSON in UTF-8", ev.Type, ev.Seq, ev.ExecutionID)
+	case !utf8.Valid(ev.Data) || len(ev.Data) > 0 && !json.Valid(ev.Data) || !StorableText(ev.Step):
+		return Errorf(EINVALID, "event %s #%d of %s has data that is not valid JSON in UTF-8, or a step name that cannot be stored", ev.Type, ev.Seq, ev.ExecutionID)
+	case ev.Type == EventStalled && (ev.Since == nil || !StorableTime(*ev.Since)):
+		return Errorf(EINVALID, "stalled event #%d of %s has no valid since", ev.Seq, ev.ExecutionID)
 	}
 	return nil
 }
@@ -115,8 +119,8 @@ func (f ListFilter) Page() (limit int, before int64, err error) {
 	if !f.FinishedSince.IsZero() && !StorableTime(f.FinishedSince) {
 		return 0, 0, Errorf(EINVALID, "finished-since time %s cannot be stored", f.FinishedSince)
 	}
-	if (f.WithInput || f.WithResult) && f.Limit > MaxPayloadListLimit {
-		return 0, 0, Errorf(EINVALID, "with inputs or results, limit must be from 1 to %d", MaxPayloadListLimit)
+	if (f.WithInput || f.WithResult || f.WithData) && f.Limit > MaxPayloadListLimit {
+		return 0, 0, Errorf(EINVALID, "with inputs, results or data, limit must be from 1 to %d", MaxPayloadListLimit)
 	}
 	return page(f.Limit, f.Status, f.Tags, f.Cursor)
 }

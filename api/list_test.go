@@ -64,7 +64,7 @@ func TestListLeavesOutInputAndResult(t *testing.T) {
 		{"?fields=", `fields takes input and result, comma-separated, not ""`},
 		{"?fields=input,", `fields takes input and result, comma-separated, not ""`},
 		{"?fields=input,input", `fields names "input" twice`},
-		{"?fields=input&limit=51", "with inputs or results, limit must be from 1 to 50"},
+		{"?fields=input&limit=51", "with inputs, results or data, limit must be from 1 to 50"},
 		{"?fields=input&fields=result", `query parameter "fields" is given 2 times`},
 	} {
 		h.wantBadRequest("/executions"+c.query, c.message)

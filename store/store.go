@@ -35,7 +35,7 @@ func ListQuery(columns string, f conveyor.ListFilter, param func(v any) string) 
 	cols := strings.Split(columns, ",")
 	for i, c := range cols {
 		switch c = strings.TrimSpace(c); {
-		case c == "input" && !f.WithInput, c == "result" && !f.WithResult:
+		case c == "input" && !f.WithInput, c == "result" && !f.WithResult, c == "data" && !f.WithData:
 			cols[i] = "NULL" // left out of lists unless asked for: see ListFilter
 		default:
 			cols[i] = "e." + c

@@ -92,6 +92,10 @@ func appendArgs(writes []conveyor.Event) ([]any, error) {
 		// The status after a write that ends the attempt, NULL for others:
 		// the lifecycle decides it (conveyor.StatusOf), the SQL applies it.
 		statuses = make([]*string, len(writes))
+		// The execution's data after a data event, and StalledSince after
+		// every write (conveyor.Event.StalledSince): NULL mostly.
+		execData     = make([]*string, len(writes))
+		stalledSince = make([]*time.Time, len(writes))
 	)
 	for i := range writes {
 		ev := &writes[i]
@@ -103,6 +107,10 @@ func appendArgs(writes []conveyor.Event) ([]any, error) {
 		if data[i], progress[i], err = encode(ev); err != nil {
 			return nil, err
 		}
+		if ev.Data != nil {
+			execData[i] = ptr(string(ev.Data))
+		}
+		stalledSince[i] = ev.StalledSince()
 		if ev.Type == conveyor.EventCompleted {
 			alt := *ev
 			alt.CancelInstead()
@@ -120,7 +128,7 @@ func appendArgs(writes []conveyor.Event) ([]any, error) {
 		}
 	}
 	return []any{ids, seqs, attempts, types, data, progress, errs, results, times,
-		cancelledData, cancelledProgress, statuses}, nil
+		cancelledData, cancelledProgress, statuses, execData, stalledSince}, nil
 }
 
 // encode is ev as stored, and its progress column.

@@ -464,10 +464,12 @@ func scanExecution(sc scanner) (*conveyor.Execution, int64, error) {
 		input, progress, result, errJS []byte
 		started, finished              *time.Time
 		node                           *string
-		tags                           []byte
+		tags, data                     []byte
+		stalled                        *time.Time
 	)
 	err := sc.Scan(&num, &ex.ID, &ex.Pipeline, &status, &input, &progress, &result, &errJS,
-		&ex.Attempt, &ex.CreatedAt, &started, &finished, &ex.LastSeq, &ex.CancelRequested, &node, &tags, &ex.BatchID, &ex.SeqReserved)
+		&ex.Attempt, &ex.CreatedAt, &started, &finished, &ex.LastSeq, &ex.CancelRequested, &node, &tags, &ex.BatchID, &ex.SeqReserved,
+		&data, &stalled)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -477,7 +479,11 @@ func scanExecution(sc scanner) (*conveyor.Execution, int64, error) {
 		}
 	}
 	ex.Status = conveyor.Status(status)
-	ex.Input, ex.Result = input, result
+	ex.Input, ex.Result, ex.Data = input, result, data
+	if stalled != nil {
+		t := stalled.UTC()
+		ex.StalledSince = &t
+	}
 	if progress != nil {
 		ex.Progress = new(conveyor.Progress)
 		if err := json.Unmarshal(progress, ex.Progress); err != nil {

@@ -10,7 +10,8 @@ package postgres
 
 // executionColumns are what scanExecution reads, in its order.
 const executionColumns = `num, id, pipeline, status, input, progress, result, error,
-	attempt, created_at, started_at, finished_at, last_seq, cancel_requested, node, tags, batch_id, seq_reserved`
+	attempt, created_at, started_at, finished_at, last_seq, cancel_requested, node, tags, batch_id, seq_reserved,
+	data, stalled_since`
 
 const (
 	// sqlInsertExecutions inserts a batch of new executions (parallel
@@ -92,9 +93,10 @@ const (
 	// accepted: the others were dropped.
 	sqlAppend = `WITH w AS (
 			SELECT * FROM unnest($1::text[], $2::bigint[], $3::integer[], $4::text[],
-				$5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::text[], $12::text[])
+				$5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::text[], $12::text[],
+				$13::text[], $14::timestamptz[])
 				WITH ORDINALITY AS w(id, seq, attempt, type, data, progress, error, result, time,
-					cancelled_data, cancelled_progress, status, ord)
+					cancelled_data, cancelled_progress, status, exec_data, stalled_since, ord)
 		), x AS (
 			-- Only by id, so that the unique index on id finds the rows
 			-- whatever the planner thinks of the share of running ones.
@@ -103,7 +105,7 @@ const (
 			ORDER BY id
 			FOR NO KEY UPDATE
 		), fenced AS (
-			SELECT w.id, w.seq, w.attempt, w.ord, w.error, w.time,
+			SELECT w.id, w.seq, w.attempt, w.ord, w.error, w.time, w.exec_data, w.stalled_since,
 				CASE WHEN c.cancelled THEN 'cancelled' ELSE w.type END AS type,
 				CASE WHEN c.cancelled THEN 'cancelled' ELSE w.status END AS status,
 				CASE WHEN c.cancelled THEN w.cancelled_data ELSE w.data END AS data,
@@ -128,7 +130,10 @@ const (
 				(array_agg(status) FILTER (WHERE status IS NOT NULL))[1] AS status,
 				(array_agg(error) FILTER (WHERE status IS NOT NULL))[1] AS error,
 				(array_agg(result) FILTER (WHERE status IS NOT NULL))[1] AS result,
-				(array_agg(time) FILTER (WHERE status IS NOT NULL))[1] AS time
+				(array_agg(time) FILTER (WHERE status IS NOT NULL))[1] AS time,
+				(array_agg(exec_data ORDER BY ord DESC) FILTER (WHERE exec_data IS NOT NULL))[1] AS exec_data,
+				-- The newest write's: NULL but for a stalled event.
+				(array_agg(stalled_since ORDER BY ord DESC))[1] AS stalled_since
 			FROM accepted GROUP BY id, attempt
 		)
 		UPDATE executions e SET
@@ -138,7 +143,9 @@ const (
 			error = CASE WHEN o.status IS NULL THEN e.error ELSE o.error::jsonb END,
 			result = CASE WHEN o.status IS NULL OR o.status = 'pending' THEN e.result ELSE o.result::json END,
 			finished_at = CASE WHEN o.status IS NULL OR o.status = 'pending' THEN e.finished_at ELSE o.time END,
-			lease_until = CASE WHEN o.status IS NULL THEN e.lease_until END
+			lease_until = CASE WHEN o.status IS NULL THEN e.lease_until END,
+			data = coalesce(o.exec_data::json, e.data),
+			stalled_since = o.stalled_since
 		FROM outcome o
 		-- x locked these rows, running this attempt, for the whole statement.
 		WHERE e.id = o.id
@@ -153,10 +160,10 @@ const (
 	sqlRequestCancel = `UPDATE executions SET cancel_requested = true WHERE id = $1`
 
 	sqlFinish = `UPDATE executions SET status = $1, finished_at = $2, last_seq = $3,
-		error = $4, result = NULL, lease_until = NULL WHERE id = $5`
+		error = $4, result = NULL, lease_until = NULL, stalled_since = NULL WHERE id = $5`
 
 	sqlRequeue = `UPDATE executions SET status = 'pending', last_seq = $1, progress = NULL,
-		error = $2, lease_until = NULL WHERE id = $3`
+		error = $2, lease_until = NULL, stalled_since = NULL WHERE id = $3`
 
 	sqlInsertEvent = `INSERT INTO events (execution_id, seq, type, data) VALUES ($1, $2, $3, $4)`
 

@@ -77,7 +77,8 @@ func (db *DB) Append(ctx context.Context, writes []conveyor.Event) error {
 		case ev.Type.Final():
 			ok, err = appendFinal(final, ev, enc[i].progress)
 		default:
-			ok, err = applied(progress.ExecContext(ctx, ev.Seq, enc[i].progress, ev.ExecutionID, ev.Attempt))
+			ok, err = applied(progress.ExecContext(ctx, ev.Seq, enc[i].progress, ev.ExecutionID, ev.Attempt,
+				jsonColumn(ev.Data), timeColumn(ev.StalledSince())))
 		}
 		if err != nil {
 			return fmt.Errorf("append %s event: %w", ev.Type, err)

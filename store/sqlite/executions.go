@@ -342,10 +342,11 @@ func scanExecution(sc scanner) (*conveyor.Execution, int64, error) {
 		input, progress, result []byte
 		errCode, errMsg         sql.NullString
 		started, finished       sql.NullInt64
-		tags                    []byte
+		stalled                 sql.NullInt64
+		tags, data              []byte
 	)
 	err := sc.Scan(&num, &ex.ID, &ex.Pipeline, &status, &input, &progress, &result, &errCode, &errMsg,
-		&ex.Attempt, &created, &started, &finished, &ex.LastSeq, &ex.CancelRequested, &tags, &ex.BatchID)
+		&ex.Attempt, &created, &started, &finished, &ex.LastSeq, &ex.CancelRequested, &tags, &ex.BatchID, &data, &stalled)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -355,12 +356,16 @@ func scanExecution(sc scanner) (*conveyor.Execution, int64, error) {
 		}
 	}
 	ex.Status = conveyor.Status(status)
-	ex.Input, ex.Result = input, result
+	ex.Input, ex.Result, ex.Data = input, result, data
 	if progress != nil {
 		ex.Progress = new(conveyor.Progress)
 		if err := json.Unmarshal(progress, ex.Progress); err != nil {
 			return nil, 0, fmt.Errorf("execution %s: decode progress: %w", ex.ID, err)
 		}
+	}
+	if stalled.Valid {
+		t := fromUnixNano(stalled.Int64)
+		ex.StalledSince = &t
 	}
 	if errCode.Valid {
 		ex.Error = &conveyor.Error{Code: errCode.String, Message: errMsg.String}

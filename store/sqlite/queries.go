@@ -12,7 +12,7 @@ import (
 
 // executionColumns are what scanExecution reads, in its order.
 const executionColumns = `num, id, pipeline, status, input, progress, result, error_code, error_message,
-	attempt, created_at, started_at, finished_at, last_seq, cancel_requested, tags, batch_id`
+	attempt, created_at, started_at, finished_at, last_seq, cancel_requested, tags, batch_id, data, stalled_since`
 
 const (
 	sqlInsertExecution = `INSERT INTO executions
@@ -49,11 +49,15 @@ const (
 	// attempt of a running execution, and only to a seq after the last one
 	// (a replayed write is dropped rather than failing the batch on the
 	// events primary key); a write that matches no row is dropped.
-	sqlAppendProgress = `UPDATE executions SET last_seq = ?1, progress = coalesce(?2, progress)` + fenceProgress
-	fenceProgress     = ` WHERE id = ?3 AND attempt = ?4 AND status = 'running' AND last_seq < ?1`
+	// Progress, data and stalled events: each sets stalled_since (?6),
+	// NULL but for a stalled event (conveyor.Event.StalledSince).
+	sqlAppendProgress = `UPDATE executions SET last_seq = ?1, progress = coalesce(?2, progress),
+		data = coalesce(?5, data), stalled_since = ?6` + fenceProgress
+	fenceProgress = ` WHERE id = ?3 AND attempt = ?4 AND status = 'running' AND last_seq < ?1`
 
 	sqlAppendFinal = `UPDATE executions SET last_seq = ?1, status = ?2, finished_at = ?3,
-		progress = coalesce(?4, progress), error_code = ?5, error_message = ?6, result = ?7` + fenceFinal
+		progress = coalesce(?4, progress), error_code = ?5, error_message = ?6, result = ?7,
+		stalled_since = NULL` + fenceFinal
 	fenceFinal = ` WHERE id = ?8 AND attempt = ?9 AND status = 'running' AND last_seq < ?1`
 
 	// A completed write is refused while a cancel is requested: Append
@@ -61,7 +65,7 @@ const (
 	sqlAppendCompleted = sqlAppendFinal + ` AND NOT cancel_requested`
 
 	sqlAppendRetrying = `UPDATE executions SET last_seq = ?1, status = 'pending', progress = NULL,
-		error_code = ?2, error_message = ?3` + fenceRetrying
+		error_code = ?2, error_message = ?3, stalled_since = NULL` + fenceRetrying
 	fenceRetrying = ` WHERE id = ?4 AND attempt = ?5 AND status = 'running' AND last_seq < ?1`
 
 	sqlInsertEvent = `INSERT INTO events (execution_id, seq, type, data) VALUES (?, ?, ?, ?)`
@@ -73,10 +77,10 @@ const (
 	sqlRequestCancel = `UPDATE executions SET cancel_requested = 1 WHERE id = ?`
 
 	sqlFinish = `UPDATE executions SET status = ?1, finished_at = ?2, last_seq = ?3,
-		error_code = ?4, error_message = ?5, result = NULL WHERE id = ?6`
+		error_code = ?4, error_message = ?5, result = NULL, stalled_since = NULL WHERE id = ?6`
 
 	sqlRequeue = `UPDATE executions SET status = 'pending', last_seq = ?1, progress = NULL,
-		error_code = ?2, error_message = ?3 WHERE id = ?4`
+		error_code = ?2, error_message = ?3, stalled_since = NULL WHERE id = ?4`
 
 	// Lines of unknown executions are dropped, like writes of Append.
 	sqlInsertLog = `INSERT INTO logs (execution_id, time, attempt, step, stream, line)

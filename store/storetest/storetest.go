@@ -39,6 +39,7 @@ func Run(t *testing.T, newStore func(t *testing.T) conveyor.Store) {
 		{"Batches", batchCases},
 		{"RecoverInterrupted", recoverCases},
 		{"Logs", logsCases},
+		{"Data", dataCases},
 		{"Ping", pingCases},
 	}
 	for _, g := range groups {
@@ -307,6 +308,10 @@ func diffExecution(got, want *conveyor.Execution) []string {
 	if got.CancelRequested != want.CancelRequested {
 		add("CancelRequested", got.CancelRequested, want.CancelRequested)
 	}
+	if !jsonEqual(got.Data, want.Data) {
+		add("Data", string(got.Data), string(want.Data))
+	}
+	d = append(d, diffTimePtr("StalledSince", got.StalledSince, want.StalledSince)...)
 	return d
 }
 
@@ -357,6 +362,13 @@ func diffEvent(got, want conveyor.Event) []string {
 	if !jsonEqual(got.Result, want.Result) {
 		add("Result", string(got.Result), string(want.Result))
 	}
+	if !jsonEqual(got.Data, want.Data) {
+		add("Data", string(got.Data), string(want.Data))
+	}
+	if got.Step != want.Step {
+		add("Step", got.Step, want.Step)
+	}
+	d = append(d, diffTimePtr("Since", got.Since, want.Since)...)
 	return d
 }
 
