@@ -130,7 +130,7 @@ func TestProgressWaitsForReservedSeqs(t *testing.T) {
 	r.state.total = -1
 	for i := range 5 {
 		r.report(conveyor.Update{Message: fmt.Sprint("update ", i)}, 0)
-		r.flushProgress()
+		r.flush()
 	}
 	messages := func() (ms []string) {
 		for _, ev := range published {
@@ -151,7 +151,7 @@ func TestProgressWaitsForReservedSeqs(t *testing.T) {
 	default:
 		t.Fatal("reserve did not wake the emitter")
 	}
-	r.flushProgress()
+	r.flush()
 	if got, want := messages(), []string{"#2 update 0", "#3 update 1", "#4 update 4"}; !slices.Equal(got, want) {
 		t.Fatalf("published %q after the renewal, want %q", got, want)
 	}

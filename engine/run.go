@@ -7,6 +7,7 @@ import (
 	"math"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/conveyor-run/conveyor"
@@ -40,10 +41,24 @@ type run struct {
 	// its ETA is not published again.
 	published *conveyor.Progress
 
+	// stalled is set by a stalled event and cleared by the next event:
+	// while it is set, any report (a log line too) makes the emitter
+	// publish and store progress at once, which ends the stall.
+	stalled atomic.Bool
+
 	mu     sync.Mutex // guards the fields below, written by Exec reports
 	state  progressState
 	dirty  bool // state changed since the last progress event
 	result json.RawMessage
+	// data is the execution's data, merged from every report (replaced,
+	// never changed in place: events share it); dataDirty says the newest
+	// merge has no data event yet.
+	data      json.RawMessage
+	dataDirty bool
+	// lastReport is when the running step last reported progress, data
+	// or a log line, or began; stall is its stall rule.
+	lastReport time.Time
+	stall      conveyor.Stall
 }
 
 func (e *Engine) newRun(c conveyor.Claim) *run {
@@ -63,6 +78,11 @@ func (e *Engine) newRun(c conveyor.Claim) *run {
 	}
 	r.state.total = -1
 	r.state.started = c.Started.Time
+	r.data = c.Execution.Data
+	r.lastReport = c.Started.Time
+	if r.p != nil {
+		r.stall = r.p.StallOf(-1) // a handler's; each step sets its own
+	}
 	// The started event was just stored: the first progress sample is due
 	// an interval after it, so an execution shorter than that stores none.
 	r.storedAt = c.Started.Time
@@ -117,6 +137,7 @@ func (r *run) execute() (err error) {
 		r.mu.Lock()
 		r.state.beginStep(i+1, len(r.p.Steps), step.Name)
 		r.dirty = true
+		r.lastReport, r.stall = r.e.now(), r.p.StallOf(i)
 		r.mu.Unlock()
 		r.kickEmitter() // the emitter publishes it and times its store write
 
@@ -163,7 +184,26 @@ func (r *run) newExec(stepName string, step int) *conveyor.Exec {
 			r.report(u, step)
 		},
 		LogFunc: func(stream, line string) {
-			r.e.writer.writeLog(conveyor.LogLine{ExecutionID: r.ex.ID, Time: r.e.now(), Attempt: r.ex.Attempt, Step: stepName, Stream: stream, Line: line})
+			now := r.e.now()
+			r.e.writer.writeLog(conveyor.LogLine{ExecutionID: r.ex.ID, Time: now, Attempt: r.ex.Attempt, Step: stepName, Stream: stream, Line: line})
+			r.mu.Lock()
+			r.lastReport = now
+			stalled := r.stalled.Load()
+			r.dirty = r.dirty || stalled
+			r.mu.Unlock()
+			if stalled {
+				r.kickEmitter()
+			}
+		},
+		DataFunc: func(patch json.RawMessage) error {
+			r.mu.Lock()
+			data, err := conveyor.MergeData(r.data, patch)
+			if err == nil {
+				r.data, r.dataDirty, r.lastReport = data, true, r.e.now()
+			}
+			r.mu.Unlock()
+			r.kickEmitter()
+			return err
 		},
 		ResultFunc: func(b json.RawMessage) {
 			r.mu.Lock()
@@ -179,7 +219,7 @@ func (r *run) report(u conveyor.Update, step int) {
 	r.mu.Lock()
 	if step == 0 || step == r.state.step {
 		r.state.apply(u, step == 0)
-		r.dirty = true
+		r.dirty, r.lastReport = true, r.e.now()
 	}
 	r.mu.Unlock()
 	r.kickEmitter()
@@ -197,28 +237,45 @@ func (r *run) emitProgressLoop(done <-chan struct{}) {
 	store := time.NewTimer(time.Hour)
 	store.Stop()
 	defer store.Stop()
+	// The stall timer is armed for the time the step would stall if it
+	// reported nothing more; when it fires, checkStall looks again, so a
+	// report does not need to touch it.
+	stall := time.NewTimer(time.Hour)
+	stall.Stop()
+	defer stall.Stop()
+	var stallAt time.Time // when it is armed for; zero: not armed
 	for {
+		if at := r.stallDeadline(); !at.IsZero() && (stallAt.IsZero() || at.Before(stallAt)) {
+			stall.Reset(at.Sub(r.e.now()))
+			stallAt = at
+		}
 		select {
 		case <-done:
 			return
 		case <-r.kick:
-			if wait := r.flushProgress(); wait > 0 {
+			if wait := r.flush(); wait > 0 {
 				store.Reset(wait)
 			}
 		case <-store.C:
 			r.emitMu.Lock()
 			r.storeUnstoredLocked()
 			r.emitMu.Unlock()
+		case <-stall.C:
+			stallAt = time.Time{}
+			r.checkStall()
 		}
 	}
 }
 
-// flushProgress emits the newest progress as one event if it changed. It
-// returns how long until that event is due for the store, 0 if stored.
-func (r *run) flushProgress() time.Duration {
+// flush emits the newest progress as one event if it changed, and the
+// data if a report changed it. It returns how long until that progress
+// event is due for the store, 0 if stored.
+func (r *run) flush() time.Duration {
 	r.emitMu.Lock()
 	defer r.emitMu.Unlock()
-	return r.emitProgressLocked()
+	wait := r.emitProgressLocked()
+	r.emitDataLocked()
+	return wait
 }
 
 func (r *run) emitProgressLocked() time.Duration {
@@ -234,21 +291,101 @@ func (r *run) emitProgressLocked() time.Duration {
 	now := r.e.now()
 	p := r.state.snapshot(now)
 	r.mu.Unlock()
-	if !p.Changed(r.published) {
+	// A report that ends a stall is published and stored even if it
+	// changes nothing, so that watchers and the store learn it ended.
+	unstall := r.stalled.Load()
+	if !p.Changed(r.published) && !unstall {
 		return 0
 	}
 	r.published = p
+	r.stalled.Store(false)
 
 	r.seq++
 	ev := conveyor.Event{Type: conveyor.EventProgress, ExecutionID: r.ex.ID, Seq: r.seq, Time: now, Attempt: r.ex.Attempt, Progress: p}
 	r.e.cfg.PublishFunc(ev)
-	if wait := r.storedAt.Add(r.e.cfg.ProgressStoreInterval).Sub(now); wait > 0 {
+	if wait := r.storedAt.Add(r.e.cfg.ProgressStoreInterval).Sub(now); wait > 0 && !unstall {
 		r.unstored = &ev
 		return wait
 	}
 	r.e.writer.write(ev)
 	r.storedAt, r.unstored = now, nil
 	return 0
+}
+
+// emitDataLocked emits a data event with the whole data if a report
+// changed it since the last one. Data is never sampled away: the event
+// is stored before it is published, like a status event (progress
+// published before it is stored with it, so the store's order holds).
+func (r *run) emitDataLocked() {
+	if r.ended {
+		return
+	}
+	r.mu.Lock()
+	if !r.dataDirty {
+		r.mu.Unlock()
+		return
+	}
+	r.dataDirty = false
+	data := r.data
+	r.mu.Unlock()
+
+	r.storeUnstoredLocked()
+	r.seq++
+	r.stalled.Store(false)
+	r.emitStored(conveyor.Event{Type: conveyor.EventData, ExecutionID: r.ex.ID, Seq: r.seq, Time: r.e.now(), Attempt: r.ex.Attempt, Data: data})
+}
+
+// emitStored stores ev, then publishes it, unless the store did not keep
+// it (then its attempt no longer runs here, or the store is down: the
+// run goes on either way, and its end settles the execution).
+func (r *run) emitStored(ev conveyor.Event) {
+	stored, err := r.e.writer.writeDurable(ev)
+	if err != nil {
+		r.e.cfg.Logger.Error("write event", "execution", r.ex.ID, "event", ev.Type, "err", err)
+		return
+	}
+	if !stored.Dropped {
+		r.e.cfg.PublishFunc(stored)
+	}
+}
+
+// stallDeadline is when the running step stalls if it reports nothing
+// more; zero when it cannot (no stall rule, or stalled already).
+func (r *run) stallDeadline() time.Time {
+	if r.stalled.Load() {
+		return time.Time{}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stall.After <= 0 {
+		return time.Time{}
+	}
+	return r.lastReport.Add(r.stall.After)
+}
+
+// checkStall raises a stall if the running step has reported nothing for
+// its stall_after: a stalled event, stored then published, once per stall;
+// with on_stall: fail, the run then stops with ESTALLED as a cancel
+// would stop it.
+func (r *run) checkStall() {
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
+	r.mu.Lock()
+	rule, since, step := r.stall, r.lastReport, r.state.name
+	r.mu.Unlock()
+	now := r.e.now()
+	if r.ended || r.stalled.Load() || rule.After <= 0 || now.Sub(since) < rule.After {
+		return
+	}
+	r.stalled.Store(true)
+	since = since.Truncate(time.Microsecond) // as every store keeps stalled_since: the event says the same
+	r.storeUnstoredLocked()
+	r.seq++
+	r.emitStored(conveyor.Event{Type: conveyor.EventStalled, ExecutionID: r.ex.ID, Seq: r.seq, Time: now, Attempt: r.ex.Attempt, Step: step, Since: &since})
+	r.e.cfg.Logger.Warn("execution stalled", "execution", r.ex.ID, "step", step, "since", since, "action", rule.Action)
+	if rule.Action == conveyor.StallFail {
+		r.cancel(conveyor.Errorf(conveyor.ESTALLED, "step %q reported no progress, data or log line for %s", step, rule.After))
+	}
 }
 
 // nextLease is the lease to renew: seqs reserved past the newest one.
@@ -281,6 +418,7 @@ func (r *run) finish(err error) {
 	r.emitMu.Lock()
 	defer r.emitMu.Unlock()
 	r.emitProgressLocked()
+	r.emitDataLocked()
 	// Progress not yet stored stays so: the final event carries the
 	// latest progress, and one write fewer per execution is throughput.
 

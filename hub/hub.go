@@ -2,8 +2,9 @@
 // the publisher wait.
 //
 // Each subscriber has its own queue. Status events (started, completed, …)
-// are always appended; a progress event replaces a progress event still
-// waiting at the tail of the queue (the latest wins). Order is preserved and
+// are always appended; a progress (or data) event replaces one of its type
+// still waiting at the tail of the queue (the latest wins: each carries
+// the whole state). Order is preserved and
 // the queue of one execution's subscriber stays as short as the number of
 // status changes, so a reader that never reads costs memory of a few
 // events and the publisher a lock and an append.
@@ -181,10 +182,11 @@ func (s *Subscription) push(ev conveyor.Event) {
 }
 
 // enqueue adds ev to the events q of one execution that wait for a
-// reader, conflating progress: a progress event replaces one that waits
-// last, so a slow reader gets the newest progress and every status event.
+// reader, conflating progress and data: such an event replaces one of its
+// type that waits last, so a slow reader gets the newest progress and
+// data and every status event.
 func enqueue(q []conveyor.Event, ev conveyor.Event) []conveyor.Event {
-	if n := len(q); ev.Type == conveyor.EventProgress && n > 0 && q[n-1].Type == conveyor.EventProgress {
+	if n := len(q); ev.Type.Conflates() && n > 0 && q[n-1].Type == ev.Type {
 		q[n-1] = ev
 		return q
 	}

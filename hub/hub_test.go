@@ -48,6 +48,33 @@ func TestConflatesProgressKeepsStatusAndOrder(t *testing.T) {
 	}
 }
 
+func TestConflatesDataLikeProgress(t *testing.T) {
+	t.Parallel()
+	h := New()
+	s, _ := h.Subscribe("a")
+	defer s.Close()
+
+	// Each data event carries the whole data: the newest of a run of them
+	// says it all. A data event does not replace progress, nor progress
+	// data, and a stalled event is never conflated.
+	for _, e := range []conveyor.Event{
+		ev("a", 1, conveyor.EventStarted),
+		ev("a", 2, conveyor.EventData),
+		ev("a", 3, conveyor.EventData),
+		ev("a", 4, conveyor.EventProgress),
+		ev("a", 5, conveyor.EventData),
+		ev("a", 6, conveyor.EventStalled),
+		ev("a", 7, conveyor.EventStalled),
+		ev("a", 8, conveyor.EventData),
+		ev("a", 9, conveyor.EventData),
+	} {
+		h.Publish(e)
+	}
+	if got, want := fmt.Sprint(seqs(s.Take(nil))), "[1 3 4 5 6 7 9]"; got != want {
+		t.Fatalf("got seqs %s, want %s", got, want)
+	}
+}
+
 func TestSubscribeReturnsNewestPublished(t *testing.T) {
 	t.Parallel()
 	h := New()

@@ -53,6 +53,10 @@ func TestParseErrors(t *testing.T) {
 		{"number as duration", "steps:\n  - name: a\n    sleep: 5\n", []string{"p.yaml:3: steps[0].sleep: ", `invalid duration "5"`}},
 		{"negative timeout", "timeout: -1s\nsteps: [{name: s, noop: {}}]\n", []string{"p.yaml:1: timeout: ", "must be positive"}},
 		{"zero step timeout", "steps:\n  - name: a\n    sleep: 1s\n    timeout: 0s\n", []string{"p.yaml:4: steps[0].timeout: ", "must be positive"}},
+		{"bad stall_after", "stall_after: soon\nsteps: [{name: s, noop: {}}]\n", []string{"p.yaml:1: stall_after: ", `invalid duration "soon"`}},
+		{"zero step stall_after", "steps:\n  - name: a\n    sleep: 1s\n    stall_after: 0s\n", []string{"p.yaml:4: steps[0].stall_after: ", "must be positive"}},
+		{"bad on_stall", "on_stall: panic\nsteps: [{name: s, noop: {}}]\n", []string{"p.yaml:1: on_stall: ", `must be alert or fail, got "panic"`}},
+		{"bad step on_stall", "steps:\n  - name: a\n    noop: {}\n    on_stall: [fail]\n", []string{"p.yaml:4: steps[0].on_stall: ", "expected a string"}},
 		{"duplicate step names", "steps:\n  - name: a\n    noop: {}\n  - name: a\n    noop: {}\n", []string{"p.yaml:4: steps[1].name: ", `duplicate step name "a" (also steps[0])`}},
 		{"missing step name", "steps:\n  - sleep: 1s\n", []string{"p.yaml:2: steps[0].name: ", "required"}},
 		{"bad name", "name: bad name\nsteps: [{name: s, noop: {}}]\n", []string{"p.yaml:1: name: ", `invalid pipeline name "bad name"`}},
@@ -138,11 +142,14 @@ name: resize-images
 description: Resize every image in a bucket
 retries: 1
 timeout: 10m
+stall_after: 30s
 steps:
   - name: prepare
     sleep: 300ms
   - name: resize
     timeout: 5m
+    stall_after: 2m
+    on_stall: fail
     exec:
       command: ["./resize.sh", "--all"]
       env: {QUALITY: "80", LEVEL: 3}
@@ -175,6 +182,14 @@ steps:
 		}
 	}
 
+	// Stall rules: the step's fields win, one by one.
+	if got, want := p.StallOf(0), (conveyor.Stall{After: 30 * time.Second, Action: conveyor.StallAlert}); got != want {
+		t.Errorf("stall of step 0 = %+v, want %+v", got, want)
+	}
+	if got, want := p.StallOf(1), (conveyor.Stall{After: 2 * time.Minute, Action: conveyor.StallFail}); got != want {
+		t.Errorf("stall of step 1 = %+v, want %+v", got, want)
+	}
+
 	if s, ok := p.Steps[0].Spec.(*pipeline.SleepSpec); !ok || s.Duration != 300*time.Millisecond {
 		t.Errorf("sleep spec = %#v", p.Steps[0].Spec)
 	}
@@ -205,7 +220,8 @@ steps:
 	}
 	js := string(b)
 	for _, want := range []string{`"duration":"300ms"`, `"command":["./resize.sh","--all"]`, `"QUALITY":"\u003credacted\u003e"`,
-		`"grace":"5s"`, `"method":"POST"`, `"expect":201`, `"X-A":"\u003credacted\u003e"`, `"timeout":"5m0s"`} {
+		`"grace":"5s"`, `"method":"POST"`, `"expect":201`, `"X-A":"\u003credacted\u003e"`, `"timeout":"5m0s"`,
+		`"stall_after":"30s","steps"`, `"stall_after":"2m0s","on_stall":"fail"`} {
 		if !strings.Contains(js, want) {
 			t.Errorf("info JSON %s does not contain %s", js, want)
 		}

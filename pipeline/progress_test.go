@@ -169,3 +169,24 @@ func BenchmarkParseProgressLine(b *testing.B) {
 		})
 	}
 }
+
+func TestParseDataLine(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		line, patch string
+		ok, err     bool
+	}{
+		{`::data {"rows": 1}`, `{"rows": 1}`, true, false},
+		{"::data\t{\"a\": null}  ", `{"a": null}`, true, false},
+		{`::data [1]`, `[1]`, true, false}, // valid JSON; MergeData refuses a non-object
+		{`::data {"rows": `, "", true, true},
+		{`::data`, "", true, true},
+		{`::database ready`, "", false, false},
+		{`echo ::data {}`, "", false, false},
+	} {
+		patch, ok, err := pipeline.ParseDataLine(tc.line)
+		if string(patch) != tc.patch || ok != tc.ok || (err != nil) != tc.err {
+			t.Errorf("ParseDataLine(%q) = %q, %v, %v; want %q, %v, error %v", tc.line, patch, ok, err, tc.patch, tc.ok, tc.err)
+		}
+	}
+}
