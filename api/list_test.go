@@ -12,25 +12,32 @@ import (
 )
 
 // TestListLeavesOutInputAndResult: a list carries each execution without
-// its input and result, which can be large, unless fields asks for them;
-// GET /executions/{id} always has both.
+// its input, result and data, which can be large, unless fields asks for
+// them; GET /executions/{id} always has all three.
 func TestListLeavesOutInputAndResult(t *testing.T) {
 	t.Parallel()
 	h := setup(t, 2, &conveyor.Pipeline{Name: "answer", Steps: []conveyor.Step{{Name: "s", Run: func(_ context.Context, x *conveyor.Exec) error {
+		if err := x.SetData(map[string]any{"rows": 3, "phase": "think"}); err != nil {
+			return err
+		}
+		if err := x.SetData(map[string]any{"phase": nil}); err != nil {
+			return err
+		}
 		return x.SetResult(map[string]int{"answer": 42})
 	}}}})
 	ex := h.submit("answer", map[string]string{"question": "life"})
 	h.waitStatus(ex.ID, conveyor.StatusCompleted)
 
 	for _, c := range []struct {
-		query         string
-		input, result string // "" when the key must be absent
+		query               string
+		input, result, data string // "" when the key must be absent
 	}{
-		{"", "", ""},
-		{"?fields=input", `{"question":"life"}`, ""},
-		{"?fields=result", "", `{"answer":42}`},
-		{"?fields=input,result", `{"question":"life"}`, `{"answer":42}`},
-		{"?fields=result,input&limit=50", `{"question":"life"}`, `{"answer":42}`},
+		{"", "", "", ""},
+		{"?fields=input", `{"question":"life"}`, "", ""},
+		{"?fields=result", "", `{"answer":42}`, ""},
+		{"?fields=data", "", "", `{"rows":3}`},
+		{"?fields=input,result", `{"question":"life"}`, `{"answer":42}`, ""},
+		{"?fields=result,data,input&limit=50", `{"question":"life"}`, `{"answer":42}`, `{"rows":3}`},
 	} {
 		var page struct {
 			Executions []map[string]json.RawMessage `json:"executions"`
@@ -40,7 +47,7 @@ func TestListLeavesOutInputAndResult(t *testing.T) {
 			t.Fatalf("GET /executions%s: %d executions, want 1", c.query, len(page.Executions))
 		}
 		got := page.Executions[0]
-		for key, want := range map[string]string{"input": c.input, "result": c.result} {
+		for key, want := range map[string]string{"input": c.input, "result": c.result, "data": c.data} {
 			v, ok := got[key]
 			if want == "" && ok || want != "" && string(v) != want {
 				t.Errorf("GET /executions%s: %s = %s (present %v), want %q", c.query, key, v, ok, want)
@@ -55,14 +62,14 @@ func TestListLeavesOutInputAndResult(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(full.Input) != `{"question":"life"}` || string(full.Result) != `{"answer":42}` {
-		t.Errorf("GET /executions/{id}: input %s, result %s; want both", full.Input, full.Result)
+	if string(full.Input) != `{"question":"life"}` || string(full.Result) != `{"answer":42}` || string(full.Data) != `{"rows":3}` {
+		t.Errorf("GET /executions/{id}: input %s, result %s, data %s; want all three", full.Input, full.Result, full.Data)
 	}
 
 	for _, c := range []struct{ query, message string }{
-		{"?fields=inputs", `fields takes input and result, comma-separated, not "inputs"`},
-		{"?fields=", `fields takes input and result, comma-separated, not ""`},
-		{"?fields=input,", `fields takes input and result, comma-separated, not ""`},
+		{"?fields=inputs", `fields takes input, result and data, comma-separated, not "inputs"`},
+		{"?fields=", `fields takes input, result and data, comma-separated, not ""`},
+		{"?fields=input,", `fields takes input, result and data, comma-separated, not ""`},
 		{"?fields=input,input", `fields names "input" twice`},
 		{"?fields=input&limit=51", "with inputs, results or data, limit must be from 1 to 50"},
 		{"?fields=input&fields=result", `query parameter "fields" is given 2 times`},

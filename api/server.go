@@ -284,7 +284,7 @@ func (s *Server) listExecutions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if q.Has("fields") {
-		if f.WithInput, f.WithResult, err = listFields(q.Get("fields")); err != nil {
+		if f.WithInput, f.WithResult, f.WithData, err = listFields(q.Get("fields")); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
@@ -305,6 +305,9 @@ func (s *Server) listExecutions(w http.ResponseWriter, r *http.Request) {
 		if f.WithResult {
 			summaries[i].Result = &ex.Result
 		}
+		if f.WithData {
+			summaries[i].Data = &ex.Data
+		}
 	}
 	s.writeList(w, r, struct {
 		Executions []executionSummary `json:"executions"`
@@ -312,17 +315,18 @@ func (s *Server) listExecutions(w http.ResponseWriter, r *http.Request) {
 	}{summaries, page.NextCursor}, nil)
 }
 
-// executionSummary is an execution as a list shows it: input and result
-// only when asked for.
+// executionSummary is an execution as a list shows it: input, result
+// and data only when asked for.
 type executionSummary struct {
 	*conveyor.Execution
 	Input  *json.RawMessage `json:"input,omitempty"`
 	Result *json.RawMessage `json:"result,omitempty"`
+	Data   *json.RawMessage `json:"data,omitempty"`
 }
 
-// listFields reads the fields parameter of a list: input, result or
-// both, comma-separated.
-func listFields(v string) (input, result bool, err error) {
+// listFields reads the fields parameter of a list: any of input, result
+// and data, comma-separated.
+func listFields(v string) (input, result, data bool, err error) {
 	for name := range strings.SplitSeq(v, ",") {
 		var seen *bool
 		switch name {
@@ -330,15 +334,17 @@ func listFields(v string) (input, result bool, err error) {
 			seen = &input
 		case "result":
 			seen = &result
+		case "data":
+			seen = &data
 		default:
-			return false, false, conveyor.Errorf(conveyor.EBADREQUEST, "fields takes input and result, comma-separated, not %q", name)
+			return false, false, false, conveyor.Errorf(conveyor.EBADREQUEST, "fields takes input, result and data, comma-separated, not %q", name)
 		}
 		if *seen {
-			return false, false, conveyor.Errorf(conveyor.EBADREQUEST, "fields names %q twice", name)
+			return false, false, false, conveyor.Errorf(conveyor.EBADREQUEST, "fields names %q twice", name)
 		}
 		*seen = true
 	}
-	return input, result, nil
+	return input, result, data, nil
 }
 
 // writeList answers a list request with page, or with err: a filter the

@@ -189,7 +189,7 @@ func (s *Server) replay(ctx context.Context, id string, after int64, send func(c
 func openingMessages(ex *conveyor.Execution) (conveyor.Event, *conveyor.Event) {
 	status := conveyor.Event{
 		Type: conveyor.EventStatus, ExecutionID: ex.ID, Seq: ex.LastSeq, Time: time.Now().UTC(),
-		Attempt: ex.Attempt, Status: ex.Status, Progress: ex.Progress, Error: ex.Error,
+		Attempt: ex.Attempt, Status: ex.Status, Progress: ex.Progress, Error: ex.Error, Data: ex.Data,
 	}
 	if !ex.Status.Final() {
 		return status, nil
