@@ -19,6 +19,7 @@ import (
 
 	"github.com/conveyor-run/conveyor"
 	"github.com/conveyor-run/conveyor/client"
+	"github.com/conveyor-run/conveyor/engine"
 	"github.com/conveyor-run/conveyor/store/postgres/pgtest"
 )
 
@@ -213,7 +214,7 @@ func TestKillUnderLoad(t *testing.T) {
 		n2 := startNode(t, data, pipes)
 		final := waitAllFinal(t, n2.client, ids)
 		t.Logf("all %d final %.1f s after the kill, restart included", len(ids), time.Since(killed).Seconds())
-		checkAtLeastOnce(t, ids, final, marks, 8) // 8: --concurrency's default
+		checkAtLeastOnce(t, ids, final, marks, engine.DefaultConcurrency)
 	})
 	t.Run("postgres", func(t *testing.T) {
 		marks := filepath.Join(t.TempDir(), "marks")
@@ -230,7 +231,7 @@ func TestKillUnderLoad(t *testing.T) {
 		}
 		final := waitAllFinal(t, survivor.client, ids)
 		t.Logf("all %d final %.1f s after the kill (lease 5 s)", len(ids), time.Since(killed).Seconds())
-		checkAtLeastOnce(t, ids, final, marks, 8)
+		checkAtLeastOnce(t, ids, final, marks, engine.DefaultConcurrency)
 	})
 }
 
