@@ -24,9 +24,12 @@ import (
 // that panics or is killed on a timeout does not leave a server running.
 type cluster struct {
 	dir    string
+	bin    string              // the folder of initdb and postgres
+	cred   *syscall.Credential // whom they run as; nil: the caller
+	port   int                 // kept across a halt and a run
 	url    string
 	cmd    *exec.Cmd
-	exited chan struct{} // closed once the server process has exited
+	exited chan struct{} // closed once the server process has exited; nil while halted
 }
 
 // startCluster creates a cluster in a new temporary folder and starts its
@@ -44,60 +47,70 @@ func startCluster() (*cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &cluster{dir: dir}
-	if err := c.start(bin, cred); err != nil {
+	c := &cluster{dir: dir, bin: bin, cred: cred}
+	if err := c.init(); err != nil {
+		return nil, errors.Join(err, c.stop())
+	}
+	if err := c.run(); err != nil {
 		return nil, errors.Join(err, c.stop())
 	}
 	return c, nil
 }
 
-// start runs initdb and then the server, and waits until it accepts a
-// connection.
-func (c *cluster) start(bin string, cred *syscall.Credential) error {
-	if cred != nil {
-		if err := os.Chown(c.dir, int(cred.Uid), int(cred.Gid)); err != nil {
+// init runs initdb and picks the server's port and URL.
+func (c *cluster) init() error {
+	if c.cred != nil {
+		if err := os.Chown(c.dir, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
 			return err
 		}
 	}
-	data := filepath.Join(c.dir, "data")
 	// Durability is worth nothing in a cluster thrown away after the tests;
 	// skipping fsync makes initdb and CREATE DATABASE several times faster.
-	initdb := exec.CommandContext(context.Background(), filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "-A", "trust",
-		"-E", "UTF8", "--locale=C", "--no-sync")
+	initdb := exec.CommandContext(context.Background(), filepath.Join(c.bin, "initdb"), "-D", filepath.Join(c.dir, "data"),
+		"-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
 	initdb.Dir = c.dir // the postgres user may not be able to enter the caller's folder
-	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return fmt.Errorf("%s: %w\n%s", initdb, err, out)
 	}
-
 	port, err := freePort()
 	if err != nil {
 		return err
 	}
-	log, err := os.Create(filepath.Join(c.dir, "postgres.log"))
+	c.port = port
+	// TCP rather than the socket: child processes of the tests (conveyor
+	// serve) connect with this URL too, whatever folder they run in.
+	c.url = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+	return nil
+}
+
+// run starts the server on the cluster's data and port, and waits until
+// it accepts a connection.
+func (c *cluster) run() error {
+	// Appended to: the log of a server run again keeps the earlier runs'.
+	log, err := os.OpenFile(filepath.Join(c.dir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
 	defer log.Close() // the server has its own copy
-	// Not CommandContext's cancel: stop ends the server, with a signal it
+	// Not CommandContext's cancel: halt ends the server, with a signal it
 	// handles.
-	c.cmd = exec.CommandContext(context.Background(), filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(port), "-k", c.dir,
+	c.cmd = exec.CommandContext(context.Background(), filepath.Join(c.bin, "postgres"), "-D", filepath.Join(c.dir, "data"),
+		"-p", strconv.Itoa(c.port), "-k", c.dir,
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
 	c.cmd.Dir = c.dir
 	c.cmd.Stdout, c.cmd.Stderr = log, log
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGQUIT}
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred, Pdeathsig: syscall.SIGQUIT}
 	if err := c.cmd.Start(); err != nil {
 		return err
 	}
-	c.exited = make(chan struct{})
+	exited, cmd := make(chan struct{}), c.cmd
+	c.exited = exited
 	go func() {
-		_ = c.cmd.Wait() // a server stopped by a signal exits non-zero
-		close(c.exited)
+		_ = cmd.Wait() // a server stopped by a signal exits non-zero
+		close(exited)
 	}()
 
-	// TCP rather than the socket: child processes of the tests (conveyor
-	// serve) connect with this URL too, whatever folder they run in.
-	c.url = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
 	deadline := time.Now().Add(time.Minute)
 	for {
 		err := ping(c.url)
@@ -116,20 +129,30 @@ func (c *cluster) start(bin string, cred *syscall.Credential) error {
 	}
 }
 
+// halt stops the server, if it runs, and keeps its data for run.
+func (c *cluster) halt() error {
+	if c.exited == nil {
+		return nil
+	}
+	// A fast shutdown: it ends the sessions still open (conveyor serve
+	// processes a test left running) instead of waiting for them.
+	if err := c.cmd.Process.Signal(syscall.SIGINT); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	select {
+	case <-c.exited:
+	case <-time.After(time.Minute):
+		_ = c.cmd.Process.Kill()
+		<-c.exited
+	}
+	c.exited = nil
+	return nil
+}
+
 // stop stops the server, if it runs, and removes the folder.
 func (c *cluster) stop() error {
-	if c.exited != nil {
-		// A fast shutdown: it ends the sessions still open (conveyor serve
-		// processes a test left running) instead of waiting for them.
-		if err := c.cmd.Process.Signal(syscall.SIGINT); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			return err
-		}
-		select {
-		case <-c.exited:
-		case <-time.After(time.Minute):
-			_ = c.cmd.Process.Kill()
-			<-c.exited
-		}
+	if err := c.halt(); err != nil {
+		return err
 	}
 	return os.RemoveAll(c.dir)
 }

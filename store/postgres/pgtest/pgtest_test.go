@@ -85,3 +85,29 @@ func TestCluster(t *testing.T) {
 		t.Errorf("%s still accepts connections after stop", c.url)
 	}
 }
+
+// TestNewClusterStopsAndStarts: a test's own cluster refuses connections
+// while stopped and comes back on the same URL with its data.
+func TestNewClusterStopsAndStarts(t *testing.T) {
+	c := NewCluster(t)
+	if got := query(t, c.URL, "SELECT count(*)::text FROM pg_database WHERE datname = 'kept'"); got != "0" {
+		t.Fatalf("a fresh cluster has database kept: %s", got)
+	}
+	conn, err := pgx.Connect(t.Context(), c.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(t.Context(), "CREATE DATABASE kept"); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.Close(t.Context())
+
+	c.Stop(t)
+	if err := ping(c.URL); err == nil {
+		t.Fatalf("%s accepts connections while stopped", c.URL)
+	}
+	c.Start(t)
+	if got := query(t, c.URL, "SELECT count(*)::text FROM pg_database WHERE datname = 'kept'"); got != "1" {
+		t.Errorf("after a restart, %s databases named kept, want 1", got)
+	}
+}
