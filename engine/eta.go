@@ -152,11 +152,11 @@ func (t *typicalDurations) between(a, b int) (sum float64, unknown int) {
 	return sum, unknown
 }
 
-// sample is one progress report inside a step: when it was seen and the
-// fraction of the step it reported.
+// sample is one progress report inside a step: when it was seen, in
+// seconds since the step began (plain floats keep the estimate to a few
+// multiplications), and the fraction of the step it reported.
 type sample struct {
-	t time.Time
-	f float64
+	t, f float64
 }
 
 // stepTiming times a run's steps: when the current one began, the first
@@ -200,10 +200,11 @@ func (st *stepTiming) observe(f float64, now time.Time) {
 	if st.samples == 0 || f < st.last.f {
 		// The first report, or the step restarted its count: the rate
 		// is measured afresh from here.
-		st.first, st.last, st.samples = sample{now, f}, sample{now, f}, 1
+		at := now.Sub(st.start).Seconds()
+		st.first, st.last, st.samples = sample{at, f}, sample{at, f}, 1
 		return
 	}
-	st.last = sample{now, f}
+	st.last = sample{now.Sub(st.start).Seconds(), f}
 	st.samples++
 }
 
@@ -222,11 +223,11 @@ func (st *stepTiming) ownEstimate() (float64, bool) {
 	if st.samples < 2 {
 		return 0, false
 	}
-	df, dt := st.last.f-st.first.f, st.last.t.Sub(st.first.t).Seconds()
+	df, dt := st.last.f-st.first.f, st.last.t-st.first.t
 	if df <= 0 || dt <= 0 {
 		return 0, false
 	}
-	return st.last.t.Sub(st.start).Seconds() + (1-st.last.f)*dt/df, true
+	return st.last.t + (1-st.last.f)*dt/df, true
 }
 
 // eta returns the seconds left of a run with total steps, at now, and

@@ -87,6 +87,25 @@ func BenchmarkReport(b *testing.B) {
 	}
 }
 
+// BenchmarkSnapshot is the emitter's share of each progress event: a
+// report, then observing and snapshotting it with an ETA from history.
+func BenchmarkSnapshot(b *testing.B) {
+	start := time.Unix(1000, 0)
+	s := progressState{total: -1, started: start}
+	s.timing.history = &stepHistory{}
+	s.timing.history.record([]float64{60, 60, 60})
+	s.beginStep(1, 3, "a", start)
+	u := conveyor.Update{Done: 1, Total: 100, Message: "working"}
+	b.ReportAllocs()
+	for i := range b.N {
+		u.Done = float64(i % 100)
+		s.apply(u, false)
+		now := start.Add(time.Duration(i) * time.Millisecond)
+		s.observe(now)
+		_ = s.snapshot(now)
+	}
+}
+
 func TestNonFiniteNumbersAreDropped(t *testing.T) {
 	t.Parallel()
 	s := progressState{}
