@@ -64,14 +64,29 @@ func (ev *Event) ValidateStored() error {
 		return Errorf(EINVALID, "event %s #%d of %s has no valid time", ev.Type, ev.Seq, ev.ExecutionID)
 	case !ev.Progress.storable() || ev.Error != nil && (!StorableText(ev.Error.Code) || !StorableText(ev.Error.Message)):
 		return Errorf(EINVALID, "event %s #%d of %s holds a NUL or invalid UTF-8 (see CleanText)", ev.Type, ev.Seq, ev.ExecutionID)
-	case !utf8.Valid(ev.Result) || len(ev.Result) > 0 && !json.Valid(ev.Result):
+	case !storableJSON(ev.Result):
 		return Errorf(EINVALID, "event %s #%d of %s has a result that is not valid JSON in UTF-8", ev.Type, ev.Seq, ev.ExecutionID)
-	case !utf8.Valid(ev.Data) || len(ev.Data) > 0 && !json.Valid(ev.Data) || !StorableText(ev.Step):
-		return Errorf(EINVALID, "event %s #%d of %s has data that is not valid JSON in UTF-8, or a step name that cannot be stored", ev.Type, ev.Seq, ev.ExecutionID)
+	}
+	return ev.validateReport()
+}
+
+// validateReport checks what data and stalled events carry.
+func (ev *Event) validateReport() error {
+	switch {
+	case !storableJSON(ev.Data):
+		return Errorf(EINVALID, "event %s #%d of %s has data that is not valid JSON in UTF-8", ev.Type, ev.Seq, ev.ExecutionID)
+	case !StorableText(ev.Step):
+		return Errorf(EINVALID, "event %s #%d of %s holds a NUL or invalid UTF-8 in its step (see CleanText)", ev.Type, ev.Seq, ev.ExecutionID)
 	case ev.Type == EventStalled && (ev.Since == nil || !StorableTime(*ev.Since)):
 		return Errorf(EINVALID, "stalled event #%d of %s has no valid since", ev.Seq, ev.ExecutionID)
 	}
 	return nil
+}
+
+// storableJSON reports whether b is empty (no value) or valid JSON in
+// UTF-8.
+func storableJSON(b []byte) bool {
+	return utf8.Valid(b) && (len(b) == 0 || json.Valid(b))
 }
 
 // ValidateStored returns EINVALID unless l may be written by

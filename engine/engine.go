@@ -111,6 +111,10 @@ type Engine struct {
 	// so Cancel finds every execution that is running here.
 	mu   sync.Mutex
 	runs map[string]*run
+
+	// history is each pipeline's recent step durations, for ETAs. Its
+	// keys are fixed at New, so runs read it without a lock.
+	history map[string]*stepHistory
 }
 
 // New returns an engine; Start makes it run work.
@@ -118,7 +122,8 @@ func New(cfg Config) (*Engine, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: cfg, creator: creator{store: cfg.Store}, wake: make(chan struct{}, 1), runs: make(map[string]*run)}, nil
+	return &Engine{cfg: cfg, creator: creator{store: cfg.Store}, wake: make(chan struct{}, 1), runs: make(map[string]*run),
+		history: newHistories(cfg.Pipelines)}, nil
 }
 
 // Start makes the engine claim and run work. On a store of its own it

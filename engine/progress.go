@@ -20,12 +20,17 @@ type progressState struct {
 	message string
 	metrics map[string]float64
 	started time.Time
+	// timing times the steps for the ETA; sampled says a report gave a
+	// fraction since the emitter last looked (see observe).
+	timing  stepTiming
+	sampled bool
 }
 
-// beginStep moves a declarative pipeline to step n of total.
-func (s *progressState) beginStep(n, total int, name string) {
+// beginStep moves a declarative pipeline to step n of total at now.
+func (s *progressState) beginStep(n, total int, name string, now time.Time) {
 	s.step, s.total, s.name = n, total, name
-	s.frac, s.message = 0, ""
+	s.frac, s.message, s.sampled = 0, "", false
+	s.timing.enter(n, now)
 	s.derive()
 }
 
@@ -34,7 +39,7 @@ func (s *progressState) beginStep(n, total int, name string) {
 func (s *progressState) apply(u conveyor.Update, ownSteps bool) {
 	if ownSteps {
 		if u.Step > 0 && u.Step != s.step {
-			s.step, s.frac = u.Step, 0
+			s.step, s.frac, s.sampled = u.Step, 0, false
 		}
 		switch {
 		case u.Steps == conveyor.UnknownSteps:
@@ -49,7 +54,7 @@ func (s *progressState) apply(u conveyor.Update, ownSteps bool) {
 	// Non-finite numbers (a rate of rows/0) cannot be encoded as JSON, and
 	// one such event would fail the whole batch of writes it is in.
 	if f := u.Done / u.Total; u.Total > 0 && finite(f) {
-		s.frac = min(max(f, 0), 1)
+		s.frac, s.sampled = min(max(f, 0), 1), true
 	}
 	if u.Message != "" {
 		s.message = u.Message
@@ -65,6 +70,25 @@ func (s *progressState) apply(u conveyor.Update, ownSteps bool) {
 		}
 	}
 	s.derive()
+}
+
+// observe times what changed since it was last called, at now: a step a
+// handler moved to, a fraction reported. The emitter calls it before
+// each snapshot rather than report on every call, so the report path
+// reads no clock: reports the emitter conflates count as one, seen when
+// it publishes them, which is when subscribers see them too.
+func (s *progressState) observe(now time.Time) {
+	if k := max(s.step, 1); k != s.timing.step {
+		at := now
+		if s.timing.step == 0 {
+			at = s.started // a handler's first step began with the run
+		}
+		s.timing.enter(k, at)
+	}
+	if s.sampled {
+		s.sampled = false
+		s.timing.observe(s.frac, now)
+	}
 }
 
 func (s *progressState) derive() {
@@ -87,9 +111,7 @@ func (s *progressState) snapshot(now time.Time) *conveyor.Progress {
 	if s.total > 0 {
 		total, pct := s.total, s.pct
 		p.TotalSteps, p.Percentage = &total, &pct
-		if pct > 0 {
-			elapsed := now.Sub(s.started).Seconds()
-			eta := math.Round(elapsed*(100-pct)/pct*10) / 10
+		if eta, ok := s.timing.eta(s.total, now); ok {
 			p.ETASeconds = &eta
 		}
 	}

@@ -22,7 +22,7 @@ func TestPercentageNeverGoesBackwardsAndStopsBelow100(t *testing.T) {
 	t.Parallel()
 	start := time.Unix(1000, 0)
 	s := progressState{total: -1, started: start}
-	s.beginStep(1, 2, "a")
+	s.beginStep(1, 2, "a", start)
 	steps := []struct {
 		u    conveyor.Update
 		want float64
@@ -38,7 +38,7 @@ func TestPercentageNeverGoesBackwardsAndStopsBelow100(t *testing.T) {
 			t.Fatalf("update %d: percentage %v, want %v", i, got, st.want)
 		}
 	}
-	s.beginStep(2, 2, "b")
+	s.beginStep(2, 2, "b", start)
 	s.apply(conveyor.Update{Done: 1, Total: 1}, false)
 	if got := pct(s.snapshot(start)); got != conveyor.MaxRunningPercentage {
 		t.Fatalf("last step done while running: %v, want %v", got, conveyor.MaxRunningPercentage)
@@ -76,21 +76,9 @@ func TestHandlerStepsAndUnknownTotal(t *testing.T) {
 	}
 }
 
-func TestETA(t *testing.T) {
-	t.Parallel()
-	start := time.Unix(1000, 0)
-	s := progressState{started: start}
-	s.beginStep(1, 4, "a")
-	s.apply(conveyor.Update{Done: 1, Total: 1}, false) // 25% after 10s
-	p := s.snapshot(start.Add(10 * time.Second))
-	if p.ETASeconds == nil || *p.ETASeconds != 30 {
-		t.Fatalf("eta = %v, want 30", p.ETASeconds)
-	}
-}
-
 func BenchmarkReport(b *testing.B) {
 	r := &run{kick: make(chan struct{}, 1)}
-	r.state.beginStep(1, 3, "a")
+	r.state.beginStep(1, 3, "a", time.Time{})
 	u := conveyor.Update{Done: 1, Total: 100, Message: "working"}
 	b.ReportAllocs()
 	for i := range b.N {
@@ -99,10 +87,29 @@ func BenchmarkReport(b *testing.B) {
 	}
 }
 
+// BenchmarkSnapshot is the emitter's share of each progress event: a
+// report, then observing and snapshotting it with an ETA from history.
+func BenchmarkSnapshot(b *testing.B) {
+	start := time.Unix(1000, 0)
+	s := progressState{total: -1, started: start}
+	s.timing.history = &stepHistory{}
+	s.timing.history.record([]float64{60, 60, 60})
+	s.beginStep(1, 3, "a", start)
+	u := conveyor.Update{Done: 1, Total: 100, Message: "working"}
+	b.ReportAllocs()
+	for i := range b.N {
+		u.Done = float64(i % 100)
+		s.apply(u, false)
+		now := start.Add(time.Duration(i) * time.Millisecond)
+		s.observe(now)
+		_ = s.snapshot(now)
+	}
+}
+
 func TestNonFiniteNumbersAreDropped(t *testing.T) {
 	t.Parallel()
 	s := progressState{}
-	s.beginStep(1, 2, "a")
+	s.beginStep(1, 2, "a", time.Time{})
 	inf := math.Inf(1)
 	s.apply(conveyor.Update{Done: 1, Total: 2, Metrics: map[string]float64{"rows": 5}}, false)
 	s.apply(conveyor.Update{Done: inf, Total: inf, Metrics: map[string]float64{"rate": inf, "nan": math.NaN(), "rows": 6}}, false)

@@ -83,6 +83,7 @@ func (e *Engine) newRun(c conveyor.Claim) *run {
 	if r.p != nil {
 		r.stall = r.p.StallOf(-1) // a handler's; each step sets its own
 	}
+	r.state.timing.history = e.history[c.Execution.Pipeline]
 	// The started event was just stored: the first progress sample is due
 	// an interval after it, so an execution shorter than that stores none.
 	r.storedAt = c.Started.Time
@@ -134,10 +135,11 @@ func (r *run) execute() (err error) {
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
+		now := r.e.now()
 		r.mu.Lock()
-		r.state.beginStep(i+1, len(r.p.Steps), step.Name)
+		r.state.beginStep(i+1, len(r.p.Steps), step.Name, now)
 		r.dirty = true
-		r.lastReport, r.stall = r.e.now(), r.p.StallOf(i)
+		r.lastReport, r.stall = now, r.p.StallOf(i)
 		r.mu.Unlock()
 		r.kickEmitter() // the emitter publishes it and times its store write
 
@@ -289,6 +291,7 @@ func (r *run) emitProgressLocked() time.Duration {
 	}
 	r.dirty = false
 	now := r.e.now()
+	r.state.observe(now)
 	p := r.state.snapshot(now)
 	r.mu.Unlock()
 	// A report that ends a stall is published and stored even if it
@@ -424,9 +427,11 @@ func (r *run) finish(err error) {
 
 	now := r.e.now()
 	ev := conveyor.Event{ExecutionID: r.ex.ID, Time: now, Attempt: r.ex.Attempt}
+	var durations []float64 // the steps' durations, for the ETAs of later runs
 	r.mu.Lock()
 	if err == nil {
 		ev.Type, ev.Progress, ev.Result = conveyor.EventCompleted, r.state.completed(), r.result
+		durations = r.state.timing.completed(now)
 	} else {
 		ev.Progress = r.state.snapshot(now)
 		ev.Progress.ETASeconds = nil
@@ -489,6 +494,11 @@ func (r *run) finish(err error) {
 			return
 		case <-time.After(backoff):
 		}
+	}
+	if ev.Type == conveyor.EventCompleted {
+		// Before it is published, so that whoever sees the completion
+		// and submits again gets an ETA that knows this run.
+		r.state.timing.history.record(durations)
 	}
 	r.e.cfg.PublishFunc(ev)
 	attrs := []any{"execution", r.ex.ID, "pipeline", r.ex.Pipeline,
