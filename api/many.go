@@ -214,6 +214,9 @@ func (ms *manyStream) snapshot(ctx context.Context, after int64) error {
 				return err
 			}
 			for _, ex := range page.Executions {
+				// Progress is stored only now and then: the status message
+				// carries the newest published (the feed subscribed first).
+				ms.s.cfg.Executions.Merge(ex)
 				if err := ms.open(ex, after != noResume && ex.FinishedAt != nil && !ex.FinishedAt.Before(since)); err != nil {
 					return err
 				}

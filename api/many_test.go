@@ -345,3 +345,24 @@ func TestTagStreamResumeSendsWhatEndedWhileAway(t *testing.T) {
 		}
 	}
 }
+
+// TestManyStreamOpensWithTheNewestProgress: progress reaches the store
+// only now and then, so a stream of many opened between two samples
+// carries the newest progress published, as a stream of one does.
+func TestManyStreamOpensWithTheNewestProgress(t *testing.T) {
+	t.Parallel()
+	h, g, ex := runGated(t)
+	send(t, g.updates, conveyor.Update{Done: 1, Total: 2, Message: "half"})
+	// Published once the one-execution stream has it.
+	ws := h.watch(ex.ID)
+	for ev := nextEvent(t, ws); ev.Progress == nil || ev.Progress.Message != "half"; ev = nextEvent(t, ws) {
+	}
+
+	resp, r := openMany(t, h.url+"/executions/progress/sse?pipeline=gated", "")
+	defer resp.Body.Close()
+	m, ok := r.next()
+	if !ok || m.Type != conveyor.EventStatus || m.ExecutionID != ex.ID || m.Progress == nil || m.Progress.Message != "half" {
+		t.Fatalf("first message %+v (progress %+v), want the status of %s with the progress just published", m.Event, m.Progress, ex.ID)
+	}
+	send(t, g.release, nil)
+}

@@ -44,6 +44,9 @@ type Executions interface {
 	Watch(ctx context.Context, id string) (*conveyor.Watch, error)
 	// WatchAll subscribes to the live events of every execution.
 	WatchAll() conveyor.Subscription
+	// Merge gives ex, as read from the store, the newer progress published
+	// on this node, as Execution does.
+	Merge(ex *conveyor.Execution)
 }
 
 // Config configures a Server.

@@ -190,6 +190,7 @@ func openingMessages(ex *conveyor.Execution) (conveyor.Event, *conveyor.Event) {
 	status := conveyor.Event{
 		Type: conveyor.EventStatus, ExecutionID: ex.ID, Seq: ex.LastSeq, Time: time.Now().UTC(),
 		Attempt: ex.Attempt, Status: ex.Status, Progress: ex.Progress, Error: ex.Error, Data: ex.Data,
+		Since: ex.StalledSince, // set while the execution is stalled
 	}
 	if !ex.Status.Final() {
 		return status, nil

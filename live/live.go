@@ -38,6 +38,14 @@ func (v *View[S, F]) WatchAll() conveyor.Subscription {
 	return v.hub.SubscribeAll()
 }
 
+// Merge gives ex, as read from the store, the newer progress published
+// on this node: what Execution does after its read, for executions read
+// another way (a page of a list).
+func (v *View[S, F]) Merge(ex *conveyor.Execution) {
+	last, _ := v.hub.Last(ex.ID)
+	merge(ex, last)
+}
+
 // Execution returns execution id as clients see it now.
 func (v *View[S, F]) Execution(ctx context.Context, id string) (*conveyor.Execution, error) {
 	ex, err := v.store.GetExecution(ctx, id)

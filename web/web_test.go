@@ -75,13 +75,18 @@ func (a *agent) run(ctx context.Context, x *conveyor.Exec) error {
 		case <-a.release:
 			x.Progress(conveyor.Update{Step: 2, StepName: "write", Message: "writing"})
 			x.Log("wrote 3 rows")
+			if err := x.SetData(map[string]any{"rows": 3, "phase": "written"}); err != nil {
+				return err
+			}
 			return x.SetResult(map[string]any{"rows": 3})
 		}
 	}
 }
 
 func (a *agent) pipeline() *conveyor.Pipeline {
-	return &conveyor.Pipeline{Name: "agent", Description: "A Go handler the test drives", Handler: a.run}
+	// It stalls while it waits for the test, which the page shows.
+	return &conveyor.Pipeline{Name: "agent", Description: "A Go handler the test drives", Handler: a.run,
+		Stall: conveyor.Stall{After: 300 * time.Millisecond}}
 }
 
 // stepperSteps is how many steps a stepper execution has.
@@ -518,7 +523,9 @@ func testDashboard(t *testing.T, browserCtx context.Context, key string) {
 	if !p.hidden("#start-error") {
 		t.Error("the old error is still shown after a successful start")
 	}
-	send(t, a.say, "half of fetch")
+	p.waitFor("the stalled execution", fmt.Sprintf(`(r => r.hasAttribute('data-stalled') &&
+		r.querySelector('.badge').textContent === 'stalled' && r.dataset.status === 'running')(%s)`, row(first)))
+	send(t, a.say, "half of fetch") // it stalls again after it, waiting for the test
 	p.waitFor("the next progress message", fmt.Sprintf(`(r => r.querySelector('.msg').textContent === 'half of fetch' &&
 		r.querySelector('.pct').textContent === '25%%')(%s)`, row(first)))
 	send(t, a.release, struct{}{})
@@ -552,6 +559,7 @@ func testDashboard(t *testing.T, browserCtx context.Context, key string) {
 		document.querySelector('#detail-logs').textContent.includes('wrote 3 rows') &&
 		document.querySelector('#detail-events').textContent.includes('completed') &&
 		document.querySelector('#detail-result').textContent.includes('"rows": 3') &&
+		document.querySelector('#detail-data tr[data-key="phase"] td').textContent === 'written' &&
 		document.querySelector('#detail-status').textContent === 'completed' &&
 		document.querySelector('#detail-progress .pct').textContent === '100%'`)
 	if got := p.text("#detail-fields"); !strings.Contains(got, first) || !strings.Contains(got, "agent") {

@@ -43,7 +43,7 @@
   const STATUSES = ['pending', 'running', 'completed', 'failed', 'cancelled'];
   const FINAL = new Set(STATUSES.slice(2));
   const STATUS_AFTER = { started: 'running', progress: 'running', retrying: 'pending', completed: 'completed', failed: 'failed', cancelled: 'cancelled' };
-  const STREAM_TYPES = ['status', 'started', 'progress', 'retrying', 'completed', 'failed', 'cancelled', 'batch'];
+  const STREAM_TYPES = ['status', 'started', 'progress', 'data', 'stalled', 'retrying', 'completed', 'failed', 'cancelled', 'batch'];
   // THROUGHPUT_MS is how often the last hour's chart is read again.
   const THROUGHPUT_MS = 10000;
   // A tag filter is key:value; keys as the server's ValidTagKey.
@@ -275,10 +275,12 @@
     if (!live || live.seq < (ex.last_seq || 0)) return ex;
     return Object.assign({}, ex, {
       status: live.status || ex.status,
-      progress: live.progress,
+      progress: live.progressHeard ? live.progress : ex.progress,
       error: live.error,
       started_at: live.startedAt || ex.started_at,
       finished_at: live.finishedAt || ex.finished_at,
+      data: live.data !== undefined ? live.data : ex.data,
+      stalled_since: live.stalledSince !== undefined ? live.stalledSince : ex.stalled_since,
     });
   }
 
@@ -303,14 +305,24 @@
     next.status = m.status || STATUS_AFTER[m.type] || prev.status;
     if (m.progress) next.progress = m.progress;
     else if (m.type === 'started' || m.type === 'retrying' || m.type === 'status') next.progress = null;
+    // Stalled and data messages carry no progress: until a message that
+    // says what the progress is arrives, the record's own stands (a stream
+    // opened late may hear a stall first).
+    next.progressHeard = prev.progressHeard || !!m.progress || m.type === 'started' || m.type === 'retrying' || m.type === 'status';
     if (m.error) next.error = m.error;
     else if (m.type === 'started' || m.type === 'status') next.error = null;
     if (m.type === 'started') next.startedAt = m.timestamp;
     if (FINAL.has(m.type)) next.finishedAt = m.timestamp;
+    // Data and status messages carry the whole data; a stalled message
+    // (or a status message of a stalled execution) says since when, and
+    // any other message ends the stall.
+    if (m.data !== undefined) next.data = m.data;
+    next.stalledSince = m.type === 'stalled' || m.type === 'status' ? (m.since || null) : null;
     state.live.set(id, next);
 
     const ex = known(id);
     if (!ex) return; // a stream of many also carries executions not shown
+    if (!next.progressHeard && (ex.last_seq || 0) < next.seq) reloadSoon(); // the record's progress is older
     updateRow(effective(ex));
     if (state.selected === id) renderDetail();
     if (FINAL.has(next.status) && !FINAL.has(prev.status)) {
@@ -834,7 +846,11 @@
     r.tr.dataset.status = ex.status;
     r.tr.classList.toggle('selected', state.selected === ex.id);
     r.badge.dataset.status = ex.status;
-    setText(r.badge, ex.status);
+    // A running execution whose step stopped reporting says so.
+    const stalled = ex.status === 'running' && !!ex.stalled_since;
+    r.tr.toggleAttribute('data-stalled', stalled);
+    r.badge.title = stalled ? 'No progress, data or log line since ' + new Date(ex.stalled_since).toLocaleString() : '';
+    setText(r.badge, stalled ? 'stalled' : ex.status);
     setText(r.name, ex.pipeline);
     // Tags and the batch never change: built once.
     const tagsKey = JSON.stringify([ex.tags || {}, ex.batch_id || null]);
@@ -1390,6 +1406,12 @@
     $('#detail-progress').replaceChildren(...progress);
     paintProgress(parts, ex, false);
 
+    const stalledBox = $('#detail-stalled');
+    if (ex.stalled_since) {
+      stalledBox.replaceChildren('Stalled: no progress, data or log line since ', timeEl(ex.stalled_since));
+    }
+    stalledBox.hidden = !ex.stalled_since;
+
     const errBox = $('#detail-error');
     const err = ex.error || d.error;
     if (err) errBox.replaceChildren(errorNode(err));
@@ -1411,6 +1433,7 @@
     const hasResult = ex.result !== null && ex.result !== undefined;
     $('#detail-result-wrap').hidden = !hasResult;
     $('#detail-result').textContent = hasResult ? pretty(ex.result) : '';
+    renderData(ex.data);
 
     const logs = $('#detail-logs');
     $('#detail-logs-count').textContent = d.logs.length ? '(' + d.logs.length + ')' : '';
@@ -1445,6 +1468,16 @@
     const tbody = $('#detail-events tbody');
     if (tbody.children.length !== rows.length) tbody.replaceChildren(...rows);
     drawProgressChart(ex, d.events);
+  }
+
+  // renderData shows an execution's data as a table, a row per key;
+  // nested values as JSON.
+  function renderData(data) {
+    const entries = data && typeof data === 'object' ? Object.entries(data) : [];
+    $('#detail-data-wrap').hidden = !entries.length;
+    $('#detail-data tbody').replaceChildren(...entries.map(([k, v]) => el('tr', { dataset: { key: k } },
+      el('th', { text: k }),
+      el('td', null, v !== null && typeof v === 'object' ? el('code', { text: JSON.stringify(v) }) : String(v)))));
   }
 
   // attemptSpans reads an execution's attempts from its events: each runs
