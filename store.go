@@ -195,8 +195,8 @@ type ListFilter struct {
 	// can be large, unless these ask for them; then a page holds at most
 	// MaxPayloadListLimit executions, which bounds its size.
 	WithInput, WithResult, WithData bool
-	Limit                 int    // 1..MaxListLimit; 0 means DefaultListLimit
-	Cursor                string // NextCursor of the previous page
+	Limit                           int    // 1..MaxListLimit; 0 means DefaultListLimit
+	Cursor                          string // NextCursor of the previous page
 }
 
 // List limits.
