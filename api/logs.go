@@ -28,10 +28,6 @@ type LogWakeups interface {
 	Wait(id string) (ready <-chan struct{}, stop func())
 }
 
-// logPollInterval is how often a log stream reads the store when the
-// server has no LogWakeups.
-const logPollInterval = time.Second
-
 // noID marks a message whose SSE form has no id: line: the final event
 // of a log stream, and the log messages of a progress stream, whose ids
 // are seqs. A client's Last-Event-ID stays what it was.
@@ -51,7 +47,6 @@ type logTail struct {
 	after   int64           // the number of the last line sent
 	withIDs bool            // messages carry their number as id (the log stream), else noID
 	ready   <-chan struct{} // wake-ups; nil without LogWakeups
-	poll    <-chan time.Time
 	stop    func()
 }
 
@@ -59,21 +54,28 @@ type logTail struct {
 // after. It waits for wake-ups before it reads anything, so that no line
 // stored meanwhile is missed. The caller calls close.
 func (s *Server) tailLogs(id string, after int64, withIDs bool) *logTail {
-	t := &logTail{store: s.cfg.Store, id: id, after: after, withIDs: withIDs}
+	t := &logTail{store: s.cfg.Store, id: id, after: after, withIDs: withIDs, stop: func() {}}
 	if s.cfg.LogWakeups != nil {
 		t.ready, t.stop = s.cfg.LogWakeups.Wait(id)
-		return t
 	}
-	tick := time.NewTicker(logPollInterval)
-	t.poll, t.stop = tick.C, tick.Stop
 	return t
 }
 
 func (t *logTail) close() { t.stop() }
 
-// send sends the stored lines after the last one sent, a page at a time.
+// woken is signalled when new lines may be stored; nil (never) for a
+// nil tail or without LogWakeups.
+func (t *logTail) woken() <-chan struct{} {
+	if t == nil {
+		return nil
+	}
+	return t.ready
+}
+
+// send sends the stored lines after the last one sent, a page at a
+// time. A nil tail sends nothing.
 func (t *logTail) send(ctx context.Context, send func(message) error) error {
-	for {
+	for t != nil {
 		page, err := t.store.Logs(ctx, t.id, t.after, conveyor.MaxLogPageBytes)
 		if err != nil {
 			return err
@@ -93,6 +95,7 @@ func (t *logTail) send(ctx context.Context, send func(message) error) error {
 			return nil
 		}
 	}
+	return nil
 }
 
 // getLogsOrFollow serves GET /executions/{id}/logs: a page of lines, or

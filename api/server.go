@@ -54,7 +54,8 @@ type Config struct {
 	Runner     Runner
 	Executions Executions
 	// LogWakeups tells streams that follow logs when lines are stored;
-	// without it they read the store every second.
+	// without it they read the store only at each heartbeat and at the
+	// end.
 	LogWakeups LogWakeups
 	// AllowedOrigins are host patterns (path.Match syntax) of browser pages
 	// on other origins allowed to open WebSocket streams. Same-origin

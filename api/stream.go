@@ -79,7 +79,8 @@ func (s *Server) stream(ctx context.Context, id string, after int64, logs *logTa
 	}
 	defer w.Close()
 	send := func(ev conveyor.Event) error {
-		if logs != nil && ev.Type.Final() {
+		if ev.Type.Final() {
+			// The run's last lines were stored before this event.
 			if err := logs.send(ctx, sendMsg); err != nil {
 				return err
 			}
@@ -91,16 +92,11 @@ func (s *Server) stream(ctx context.Context, id string, after int64, logs *logTa
 	} else {
 		after, err = s.resume(ctx, w, after, send)
 	}
-	if err == nil && logs != nil {
-		err = logs.send(ctx, sendMsg)
+	if err == nil {
+		err = logs.send(ctx, sendMsg) // the kept lines
 	}
 	if err != nil {
 		return err
-	}
-	var logsReady <-chan struct{}
-	var logsPoll <-chan time.Time
-	if logs != nil {
-		logsReady, logsPoll = logs.ready, logs.poll
 	}
 
 	tick := time.NewTicker(keepaliveEvery)
@@ -114,17 +110,11 @@ func (s *Server) stream(ctx context.Context, id string, after int64, logs *logTa
 			if err := keepalive(); err != nil {
 				return err
 			}
-			if logs != nil {
-				// A notice from another node may have been lost.
-				if err := logs.send(ctx, sendMsg); err != nil {
-					return err
-				}
-			}
-		case <-logsReady:
+			// In case a notice from another node was lost.
 			if err := logs.send(ctx, sendMsg); err != nil {
 				return err
 			}
-		case <-logsPoll:
+		case <-logs.woken():
 			if err := logs.send(ctx, sendMsg); err != nil {
 				return err
 			}
