@@ -20,6 +20,7 @@ const (
 	NoticeSubmitted NoticeKind = "submitted" // a pending execution is waiting
 	NoticeEvents    NoticeKind = "events"    // ExecutionID has events up to Seq
 	NoticeCancel    NoticeKind = "cancel"    // cancel ExecutionID where it runs
+	NoticeLogs      NoticeKind = "logs"      // ExecutionID has new log lines stored
 	NoticeResync    NoticeKind = "resync"    // notices may have been lost: re-read
 )
 

@@ -171,6 +171,10 @@ type LogLine struct {
 	Step    string `json:"step"`
 	Stream  string `json:"stream"` // "stdout" or "stderr" of an exec step, "log" from Exec.Log
 	Line    string `json:"line"`
+	// Number is the line's number, set by Store.Logs (0 on a line not yet
+	// stored): it rises with every line an execution writes, and a page
+	// after it continues past this line.
+	Number int64 `json:"number"`
 }
 
 // Claim is an execution just claimed for running, with its started event.

@@ -66,9 +66,9 @@ func setupStore(t testing.TB, store conveyor.Store, configure func(*api.Config),
 	for _, p := range pipelines {
 		byName[p.Name] = p
 	}
-	h := hub.New()
+	h, wakeups := hub.New(), hub.NewWakeups()
 	eng, err := engine.New(engine.Config{
-		Store: store, Pipelines: byName, PublishFunc: h.Publish, Concurrency: concurrency,
+		Store: store, Pipelines: byName, PublishFunc: h.Publish, LogsStoredFunc: wakeups.Wake, Concurrency: concurrency,
 		ProgressStoreInterval: server.EmbeddedProgressStoreInterval,
 	})
 	if err != nil {
@@ -77,7 +77,7 @@ func setupStore(t testing.TB, store conveyor.Store, configure func(*api.Config),
 	if err := eng.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cfg := api.Config{Store: store, Runner: eng, Executions: live.New(store, h)}
+	cfg := api.Config{Store: store, Runner: eng, Executions: live.New(store, h), LogWakeups: wakeups}
 	if _, isTest := t.(*testing.T); isTest {
 		// Tests ping and heartbeat often so every stream exercises both;
 		// benchmarks keep the defaults, as pings would skew what they

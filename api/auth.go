@@ -22,9 +22,10 @@ const StreamTokenTTL = 10 * time.Minute
 type access int
 
 const (
-	keyOnly          access = iota // "Authorization: Bearer KEY"
-	keyOrStreamToken               // or ?token= for the route's execution: browsers cannot set headers on a WebSocket or an EventSource
-	public                         // anyone (the health check)
+	keyOnly                  access = iota // "Authorization: Bearer KEY"
+	keyOrStreamToken                       // or ?token= for the route's execution: browsers cannot set headers on a WebSocket or an EventSource
+	keyOrStreamTokenToFollow               // keyOrStreamToken with ?follow=true (a stream), else keyOnly
+	public                                 // anyone (the health check)
 )
 
 // authorized reports whether r may proceed on a route with access a.
@@ -36,6 +37,9 @@ func (s *Server) authorized(r *http.Request, a access) bool {
 	if scheme, key, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
 		// The scheme is case-insensitive (RFC 9110 11.1), the key is not.
 		return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(key)), []byte(s.cfg.APIKey)) == 1
+	}
+	if a == keyOrStreamTokenToFollow && r.URL.Query().Get("follow") == "true" {
+		a = keyOrStreamToken
 	}
 	if scope := tokenScope(r); a == keyOrStreamToken && scope != "" {
 		return s.validStreamToken(r.URL.Query().Get("token"), scope, time.Now())

@@ -56,6 +56,10 @@ type Config struct {
 	Store      conveyor.Store
 	Runner     Runner
 	Executions Executions
+	// LogWakeups tells streams that follow logs when lines are stored;
+	// without it they read the store only at each heartbeat and at the
+	// end.
+	LogWakeups LogWakeups
 	// AllowedOrigins are host patterns (path.Match syntax) of browser pages
 	// on other origins allowed to open WebSocket streams. Same-origin
 	// pages are always allowed.
@@ -130,7 +134,7 @@ func New(cfg Config) *Server {
 	s.handle("GET /executions/{id}/progress/ws", keyOrStreamToken, s.streamWebSocket)
 	s.handle("GET /executions/{id}/progress/sse", keyOrStreamToken, s.streamSSE)
 	s.handle("GET /executions/{id}/events", keyOnly, s.listEvents)
-	s.handle("GET /executions/{id}/logs", keyOnly, s.getLogs)
+	s.handle("GET /executions/{id}/logs", keyOrStreamTokenToFollow, s.getLogsOrFollow)
 	s.handle("POST /executions/{id}/cancel", keyOnly, s.cancelExecution)
 	s.handle("POST /executions/{id}/token", keyOnly, s.createStreamToken)
 	s.handle("POST /batches", keyOnly, s.createBatch)

@@ -25,7 +25,12 @@ func (s *Server) streamSSE(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.serveSSE(w, r, s.executionSource(r.PathValue("id"), after))
+	logs, logsAfter, err := progressLogs(r.URL.Query())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.serveSSE(w, r, s.executionSource(r.PathValue("id"), after, logs, logsAfter))
 }
 
 // serveSSE sends what src produces as Server-Sent Events. An error before
@@ -62,6 +67,9 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, src source) {
 		data, err := json.Marshal(m.body)
 		if err != nil {
 			return err
+		}
+		if m.id == noID {
+			return write(fmt.Appendf(nil, "event: %s\ndata: %s\n\n", m.typ, data))
 		}
 		return write(fmt.Appendf(nil, "id: %d\nevent: %s\ndata: %s\n\n", m.id, m.typ, data))
 	}, s.cfg.HeartbeatInterval, func() error {

@@ -36,10 +36,17 @@ func eventMessage(ev conveyor.Event) message { return message{ev.Seq, string(ev.
 // not open (before anything was sent).
 type source func(ctx context.Context, send func(message) error, keepaliveEvery time.Duration, keepalive func() error) error
 
-// executionSource is the stream of execution id from after (or noResume).
-func (s *Server) executionSource(id string, after int64) source {
+// executionSource is the stream of execution id from after (or
+// noResume); with logs, its log lines after number logsAfter are mixed
+// in (see stream).
+func (s *Server) executionSource(id string, after int64, logs bool, logsAfter int64) source {
 	return func(ctx context.Context, send func(message) error, keepaliveEvery time.Duration, keepalive func() error) error {
-		return s.stream(ctx, id, after, func(ev conveyor.Event) error { return send(eventMessage(ev)) }, keepaliveEvery, keepalive)
+		var tail *logTail
+		if logs {
+			tail = s.tailLogs(id, logsAfter, false)
+			defer tail.close()
+		}
+		return s.stream(ctx, id, after, tail, send, keepaliveEvery, keepalive)
 	}
 }
 
@@ -53,6 +60,10 @@ func (s *Server) executionSource(id string, after int64) source {
 // made before the store is read, so nothing falls between the two, and a
 // slow sender is given only the newest progress.
 //
+// With logs, the execution's stored log lines are mixed in: those kept
+// once the opening messages are sent, then new ones whenever logs is
+// woken, and the last ones just before the final event (see logs.go).
+//
 // keepalive is called every keepaliveEvery while the stream waits, from
 // the stream's own goroutine, so a transport needs no goroutine of its own
 // for pings or heartbeats (goroutines are most of an idle stream's memory).
@@ -60,17 +71,29 @@ func (s *Server) executionSource(id string, after int64) source {
 // It returns errStreamEnded after the final event, the error of send or
 // keepalive, or the error of reading the execution (before anything was
 // sent).
-func (s *Server) stream(ctx context.Context, id string, after int64, send func(conveyor.Event) error,
+func (s *Server) stream(ctx context.Context, id string, after int64, logs *logTail, sendMsg func(message) error,
 	keepaliveEvery time.Duration, keepalive func() error) error {
 	w, err := s.cfg.Executions.Watch(ctx, id)
 	if err != nil {
 		return err
 	}
 	defer w.Close()
+	send := func(ev conveyor.Event) error {
+		if ev.Type.Final() {
+			// The run's last lines were stored before this event.
+			if err := logs.send(ctx, sendMsg); err != nil {
+				return err
+			}
+		}
+		return sendMsg(eventMessage(ev))
+	}
 	if after == noResume {
 		after, err = openFresh(w.Execution, send)
 	} else {
 		after, err = s.resume(ctx, w, after, send)
+	}
+	if err == nil {
+		err = logs.send(ctx, sendMsg) // the kept lines
 	}
 	if err != nil {
 		return err
@@ -85,6 +108,14 @@ func (s *Server) stream(ctx context.Context, id string, after int64, send func(c
 			return ctx.Err()
 		case <-tick.C:
 			if err := keepalive(); err != nil {
+				return err
+			}
+			// In case a notice from another node was lost.
+			if err := logs.send(ctx, sendMsg); err != nil {
+				return err
+			}
+		case <-logs.woken():
+			if err := logs.send(ctx, sendMsg); err != nil {
 				return err
 			}
 		case <-s.closing:

@@ -29,7 +29,12 @@ func (s *Server) streamWebSocket(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.serveWebSocket(w, r, id, s.executionSource(id, after))
+	logs, logsAfter, err := progressLogs(r.URL.Query())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.serveWebSocket(w, r, id, s.executionSource(id, after, logs, logsAfter))
 }
 
 // serveWebSocket sends what src produces as WebSocket text messages, each

@@ -25,10 +25,26 @@ import (
 // ends the stream as before.
 type Stream struct {
 	conn  *streamConn
-	query url.Values // of every connection, but for after
+	query url.Values // of every connection, but for after and logs_after
 	after int64      // seq of the last event returned; noResume before the first
 	done  bool
+
+	logFunc   func(conveyor.LogLine) // WatchOpts.LogFunc
+	logsAfter int64                  // number of the last line given to logFunc
 }
+
+// WatchOpts are the options of WatchWith.
+type WatchOpts struct {
+	// LogFunc, when set, is given the execution's log lines, mixed into
+	// the stream (?logs=true): the kept ones after the status message,
+	// then each as the server stores it, the last ones before the final
+	// event. It is called from Next, which returns only events. After a
+	// reconnect the stream goes on after the last line given.
+	LogFunc func(conveyor.LogLine)
+}
+
+// logMessageType is the type of a log message in a stream.
+const logMessageType = "log"
 
 // noResume is a stream's after before it has an event: a new connection
 // then opens with a status message, as the first did.
@@ -53,8 +69,22 @@ func (c *Client) WatchWithToken(ctx context.Context, id, token string) (*Stream,
 	return c.watch(ctx, id, url.Values{"token": {token}}, noResume)
 }
 
+// WatchWith is Watch with options; nil opts is Watch.
+func (c *Client) WatchWith(ctx context.Context, id string, opts *WatchOpts) (*Stream, error) {
+	q := url.Values{}
+	if opts != nil && opts.LogFunc != nil {
+		q.Set("logs", "true")
+		return c.watchWithLogs(ctx, id, q, noResume, opts.LogFunc)
+	}
+	return c.watch(ctx, id, q, noResume)
+}
+
 func (c *Client) watch(ctx context.Context, id string, q url.Values, after int64) (*Stream, error) {
-	s := &Stream{query: q, after: after}
+	return c.watchWithLogs(ctx, id, q, after, nil)
+}
+
+func (c *Client) watchWithLogs(ctx context.Context, id string, q url.Values, after int64, logFunc func(conveyor.LogLine)) (*Stream, error) {
+	s := &Stream{query: q, after: after, logFunc: logFunc}
 	conn, err := c.openStream(ctx, "/executions/"+url.PathEscape(id)+"/progress/ws", s.resumeQuery())
 	if err != nil {
 		return nil, err
@@ -65,11 +95,16 @@ func (c *Client) watch(ctx context.Context, id string, q url.Values, after int64
 
 // resumeQuery is the query of a (re)connection: after the last event.
 func (s *Stream) resumeQuery() url.Values {
-	if s.after == noResume {
+	if s.after == noResume && s.logsAfter == 0 {
 		return s.query
 	}
 	q := maps.Clone(s.query)
-	q.Set("after", strconv.FormatInt(s.after, 10))
+	if s.after != noResume {
+		q.Set("after", strconv.FormatInt(s.after, 10))
+	}
+	if s.logsAfter > 0 {
+		q.Set("logs_after", strconv.FormatInt(s.logsAfter, 10))
+	}
 	return q
 }
 
@@ -91,6 +126,18 @@ func (s *Stream) Next(ctx context.Context) (conveyor.Event, error) {
 			return conveyor.Event{}, fmt.Errorf("decode stream message: %w", err)
 		}
 		switch {
+		case ev.Type == logMessageType && s.logFunc != nil:
+			var l conveyor.LogLine
+			if err := json.Unmarshal(b, &l); err != nil {
+				s.done = true
+				return conveyor.Event{}, fmt.Errorf("decode log message: %w", err)
+			}
+			if l.Number > s.logsAfter {
+				l.ExecutionID = ev.ExecutionID
+				s.logsAfter = l.Number
+				s.logFunc(l)
+			}
+			continue
 		case ev.Type == conveyor.EventError:
 			s.done = true
 			if ev.Error == nil {

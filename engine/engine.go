@@ -29,6 +29,11 @@ type Config struct {
 	Pipelines map[string]*conveyor.Pipeline
 	// PublishFunc delivers events to live subscribers. It must not block.
 	PublishFunc func(conveyor.Event)
+	// LogsStoredFunc is told, after each write of log lines, the
+	// executions that have new lines stored, so that log followers read
+	// them (a line is numbered only once stored). It must not block; an
+	// execution may be told more than once per write.
+	LogsStoredFunc func(id string)
 	// Concurrency is how many executions run at once; default
 	// DefaultConcurrency.
 	Concurrency int
@@ -74,6 +79,9 @@ func (c *Config) validate() error {
 	}
 	if c.PublishFunc == nil {
 		c.PublishFunc = func(conveyor.Event) {}
+	}
+	if c.LogsStoredFunc == nil {
+		c.LogsStoredFunc = func(string) {}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -143,7 +151,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		}
 	}
 
-	e.writer = newWriter(e.cfg.Store, e.cfg.Logger)
+	e.writer = newWriter(e.cfg.Store, e.cfg.Logger, e.cfg.LogsStoredFunc)
 	e.runCtx, e.cancelRuns = context.WithCancelCause(context.WithoutCancel(ctx))
 	claimCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	e.stopClaims, e.claimsDone, e.leaseDone = stop, make(chan struct{}), make(chan struct{})

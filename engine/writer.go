@@ -16,6 +16,7 @@ const maxBatch = 1000
 type writer struct {
 	store  conveyor.Store
 	logger *slog.Logger
+	stored func(id string) // Config.LogsStoredFunc
 	reqs   chan writeReq
 	done   chan struct{}
 }
@@ -33,8 +34,11 @@ type writeResult struct {
 	err   error
 }
 
-func newWriter(store conveyor.Store, logger *slog.Logger) *writer {
-	w := &writer{store: store, logger: logger, reqs: make(chan writeReq, 4096), done: make(chan struct{})}
+func newWriter(store conveyor.Store, logger *slog.Logger, logsStored func(id string)) *writer {
+	if logsStored == nil {
+		logsStored = func(string) {}
+	}
+	w := &writer{store: store, logger: logger, stored: logsStored, reqs: make(chan writeReq, 4096), done: make(chan struct{})}
 	go w.loop()
 	return w
 }
@@ -125,6 +129,9 @@ func (w *writer) flush(events []conveyor.Event, lines []conveyor.LogLine) []erro
 		} else if err != nil {
 			w.logger.Error("log lines dropped", "lines", len(lines), "err", err)
 		}
+		// Before the events are written: a follower that sees the final
+		// event reads once more and finds every line.
+		w.logsStored(lines)
 	}
 	errs := make([]error, len(events))
 	if len(events) > 0 {
@@ -144,6 +151,17 @@ func (w *writer) flush(events []conveyor.Event, lines []conveyor.LogLine) []erro
 		}
 	}
 	return errs
+}
+
+// logsStored tells Config.LogsStoredFunc of the executions of lines,
+// once per run of lines of one execution (a batch usually holds few
+// runs), without allocating.
+func (w *writer) logsStored(lines []conveyor.LogLine) {
+	for i := range lines {
+		if i == 0 || lines[i].ExecutionID != lines[i-1].ExecutionID {
+			w.stored(lines[i].ExecutionID)
+		}
+	}
 }
 
 // retry calls write until it succeeds, the store refuses the data

@@ -150,16 +150,19 @@ const MinAPIKeyLength = 16
 // Server is a running node. Open starts it; Run serves until its context
 // ends and then shuts down.
 type Server struct {
-	cfg    Config
-	lock   *os.File // the data folder's lock, for the embedded database
-	store  conveyor.Store
-	hub    *hub.Hub
-	engine *engine.Engine
-	relay  *relay.Relay // on a shared store only
-	api    *api.Server
-	http   *http.Server
-	ln     net.Listener
-	pprof  *http.Server // nil unless Config.PprofAddr
+	cfg   Config
+	lock  *os.File // the data folder's lock, for the embedded database
+	store conveyor.Store
+	hub   *hub.Hub
+	// logWakeups wakes the streams that follow an execution's logs when
+	// lines are stored, here or (by notice) on another node.
+	logWakeups *hub.Wakeups
+	engine     *engine.Engine
+	relay      *relay.Relay // on a shared store only
+	api        *api.Server
+	http       *http.Server
+	ln         net.Listener
+	pprof      *http.Server // nil unless Config.PprofAddr
 
 	numPipelines int
 
@@ -193,13 +196,15 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 	h := hub.New()
 	s.hub = h
+	s.logWakeups = hub.NewWakeups()
 	s.engine, err = engine.New(engine.Config{
-		Store:       s.store,
-		Pipelines:   pipelines,
-		PublishFunc: h.Publish,
-		Concurrency: cfg.Concurrency,
-		Lease:       cfg.Lease,
-		Logger:      cfg.Logger,
+		Store:          s.store,
+		Pipelines:      pipelines,
+		PublishFunc:    h.Publish,
+		LogsStoredFunc: s.logWakeups.Wake,
+		Concurrency:    cfg.Concurrency,
+		Lease:          cfg.Lease,
+		Logger:         cfg.Logger,
 		// The embedded database serves this node only, whose subscribers
 		// get progress from memory: sample what is stored. Other nodes'
 		// subscribers read progress from PostgreSQL, so store all of it.
@@ -237,7 +242,7 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.startShared()
 	s.api = api.New(api.Config{
-		Store: s.store, Runner: s.engine, Executions: live.New(s.store, h), APIKey: cfg.APIKey,
+		Store: s.store, Runner: s.engine, Executions: live.New(s.store, h), LogWakeups: s.logWakeups, APIKey: cfg.APIKey,
 		LoopbackHostsOnly: cfg.APIKey == "" && loopback(cfg.Addr),
 		AllowedOrigins:    cfg.AllowedOrigins, Logger: cfg.Logger,
 		RateLimit: max(0, cfg.RateLimit), MaxStreamsPerClient: max(0, cfg.MaxStreamsPerClient),
@@ -298,7 +303,8 @@ func (s *Server) storeName() string {
 
 // startShared makes a node on a shared store hear the others: new work
 // and cancels go to the engine, new events to the relay, which brings
-// them to local subscribers.
+// them to local subscribers, and new log lines wake the local streams
+// that follow them (which read the store themselves).
 func (s *Server) startShared() {
 	shared, ok := s.store.(conveyor.SharedStore)
 	if !ok {
@@ -311,6 +317,12 @@ func (s *Server) startShared() {
 		err := shared.Listen(ctx, func(n conveyor.Notice) {
 			s.engine.HandleNotice(n)
 			s.relay.Notify(n)
+			switch n.Kind {
+			case conveyor.NoticeLogs:
+				s.logWakeups.Wake(n.ExecutionID)
+			case conveyor.NoticeResync:
+				s.logWakeups.WakeAll()
+			}
 		})
 		if err != nil {
 			s.cfg.Logger.Error("listen for other nodes", "err", err)

@@ -189,6 +189,7 @@ func CollectLogs(rows Rows, after int64, maxBytes int, scan func(Rows) (conveyor
 			page.More = true
 			return page, nil
 		}
+		l.Number = num
 		page.Lines, page.Last = append(page.Lines, l), num
 	}
 	return page, rows.Err()

@@ -72,6 +72,7 @@ func (a *agent) run(ctx context.Context, x *conveyor.Exec) error {
 			return ctx.Err()
 		case msg := <-a.say:
 			x.Progress(conveyor.Update{Done: 1, Total: 2, Message: msg})
+			x.Log("said " + msg)
 		case <-a.release:
 			x.Progress(conveyor.Update{Step: 2, StepName: "write", Message: "writing"})
 			x.Log("wrote 3 rows")
@@ -564,6 +565,30 @@ func testDashboard(t *testing.T, browserCtx context.Context, key string) {
 		document.querySelector('#detail-progress .pct').textContent === '100%'`)
 	if got := p.text("#detail-fields"); !strings.Contains(got, first) || !strings.Contains(got, "agent") {
 		t.Errorf("detail fields %q lack the id and the pipeline", got)
+	}
+
+	// The drawer of a running execution follows its logs live: a line the
+	// step logs appears while it runs (the page reads no logs while the
+	// log stream is open), and the last one before the end.
+	third, err := c.Submit(t.Context(), "agent", map[string]any{"rows": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.run("open the running execution's detail", chromedp.Navigate(base+"/ui/#/executions/"+third.ID))
+	p.waitFor("the kept line, and the log stream open", `!document.querySelector('#detail').hidden &&
+		document.querySelector('#detail-logs').textContent.includes('fetching for input') &&
+		!document.querySelector('#detail-logs-live').hidden`)
+	if strings.Contains(p.text("#detail-logs"), "said live line") {
+		t.Fatal("a line shown before it was logged")
+	}
+	send(t, a.say, "live line")
+	p.waitFor("the live log line", `document.querySelector('#detail-logs').textContent.includes('said live line') &&
+		document.querySelector('#detail-status').textContent === 'running'`)
+	send(t, a.release, struct{}{})
+	p.waitFor("the last line and the end", `document.querySelector('#detail-logs').textContent.includes('wrote 3 rows') &&
+		document.querySelector('#detail-status').textContent === 'completed' && document.querySelector('#detail-logs-live').hidden`)
+	if n := strings.Count(p.text("#detail-logs"), "said live line"); n != 1 {
+		t.Errorf("the live line is shown %d times, want once", n)
 	}
 
 	if path := os.Getenv("CONVEYOR_DASHBOARD_SCREENSHOT"); path != "" && key != "" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -63,45 +62,12 @@ func logText(l conveyor.LogLine) string {
 	return fmt.Sprintf("%s attempt %d %s: %s", clock(l.Time), l.Attempt, where, l.Line)
 }
 
-// logPollEvery is how often logs -f asks for new lines. The server has no
-// stream of log lines yet, so following is polling.
-const logPollEvery = 500 * time.Millisecond
-
-// followLogs prints the lines of an execution as they come, until it has
-// ended and its last lines are printed.
+// followLogs prints the lines of an execution as the server stores
+// them (its log stream), until it has ended and its last lines are
+// printed.
 func followLogs(ctx context.Context, c *client.Client, id string, show func(conveyor.LogLine) error) error {
-	tick := time.NewTicker(logPollEvery)
-	defer tick.Stop()
-	var after int64 // the number of the last line shown
-	for {
-		// The status is asked before the lines: the engine stores a
-		// run's lines before its final status, so lines read after
-		// seeing that status are all there will be.
-		ex, err := c.Get(ctx, id)
-		if err != nil {
-			return err
-		}
-		for more := true; more; {
-			page, err := c.LogsAfter(ctx, id, after)
-			if err != nil {
-				return err
-			}
-			for _, l := range page.Lines {
-				if err := show(l); err != nil {
-					return err
-				}
-			}
-			after, more = page.Last, page.More
-		}
-		if ex.Status.Final() {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
+	_, err := c.FollowLogs(ctx, id, 0, show)
+	return err
 }
 
 // eventsCmd prints the stored events of an execution.

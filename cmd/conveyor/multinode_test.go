@@ -395,3 +395,62 @@ steps:
 		t.Errorf("completed messages of %d members arrived, want all %d", len(final), len(items))
 	}
 }
+
+// TestLogsFollowedFromAnotherNode: a follower on the node that does not
+// run an execution gets each line as the step prints it (PostgreSQL's
+// conveyor_logs notice wakes it; its re-read on a heartbeat, every 15 s,
+// is too late for recvLine), and the end.
+func TestLogsFollowedFromAnotherNode(t *testing.T) {
+	gates := t.TempDir()
+	nodes, _ := cluster(t, 2, map[string]string{"talk": fmt.Sprintf(`
+steps:
+  - name: talk
+    exec:
+      command: ["sh", "-c", "echo first; while [ ! -e %[1]s/1 ]; do sleep 0.05; done; echo second; while [ ! -e %[1]s/2 ]; do sleep 0.05; done; echo third"]
+`, gates)})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ex, err := nodes[0].client.Submit(ctx, "talk", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := notRunning(t, nodes, ex.ID, func(*conveyor.Execution) bool { return true })
+	lines := make(chan conveyor.LogLine, 10)
+	ended := make(chan error, 1)
+	go func() {
+		final, err := other.client.FollowLogs(ctx, ex.ID, 0, func(l conveyor.LogLine) error {
+			lines <- l
+			return nil
+		})
+		if err == nil && final.Type != conveyor.EventCompleted {
+			err = fmt.Errorf("final event %+v, want completed", final)
+		}
+		ended <- err
+	}()
+	recvLine := func(want string) {
+		t.Helper()
+		select {
+		case l := <-lines:
+			if l.Line != want {
+				t.Fatalf("line %q, want %q", l.Line, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no line %q within 10s", want)
+		}
+	}
+	recvLine("first")
+	for i, want := range []string{"second", "third"} {
+		if err := os.WriteFile(filepath.Join(gates, fmt.Sprint(i+1)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		recvLine(want)
+	}
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("FollowLogs did not end after the execution")
+	}
+}

@@ -252,7 +252,11 @@ func onInterrupt(ctx context.Context, do func()) (interrupted func() bool) {
 // watchOne shows the events of one execution until its stream ends; the
 // error is why it broke off, nil once the execution has ended.
 func watchOne(ctx context.Context, c *client.Client, id string, view watchView) error {
-	s, err := c.Watch(ctx, id)
+	var opts *client.WatchOpts
+	if lv, ok := view.(logView); ok {
+		opts = &client.WatchOpts{LogFunc: lv.log}
+	}
+	s, err := c.WatchWith(ctx, id, opts)
 	if err != nil {
 		view.end(id, nil)
 		return err
@@ -273,6 +277,14 @@ func watchOne(ctx context.Context, c *client.Client, id string, view watchView) 
 	}
 	view.end(id, &last)
 	return nil
+}
+
+// logView is a watchView that also shows log lines: the bars show the
+// last one of each execution. The plain lines leave them out, since
+// "conveyor logs" prints them, and at most one progress line a second
+// is their point.
+type logView interface {
+	log(l conveyor.LogLine) // called from the execution's goroutine
 }
 
 // quietView shows nothing: with -o json only the final executions are

@@ -149,6 +149,28 @@ func TestBarsNeverHang(t *testing.T) {
 	})
 }
 
+// TestBarShowsTheLastLogLine: under its bar, watch shows the last line
+// the step printed. The stream sends a run's last lines before its final
+// event, so the final drawing has it.
+func TestBarShowsTheLastLogLine(t *testing.T) {
+	t.Parallel()
+	pipes := t.TempDir()
+	writePipeline(t, pipes, "chatty", `
+steps:
+  - name: say
+    exec:
+      command: ["sh", "-c", "echo warming up; echo 'hello from the step'"]
+`)
+	n := startNode(t, t.TempDir(), pipes)
+	r := inTerminal(t, n, 100, "run", "chatty")
+	if r.code != 0 {
+		t.Fatalf("run exited %d:\n%s", r.code, r.out)
+	}
+	if !strings.Contains(r.out, "hello from the step") {
+		t.Fatalf("the last log line is not under the bar:\n%s", r.out)
+	}
+}
+
 // TestBarsOnlyOnATerminalStdout: with stdout a file and stderr a
 // terminal, run writes plain lines to the file.
 func TestBarsOnlyOnATerminalStdout(t *testing.T) {

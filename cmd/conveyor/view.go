@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
@@ -175,8 +176,11 @@ type barView struct {
 }
 
 type bar struct {
-	bar  *mpb.Bar
-	text atomic.Pointer[string] // step and message, or the final status
+	bar      *mpb.Bar
+	priority int                    // of bar; its log line's is the next
+	text     atomic.Pointer[string] // step and message, or the final status
+	logBar   *mpb.Bar               // the last log line, under bar; nil before the first
+	logLine  atomic.Pointer[string]
 }
 
 func (b *bar) setText(s string) { b.text.Store(&s) }
@@ -185,10 +189,10 @@ func (b *bar) setText(s string) { b.text.Store(&s) }
 // id; names maps each id to its pipeline.
 func newBarView(out io.Writer, ids []string, names map[string]string) *barView {
 	v := &barView{progress: mpb.New(mpb.WithOutput(out), mpb.WithWidth(30)), bars: map[string]*bar{}}
-	for _, id := range ids {
-		b := &bar{}
+	for i, id := range ids {
+		b := &bar{priority: 2 * i}
 		b.setText("connecting")
-		b.bar = v.progress.AddBar(1000,
+		b.bar = v.progress.AddBar(1000, mpb.BarPriority(b.priority),
 			mpb.PrependDecorators(decor.Name(names[id]+" "+shortID(id), decor.WCSyncSpaceR)),
 			mpb.AppendDecorators(decor.Percentage(decor.WCSyncSpace), decor.Any(func(decor.Statistics) string {
 				return " " + *b.text.Load()
@@ -232,8 +236,38 @@ func (v *barView) show(ev conveyor.Event) {
 	b.setText(text)
 }
 
+// log shows l, the newest log line of its execution, under its bar,
+// cut to one line of the terminal.
+func (v *barView) log(l conveyor.LogLine) {
+	b := v.bars[l.ExecutionID]
+	if b == nil {
+		return
+	}
+	text := "  " + strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' ' // a tab or an escape would break the drawing
+		}
+		return r
+	}, l.Line)
+	b.logLine.Store(&text)
+	if b.logBar == nil {
+		// The first line: a line of text that sorts right after its bar.
+		b.logBar = v.progress.New(0, mpb.NopStyle(), mpb.BarPriority(b.priority+1),
+			mpb.PrependDecorators(decor.Any(func(st decor.Statistics) string {
+				line := *b.logLine.Load()
+				if w := st.AvailableWidth; w > 0 && utf8.RuneCountInString(line) > w {
+					line = string([]rune(line)[:w])
+				}
+				return line
+			})))
+	}
+}
+
 func (v *barView) end(id string, final *conveyor.Event) {
 	b := v.bars[id]
+	if b.logBar != nil {
+		b.logBar.Abort(false) // stays drawn, and lets Wait return
+	}
 	switch {
 	case final == nil:
 		b.setText("stopped watching")

@@ -12,9 +12,12 @@ import (
 )
 
 // AppendLogs implements conveyor.Store. Lines of unknown executions are
-// dropped. The insert and the trim of each execution in the batch to its
-// newest conveyor.MaxLogLines lines go in one round trip and one implicit
-// transaction.
+// dropped. The insert, the trim of each execution in the batch to its
+// newest conveyor.MaxLogLines lines and a conveyor_logs notification of
+// the batch's executions (comma-separated ids, which log followers on
+// other nodes wait for) go in one round trip and one implicit
+// transaction: the notification costs no round trip of its own and is
+// sent only if the lines are stored.
 func (db *DB) AppendLogs(ctx context.Context, lines []conveyor.LogLine) error {
 	if len(lines) == 0 {
 		return nil
@@ -42,6 +45,9 @@ func (db *DB) AppendLogs(ctx context.Context, lines []conveyor.LogLine) error {
 	b := &pgx.Batch{}
 	b.Queue(sqlInsertLogs, ids, times, tries, steps, streams, texts)
 	b.Queue(sqlTrimLogs, batch, conveyor.MaxLogLines)
+	if payloads := joinPayloads(batch); len(payloads) > 0 {
+		b.Queue(sqlNotify, channelLogs, payloads)
+	}
 	if err := db.pool.SendBatch(ctx, b).Close(); err != nil {
 		return storeError("append logs", err)
 	}

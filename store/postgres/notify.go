@@ -90,6 +90,33 @@ func (db *DB) notifyEvents(ctx context.Context, marks []eventMark) {
 	db.notify(ctx, channelEvents, payloads)
 }
 
+// joinPayloads joins ids into comma-separated payloads of at most
+// maxPayload bytes, leaving out an id that a payload cannot carry
+// unambiguously (notifications are hints: receivers poll what they watch).
+func joinPayloads(ids []string) []string {
+	var (
+		payloads []string
+		b        strings.Builder
+	)
+	for _, id := range ids {
+		if id == "" || strings.ContainsRune(id, ',') || len(id) > maxPayload {
+			continue
+		}
+		if b.Len() > 0 && b.Len()+1+len(id) > maxPayload {
+			payloads = append(payloads, b.String())
+			b.Reset()
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(id)
+	}
+	if b.Len() > 0 {
+		payloads = append(payloads, b.String())
+	}
+	return payloads
+}
+
 // notify sends one notification per payload on channel, after the write
 // it announces committed. A failure is logged, not returned: the write is
 // durable, and a notification is only a hint that receivers back up with
@@ -108,8 +135,8 @@ func (db *DB) notify(ctx context.Context, channel string, payloads []string) {
 // Listen implements conveyor.Notifier. It holds a connection of its own,
 // outside the pool (LISTEN needs a session: it does not work through a
 // pooler in transaction mode), with application_name
-// ListenApplicationName, listens on conveyor_submitted, conveyor_events
-// and conveyor_cancel, and calls fn with a NoticeResync after every
+// ListenApplicationName, listens on conveyor_submitted, conveyor_events,
+// conveyor_cancel and conveyor_logs, and calls fn with a NoticeResync after every
 // (re)connect and then with each notice, one per "id:seq" pair of an
 // events payload. Notifications that this DB's own connections sent are
 // skipped: the node knows what it did itself. fn is called from Listen's
@@ -149,7 +176,7 @@ func (db *DB) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, fn func(conve
 		defer cancel()
 		conn.Close(closeCtx)
 	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+channelSubmitted+"; LISTEN "+channelEvents+"; LISTEN "+channelCancel); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+channelSubmitted+"; LISTEN "+channelEvents+"; LISTEN "+channelCancel+"; LISTEN "+channelLogs); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	connected()
@@ -189,6 +216,12 @@ func deliver(n *pgconn.Notification, fn func(conveyor.Notice)) {
 		fn(conveyor.Notice{Kind: conveyor.NoticeSubmitted, ExecutionID: n.Payload})
 	case channelCancel:
 		fn(conveyor.Notice{Kind: conveyor.NoticeCancel, ExecutionID: n.Payload})
+	case channelLogs:
+		for id := range strings.SplitSeq(n.Payload, ",") {
+			if id != "" {
+				fn(conveyor.Notice{Kind: conveyor.NoticeLogs, ExecutionID: id})
+			}
+		}
 	case channelEvents:
 		for pair := range strings.SplitSeq(n.Payload, ",") {
 			i := strings.LastIndexByte(pair, ':')

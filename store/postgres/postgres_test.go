@@ -255,6 +255,16 @@ func TestListen(t *testing.T) {
 	create(t, a, "after", "p")
 	n.want(conveyor.Notice{Kind: conveyor.NoticeSubmitted, ExecutionID: "after"})
 
+	// Stored log lines are announced once per execution of the batch.
+	logLine := func(id string) conveyor.LogLine {
+		return conveyor.LogLine{ExecutionID: id, Time: base, Attempt: 1, Stream: "stdout", Line: "hi"}
+	}
+	if err := a.AppendLogs(ctx, []conveyor.LogLine{logLine("y"), logLine("z"), logLine("y")}); err != nil {
+		t.Fatal(err)
+	}
+	n.want(conveyor.Notice{Kind: conveyor.NoticeLogs, ExecutionID: "y"})
+	n.want(conveyor.Notice{Kind: conveyor.NoticeLogs, ExecutionID: "z"})
+
 	// Rescues are announced too.
 	evs, err := a.RescueExpired(ctx, base.Add(time.Hour), func(string) int { return 0 })
 	if err != nil || len(evs) != 1 || evs[0].ExecutionID != "y" {
@@ -324,6 +334,15 @@ func TestDeliver(t *testing.T) {
 		{Kind: conveyor.NoticeEvents, ExecutionID: "b:c", Seq: 22},
 		{Kind: conveyor.NoticeEvents, ExecutionID: "f", Seq: 7},
 	}
+	if !slices.Equal(got, want) {
+		t.Errorf("notices = %+v, want %+v", got, want)
+	}
+}
+
+func TestDeliverLogs(t *testing.T) {
+	var got []conveyor.Notice
+	deliver(&pgconn.Notification{Channel: channelLogs, Payload: "a,,b:c"}, func(n conveyor.Notice) { got = append(got, n) })
+	want := []conveyor.Notice{{Kind: conveyor.NoticeLogs, ExecutionID: "a"}, {Kind: conveyor.NoticeLogs, ExecutionID: "b:c"}}
 	if !slices.Equal(got, want) {
 		t.Errorf("notices = %+v, want %+v", got, want)
 	}

@@ -214,4 +214,5 @@ const (
 	channelSubmitted = "conveyor_submitted"
 	channelEvents    = "conveyor_events"
 	channelCancel    = "conveyor_cancel"
+	channelLogs      = "conveyor_logs"
 )

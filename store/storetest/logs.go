@@ -113,8 +113,17 @@ var logsCases = []testCase{
 				f.t.Fatal(err)
 			}
 			var texts []string
+			prev := after
 			for _, l := range page.Lines {
 				texts = append(texts, l.Line[:min(len(l.Line), 6)])
+				// Each line carries its number: a follower resumes after it.
+				if l.Number <= prev {
+					f.t.Fatalf("line %q is numbered %d, after %d", l.Line, l.Number, prev)
+				}
+				prev = l.Number
+			}
+			if len(page.Lines) > 0 && page.Last != prev {
+				f.t.Fatalf("page ends at %d, its last line is numbered %d", page.Last, prev)
 			}
 			got = append(got, texts)
 			if page.Last <= after && len(page.Lines) > 0 || page.Last < after {

@@ -22,7 +22,9 @@
 //   - A batch's page follows its members and its rollup over one
 //     ?batch= stream (with a batch token when there is a key).
 //   - The detail drawer follows its execution on that execution's own
-//     stream when the page's stream does not already carry it.
+//     stream when the page's stream does not already carry it, and the
+//     execution's log lines on its log stream (GET /executions/{id}/logs
+//     ?follow=true) while it runs: three connections at most in all.
 //
 // EventSource resumes a dropped stream by itself (Last-Event-ID); a
 // stream the server refuses (an expired token) is opened afresh on the
@@ -77,7 +79,7 @@
     streams: new Map(),    // stream key -> {spec, es, closed}
     pipelines: [],
     selected: null,        // id shown in the drawer
-    detail: null,          // {ex, events, logs, afterSeq}
+    detail: null,          // {ex, events, logs, afterSeq, logsAfter}
     refreshing: false,
     seen: new Set(),       // ids already listed, to highlight new rows
   };
@@ -398,6 +400,15 @@
         key: 'exec/' + id, path: execPath(id) + '/progress/sse', tokenPath: execPath(id) + '/token', covers: (x) => x === id,
       });
     }
+    if (ex && !FINAL.has(effective(ex).status)) {
+      // The log stream sends the kept lines, then each as it is stored;
+      // lines the drawer already has are dropped by number.
+      want.set('logs/' + id, {
+        key: 'logs/' + id, path: execPath(id) + '/logs', query: new URLSearchParams({ follow: 'true' }),
+        tokenPath: execPath(id) + '/token', covers: () => false, types: ['log', 'completed', 'failed', 'cancelled'],
+        onMessage: (m) => onLogMessage(id, m),
+      });
+    }
     return want;
   }
 
@@ -437,9 +448,9 @@
     const onMessage = (ev) => {
       let m;
       try { m = JSON.parse(ev.data); } catch (_) { return; }
-      onStreamMessage(m);
+      (spec.onMessage || onStreamMessage)(m);
     };
-    for (const t of STREAM_TYPES) es.addEventListener(t, onMessage);
+    for (const t of spec.types || STREAM_TYPES) es.addEventListener(t, onMessage);
     es.onerror = () => {
       // A stream the server refused (an expired token, a restart) is
       // closed for good; the next refresh opens a new one. Otherwise the
@@ -448,6 +459,22 @@
       markLive();
     };
     es.onopen = markLive;
+  }
+
+  // onLogMessage adds a line of execution id's log stream to the drawer.
+  // After the final event the stream is over: closed, or the browser
+  // would open it again.
+  function onLogMessage(id, m) {
+    const d = state.detail;
+    if (m.type !== 'log') {
+      closeStream('logs/' + id);
+      markLive();
+      return;
+    }
+    if (!d || state.selected !== id || m.number <= d.logsAfter) return;
+    d.logs.push(m);
+    d.logsAfter = m.number;
+    renderDetail();
   }
 
   function closeStream(key) {
@@ -482,6 +509,8 @@
     const spec = state.route.view === 'batch' && batchStreamSpec();
     const s = spec && state.streams.get(spec.key);
     $('#batch-live').hidden = !(s && s.es && s.es.readyState === EventSource.OPEN);
+    const logs = state.selected && state.streams.get('logs/' + state.selected);
+    $('#detail-logs-live').hidden = !(logs && logs.es && logs.es.readyState === EventSource.OPEN);
     renderListNote();
   }
 
@@ -1315,7 +1344,7 @@
       $('#detail-backdrop').hidden = true;
       return;
     }
-    state.detail = { ex: known(id), events: [], logs: [], afterSeq: 0, loading: false };
+    state.detail = { ex: known(id), events: [], logs: [], afterSeq: 0, logsAfter: 0, loading: false };
     $('#detail-events tbody').replaceChildren();
     $('#detail').hidden = false;
     $('#detail-backdrop').hidden = false;
@@ -1349,14 +1378,23 @@
         if (evs.length) d.afterSeq = evs[evs.length - 1].seq;
         if (evs.length < 500) break;
       }
-      const logs = []; // in pages of about a MiB
-      for (let after = 0; ;) {
-        const page = await api('GET', execPath(id) + '/logs?after=' + after);
-        logs.push(...((page && page.lines) || []));
-        if (!page || !page.more) break;
-        after = page.last;
+      // New lines, in pages of about a MiB: while the log stream is open
+      // it brings them, and a forced read (the first, the end) catches
+      // up with whatever it has not.
+      const logStream = state.streams.get('logs/' + id);
+      if (force || !(logStream && logStream.es && logStream.es.readyState === EventSource.OPEN)) {
+        for (;;) {
+          const page = await api('GET', execPath(id) + '/logs?after=' + d.logsAfter);
+          if (state.detail !== d) return;
+          for (const l of (page && page.lines) || []) {
+            if (l.number > d.logsAfter) {
+              d.logs.push(l);
+              d.logsAfter = l.number;
+            }
+          }
+          if (!page || !page.more) break;
+        }
       }
-      d.logs = logs;
       d.error = null;
       if (FINAL.has(ex.status)) d.finalLoaded = true;
       syncStreams(); // the drawer's stream, now that its status is known
