@@ -355,7 +355,11 @@ func TestManyStreamOpensWithTheNewestProgress(t *testing.T) {
 	send(t, g.updates, conveyor.Update{Done: 1, Total: 2, Message: "half"})
 	// Published once the one-execution stream has it.
 	ws := h.watch(ex.ID)
-	for ev := nextEvent(t, ws); ev.Progress == nil || ev.Progress.Message != "half"; ev = nextEvent(t, ws) {
+	waitProgress := func() bool {
+		ev := nextEvent(t, ws)
+		return ev.Progress != nil && ev.Progress.Message == "half"
+	}
+	for !waitProgress() { //nolint:revive // reads until the progress arrives
 	}
 
 	resp, r := openMany(t, h.url+"/executions/progress/sse?pipeline=gated", "")
