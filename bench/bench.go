@@ -24,11 +24,16 @@ const (
 	ProgressLatency = "progress-latency"
 	Fanout          = "fanout"
 	CrossNode       = "cross-node"
+	SubmitFlood     = "submit-flood"
 	All             = "all"
 )
 
-// Scenarios are the scenario names All runs, in order.
+// Scenarios are the scenario names All runs, in order. The submit flood
+// is not among them: it lasts a minute by default and is run on its own.
 var Scenarios = []string{Throughput, ProgressLatency, Fanout}
+
+// scenarioNames are all the scenarios --scenario accepts besides All.
+var scenarioNames = append(slices.Clone(Scenarios), CrossNode, SubmitFlood)
 
 // Config says what to measure and against what. Zero fields take the
 // defaults of `conveyor bench`.
@@ -40,7 +45,8 @@ type Config struct {
 	// clients, one POST /executions each or, with Batch (1 to
 	// conveyor.MaxBatchSize), one POST /batches per Batch of them; then
 	// IdleSamples executions one at a time (submit→start with idle
-	// workers).
+	// workers). Concurrency defaults to DefaultConcurrency, and to
+	// DefaultFloodConcurrency for the submit flood.
 	Executions  int
 	Concurrency int
 	Batch       int
@@ -48,6 +54,10 @@ type Config struct {
 
 	// Progress latency: ExecutionsRunning executions reporting Rate
 	// updates a second each for Duration, one subscriber each.
+	//
+	// Submit flood: Concurrency clients each submitting one execution of
+	// bench.noop after another for Duration (default
+	// DefaultFloodDuration) while the workers run them.
 	ExecutionsRunning int
 	Rate              float64
 	Duration          time.Duration
@@ -92,14 +102,16 @@ const (
 	DefaultSubscribers       = 10_000
 	DefaultFanoutExecutions  = 10
 	DefaultWorkers           = 256
+	DefaultFloodConcurrency  = 64
+	DefaultFloodDuration     = time.Minute
 )
 
 func (c *Config) validate() error {
 	if c.Scenario == "" {
 		c.Scenario = All
 	}
-	if c.Scenario != All && c.Scenario != CrossNode && !slices.Contains(Scenarios, c.Scenario) {
-		return fmt.Errorf("--scenario must be one of %s, %s or %s; got %q", strings.Join(Scenarios, ", "), CrossNode, All, c.Scenario)
+	if c.Scenario != All && !slices.Contains(scenarioNames, c.Scenario) {
+		return fmt.Errorf("--scenario must be one of %s or %s; got %q", strings.Join(scenarioNames, ", "), All, c.Scenario)
 	}
 	if err := c.validateCounts(); err != nil {
 		return err
@@ -112,6 +124,9 @@ func (c *Config) validate() error {
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = 10 * time.Minute
+		if c.Scenario == SubmitFlood {
+			c.Timeout += c.Duration
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -122,13 +137,17 @@ func (c *Config) validate() error {
 // validateCounts checks the counts (executions, clients, subscribers,
 // workers, nodes) and gives each one left zero its default.
 func (c *Config) validateCounts() error {
+	concurrency := DefaultConcurrency
+	if c.Scenario == SubmitFlood {
+		concurrency = DefaultFloodConcurrency
+	}
 	defaults := []struct {
 		v    *int
 		def  int
 		name string
 	}{
 		{&c.Executions, DefaultExecutions, "executions"},
-		{&c.Concurrency, DefaultConcurrency, "concurrency"},
+		{&c.Concurrency, concurrency, "concurrency"},
 		{&c.IdleSamples, DefaultIdleSamples, "idle-samples"},
 		{&c.ExecutionsRunning, DefaultExecutionsRunning, "executions-running"},
 		{&c.Subscribers, DefaultSubscribers, "subscribers"},
@@ -159,9 +178,18 @@ func (c *Config) validateBatch() error {
 	return nil
 }
 
-// validateUpdates checks the progress scenario's update rate and duration
-// and sets their defaults.
+// validateUpdates checks the progress scenario's update rate and duration,
+// or the flood's duration, and sets their defaults.
 func (c *Config) validateUpdates() error {
+	if c.Scenario == SubmitFlood {
+		if c.Duration < 0 {
+			return fmt.Errorf("--duration must be positive, got %s", c.Duration)
+		}
+		if c.Duration == 0 {
+			c.Duration = DefaultFloodDuration
+		}
+		return nil
+	}
 	if c.Rate < 0 || c.Rate > maxRate {
 		return fmt.Errorf("--rate must be above 0 and at most %d, got %g", maxRate, c.Rate)
 	}
@@ -266,6 +294,17 @@ type Result struct {
 	MessagesReceived  *int64   `json:"messages_received,omitempty"`
 	ServerCPU         *CPU     `json:"server_cpu,omitempty"`
 
+	// Submit flood: the latency of each accepted submit (202), how many
+	// were accepted and how many failed, by error code ("rate_limited" is
+	// a 429) or "transport" (no answer); executions that had not started
+	// when the flood ended. SubmitsPerSecond, ExecutionsPerSecond and
+	// ServerCPU are over the flood.
+	SubmitLatencyMS *Latency       `json:"submit_latency_ms,omitempty"`
+	SubmitsAccepted *int           `json:"submits_accepted,omitempty"`
+	SubmitsFailed   *int           `json:"submits_failed,omitempty"`
+	SubmitErrors    map[string]int `json:"submit_errors,omitempty"`
+	PendingAtEnd    *int           `json:"pending_at_end,omitempty"`
+
 	// Fanout.
 	RSSBeforeKiB        *int64   `json:"rss_before_kib,omitempty"`
 	RSSAfterKiB         *int64   `json:"rss_after_kib,omitempty"`
@@ -364,6 +403,8 @@ func runScenario(ctx context.Context, cfg Config, name string) (res Result, err 
 		err = runProgressLatency(ctx, cfg, t, &res, true)
 	case Fanout:
 		err = runFanout(ctx, cfg, t, &res)
+	case SubmitFlood:
+		err = runSubmitFlood(ctx, cfg, t, &res)
 	}
 	res.ElapsedSeconds = round3(time.Since(start).Seconds())
 	return res, err

@@ -96,3 +96,17 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
+
+func TestConfigFloodDefaults(t *testing.T) {
+	c := Config{Scenario: SubmitFlood}
+	if err := c.validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Concurrency != 64 || c.Duration != time.Minute || c.Timeout != 11*time.Minute {
+		t.Fatalf("submit-flood defaults: concurrency %d, duration %s, timeout %s; want 64, 1m, 11m", c.Concurrency, c.Duration, c.Timeout)
+	}
+	c = Config{Scenario: SubmitFlood, Duration: 2 * time.Second, Concurrency: 3}
+	if err := c.validate(); err != nil || c.Concurrency != 3 || c.Duration != 2*time.Second {
+		t.Fatalf("submit-flood with flags: %v, concurrency %d, duration %s", err, c.Concurrency, c.Duration)
+	}
+}

@@ -13,6 +13,10 @@
 //     the server's CPU.
 //   - fanout: many idle WebSocket subscribers over a few executions; RSS
 //     per subscriber and the time for the final message to reach them all.
+//   - submit-flood (not part of all): concurrent clients submitting noop
+//     executions one after another for a fixed time while the workers run
+//     them; the latency of each submit, submits/s, failed submits by kind,
+//     executions finished/s and the backlog when the flood ends.
 //
 // # Targets
 //

@@ -112,7 +112,7 @@ func runProgressLatency(ctx context.Context, cfg Config, t *target, res *Result,
 	if err := tallyProgress(subs, res); err != nil {
 		return err
 	}
-	res.ServerCPU = serverCPU(t, cpu1-cpu0, cpuErr, wall, m)
+	res.ServerCPU = serverCPU(t, cpu1-cpu0, cpuErr, wall, fmt.Sprintf("%d WebSocket clients", m))
 	return nil
 }
 
@@ -147,8 +147,8 @@ func tallyProgress(subs []*progressSubscriber, res *Result) error {
 
 // serverCPU reports the CPU time the server used over wall, as read from
 // /proc (or why not: err), and what it covers: with an embedded node, this
-// whole process, the bench's own WebSocket clients included.
-func serverCPU(t *target, used time.Duration, err error, wall time.Duration, clients int) *CPU {
+// whole process, the bench's own clients included.
+func serverCPU(t *target, used time.Duration, err error, wall time.Duration, clients string) *CPU {
 	cpu := &CPU{Cores: runtime.NumCPU()}
 	switch {
 	case t.pid == 0:
@@ -160,7 +160,7 @@ func serverCPU(t *target, used time.Duration, err error, wall time.Duration, cli
 		cpu.Percent = ptr(round3(100 * used.Seconds() / wall.Seconds()))
 		cpu.Scope = fmt.Sprintf("server process (pid %d) over %.1fs", t.pid, wall.Seconds())
 		if t.embedded {
-			cpu.Scope = fmt.Sprintf("this process over %.1fs: the embedded node(s) and the bench's own %d WebSocket clients together", wall.Seconds(), clients)
+			cpu.Scope = fmt.Sprintf("this process over %.1fs: the embedded node(s) and the bench's own %s together", wall.Seconds(), clients)
 			if t.backend == "postgres" {
 				cpu.Scope += ", without the PostgreSQL server's"
 			}

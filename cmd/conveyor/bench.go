@@ -6,15 +6,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"syscall"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/conveyor-run/conveyor"
 	"github.com/conveyor-run/conveyor/bench"
 )
 
@@ -36,7 +39,7 @@ func benchCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure throughput, progress latency and fan-out of an embedded node or a running server",
+		Short: "Measure throughput, progress latency, fan-out and submits under a flood of an embedded node or a running server",
 		Long: `Measure Conveyor the same way every time.
 
 Scenarios (--scenario, default all):
@@ -48,6 +51,10 @@ Scenarios (--scenario, default all):
   fanout            idle WebSocket subscribers over a few executions: RSS per
                     subscriber, time for the final message to reach them all
   cross-node        progress latency across nodes (PostgreSQL, --nodes 2+): runner and subscriber on different nodes
+  submit-flood      --concurrency clients (default 64) submitting noop executions one after
+                    another for --duration (default 60s) while the workers run them: submit
+                    latency, submits/s, failed submits by kind, executions/s, backlog at the end;
+                    not part of all
 
 Without --server, each scenario runs on a fresh embedded node (SQLite in a
 temporary folder, removed afterwards) in this process. With --server, the
@@ -59,6 +66,13 @@ Results and how to read them: docs/benchmarks.md.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if embedded && cfg.ServerURL != "" {
 				return errors.New("--embedded and --server exclude each other")
+			}
+			// Zero in bench.Config means the scenario's default; on the
+			// command line, where the default is the flag's, it is a mistake.
+			if f := cmd.Flags(); f.Changed("concurrency") && cfg.Concurrency == 0 {
+				return errors.New("--concurrency must be at least 1, got 0")
+			} else if f.Changed("duration") && cfg.Duration == 0 {
+				return errors.New("--duration must be positive, got 0s")
 			}
 			if !asJSON {
 				cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -94,14 +108,14 @@ Results and how to read them: docs/benchmarks.md.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Scenario, "scenario", bench.All, "throughput, progress-latency, fanout, cross-node or all")
+	f.StringVar(&cfg.Scenario, "scenario", bench.All, "throughput, progress-latency, fanout, cross-node, submit-flood or all")
 	f.IntVar(&cfg.Executions, "executions", bench.DefaultExecutions, "throughput: executions to submit")
-	f.IntVar(&cfg.Concurrency, "concurrency", bench.DefaultConcurrency, "concurrent submitting clients")
+	f.IntVar(&cfg.Concurrency, "concurrency", 0, fmt.Sprintf("concurrent submitting clients (default %d; submit-flood: %d)", bench.DefaultConcurrency, bench.DefaultFloodConcurrency))
 	f.IntVar(&cfg.Batch, "batch", 0, "throughput: submit through POST /batches of this many executions (1 to 10000) instead of one POST /executions each")
 	f.IntVar(&cfg.IdleSamples, "idle-samples", bench.DefaultIdleSamples, "throughput: executions submitted one at a time to idle workers")
 	f.IntVar(&cfg.ExecutionsRunning, "executions-running", bench.DefaultExecutionsRunning, "progress-latency: executions running at once")
 	f.Float64Var(&cfg.Rate, "rate", bench.DefaultRate, "progress-latency: progress updates per second per execution")
-	f.DurationVar(&cfg.Duration, "duration", bench.DefaultDuration, "progress-latency: how long each execution reports")
+	f.DurationVar(&cfg.Duration, "duration", 0, fmt.Sprintf("progress-latency: how long each execution reports (default %s); submit-flood: how long to flood (default %s)", bench.DefaultDuration, bench.DefaultFloodDuration))
 	f.IntVar(&cfg.Subscribers, "subscribers", bench.DefaultSubscribers, "fanout: WebSocket subscribers")
 	f.IntVar(&cfg.FanoutExecutions, "fanout-executions", bench.DefaultFanoutExecutions, "fanout: executions the subscribers are spread over")
 	f.IntVar(&cfg.Workers, "workers", bench.DefaultWorkers, "embedded: executions the node runs at once (serve --concurrency); at least --executions-running")
@@ -154,6 +168,8 @@ func printResult(w io.Writer, r bench.Result) error {
 		if c := r.ServerCPU; c != nil {
 			row("server CPU", fmt.Sprintf("%s s, %s%% of one core (%d cores) — %s", num(c.Seconds), num(c.Percent), c.Cores, c.Scope))
 		}
+	case bench.SubmitFlood:
+		printFlood(row, lat, num, r)
 	case bench.Fanout:
 		row("subscribers", fmt.Sprintf("%d over %d executions", r.Subscribers, r.FanoutExecutions))
 		if r.RSSPerSubscriberKiB != nil {
@@ -172,4 +188,28 @@ func printResult(w io.Writer, r bench.Result) error {
 	}
 	fmt.Fprintln(tw)
 	return tw.Flush()
+}
+
+// printFlood prints the rows of the submit-flood scenario.
+func printFlood(row func(name, value string), lat func(string, *bench.Latency), num func(*float64) string, r bench.Result) {
+	row("flood", fmt.Sprintf("%d concurrent clients for %gs", r.Concurrency, r.DurationSeconds))
+	lat("submit latency ms (202s)", r.SubmitLatencyMS)
+	row("submits/s accepted", num(r.SubmitsPerSecond))
+	if r.SubmitsAccepted != nil && r.SubmitsFailed != nil {
+		row("submits accepted / failed", fmt.Sprintf("%d / %d", *r.SubmitsAccepted, *r.SubmitsFailed))
+	}
+	for _, kind := range slices.Sorted(maps.Keys(r.SubmitErrors)) {
+		status := "no answer"
+		if kind != "transport" {
+			status = fmt.Sprintf("HTTP %d", conveyor.HTTPStatus(kind))
+		}
+		row("failed: "+kind, fmt.Sprintf("%d (%s)", r.SubmitErrors[kind], status))
+	}
+	row("executions/s finished", num(r.ExecutionsPerSecond))
+	if r.PendingAtEnd != nil {
+		row("pending at the end", strconv.Itoa(*r.PendingAtEnd))
+	}
+	if c := r.ServerCPU; c != nil {
+		row("server CPU", fmt.Sprintf("%s s, %s%% of one core (%d cores) — %s", num(c.Seconds), num(c.Percent), c.Cores, c.Scope))
+	}
 }

@@ -203,6 +203,10 @@ func TestBenchBadFlags(t *testing.T) {
 		{[]string{"--scenario", "throughput", "--batch", "10001"}, "--batch must be 1 to 10000"},
 		{[]string{"--scenario", "throughput", "--batch", "-1"}, "--batch must be 1 to 10000"},
 		{[]string{"--scenario", "fanout", "--batch", "10"}, "--batch is for the throughput scenario"},
+		{[]string{"--scenario", "submit-flood", "--duration", "-1s"}, "--duration must be positive, got -1s"},
+		{[]string{"--scenario", "submit-flood", "--duration", "0s"}, "--duration must be positive, got 0s"},
+		{[]string{"--scenario", "submit-flood", "--concurrency", "0"}, "--concurrency must be at least 1, got 0"},
+		{[]string{"--scenario", "submit-flood", "--concurrency", "-4"}, "--concurrency must be positive, got -4"},
 	} {
 		out, err := exec.CommandContext(t.Context(), binary, append([]string{"bench"}, tc.args...)...).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), tc.want) {
@@ -264,5 +268,88 @@ func TestBenchPostgresCrossNode(t *testing.T) {
 	checkLatency(t, r, "progress_latency_ms", took)
 	if sent, received := number(t, r, "messages_sent"), number(t, r, "messages_received"); received < 0 || received > sent {
 		t.Errorf("cross-node messages received %v of %v sent", received, sent)
+	}
+}
+
+// checkFlood checks the shape of a submit-flood result of 4 clients for
+// 1s: every figure there, a latency sample per accepted submit, failures
+// counted by kind. How many were submitted depends on the machine, so
+// only "some" is pinned.
+func checkFlood(t *testing.T, results map[string]map[string]any, took time.Duration, backend string) map[string]any {
+	t.Helper()
+	r := results["submit-flood"]
+	if r == nil {
+		t.Fatalf("no submit-flood result in %v", results)
+	}
+	if r["backend"] != backend || number(t, r, "concurrency") != 4 || number(t, r, "duration_seconds") != 1 {
+		t.Errorf("result %v, want backend %s, concurrency 4, duration_seconds 1", r, backend)
+	}
+	accepted, failed := number(t, r, "submits_accepted"), number(t, r, "submits_failed")
+	if accepted < 1 {
+		t.Errorf("submits_accepted = %v, want at least 1", accepted)
+	}
+	checkLatency(t, r, "submit_latency_ms", took)
+	if n := number(t, r, "submit_latency_ms.n"); n != accepted {
+		t.Errorf("submit_latency_ms has %v samples, want one per accepted submit (%v)", n, accepted)
+	}
+	byKind := 0.0
+	if errs, ok := r["submit_errors"].(map[string]any); ok {
+		for _, n := range errs {
+			byKind += n.(float64)
+		}
+	}
+	if byKind != failed {
+		t.Errorf("submit_errors %v add up to %v, want submits_failed (%v)", r["submit_errors"], byKind, failed)
+	}
+	if v := number(t, r, "submits_per_second"); v <= 0 {
+		t.Errorf("submits_per_second = %v, want > 0", v)
+	}
+	if v := number(t, r, "executions_per_second"); v < 0 {
+		t.Errorf("executions_per_second = %v, want >= 0", v)
+	}
+	if v := number(t, r, "pending_at_end"); v < 0 || v > accepted {
+		t.Errorf("pending_at_end = %v, want 0 to the %v accepted", v, accepted)
+	}
+	absent(t, r, "submit_to_start_ms", "idle_submit_to_start_ms", "progress_latency_ms", "messages_sent", "fanout_final_ms")
+	return r
+}
+
+// TestBenchSubmitFlood floods an embedded node for a second, on SQLite
+// and on PostgreSQL: it has no limits, so no submit fails.
+func TestBenchSubmitFlood(t *testing.T) {
+	t.Parallel()
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			args := []string{"--scenario", "submit-flood", "--duration", "1s", "--concurrency", "4"}
+			if backend == "postgres" {
+				args = append(args, "--database-url", pgtest.AdminURL(t))
+			}
+			results, took := runBench(t, args...)
+			r := checkFlood(t, results, took, backend)
+			if failed := number(t, r, "submits_failed"); failed != 0 {
+				t.Errorf("%v submits failed (%v) on an embedded node without limits", failed, r["submit_errors"])
+			}
+			if v := number(t, r, "server_cpu.seconds"); v <= 0 {
+				t.Errorf("server_cpu.seconds = %v, want > 0", v)
+			}
+		})
+	}
+}
+
+// TestBenchSubmitFloodRateLimited floods a server whose rate limit lets
+// one submit through in 100 s: each of the 4 clients submits at least
+// once, so at least 3 are refused, and counted as 429s.
+func TestBenchSubmitFloodRateLimited(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, t.TempDir(), t.TempDir(), "--bench-pipelines", "--rate-limit", "0.01")
+	results, took := runBench(t, "--server", n.url, "--scenario", "submit-flood", "--duration", "1s", "--concurrency", "4")
+	r := checkFlood(t, results, took, "remote")
+	errs, _ := r["submit_errors"].(map[string]any)
+	if limited, _ := errs["rate_limited"].(float64); limited < 3 {
+		t.Errorf("submit_errors = %v, want at least 3 rate_limited", r["submit_errors"])
+	}
+	if notes := fmt.Sprint(r["notes"]); !strings.Contains(notes, "--rate-limit 0") {
+		t.Errorf("notes %s do not say how to lift the limit", notes)
 	}
 }
