@@ -293,7 +293,7 @@ func TestExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"hello", "count", "fail", "slow", "noop"} {
+	for _, name := range []string{"hello", "count", "fail", "slow", "noop", "upload"} {
 		if ps[name] == nil {
 			t.Errorf("example %q missing", name)
 		}
@@ -330,6 +330,23 @@ func TestExamples(t *testing.T) {
 			}
 		})
 	}
+	t.Run("upload sets data and stalls in its second step", func(t *testing.T) {
+		t.Parallel()
+		up := ps["upload"]
+		if got, want := up.StallOf(1), (conveyor.Stall{After: 2 * time.Second, Action: conveyor.StallAlert}); got != want {
+			t.Errorf("stall rule of upload's second step = %+v, want %+v", got, want)
+		}
+		rec := &recorder{}
+		for _, st := range up.Steps {
+			if err := st.Run(t.Context(), rec.exec()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		const want = `{"bytes":52428800,"files":5,"url":"https://example.com/uploads/files.tar"}`
+		if string(rec.data) != want || len(rec.lines()) != 0 {
+			t.Errorf("data %s, log lines %q; want %s and no lines", rec.data, rec.lines(), want)
+		}
+	})
 	t.Run("fail exits 3", func(t *testing.T) {
 		t.Parallel()
 		rec := &recorder{}

@@ -35,6 +35,7 @@ type recorder struct {
 	mu      sync.Mutex
 	updates []conveyor.Update
 	logs    []string
+	data    json.RawMessage // the data merged from every SetData
 }
 
 func (r *recorder) exec() *conveyor.Exec {
@@ -53,6 +54,15 @@ func (r *recorder) exec() *conveyor.Exec {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			r.logs = append(r.logs, line)
+		},
+		DataFunc: func(patch json.RawMessage) error {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			data, err := conveyor.MergeData(r.data, patch)
+			if err == nil {
+				r.data = data
+			}
+			return err
 		},
 	}
 }
