@@ -2,9 +2,11 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,6 +24,10 @@ func TestDataAndStallMessages(t *testing.T) {
 		<-begin // once the test watches
 		if err := x.SetData(map[string]any{"rows": 1, "phase": "load"}); err != nil {
 			return err
+		}
+		// Over 64 KiB: refused with an error, the data as it was.
+		if err := x.SetData(map[string]any{"huge": strings.Repeat("x", conveyor.MaxDataBytes)}); conveyor.ErrorCode(err) != conveyor.EINVALID {
+			return fmt.Errorf("an oversized SetData returned %v, want an invalid error", err)
 		}
 		select { // report nothing: the step stalls
 		case <-resume:

@@ -454,3 +454,69 @@ steps:
 		t.Fatal("FollowLogs did not end after the execution")
 	}
 }
+
+// TestStallRaisedOnceAcrossNodes: the node that runs an execution raises
+// each stall once; watchers on both nodes get the same stalled messages,
+// each ended by a report before the next, and the store holds each once.
+func TestStallRaisedOnceAcrossNodes(t *testing.T) {
+	nodes, _ := cluster(t, 2, map[string]string{"quiet": `
+stall_after: 400ms
+steps:
+  - name: wait
+    exec:
+      command: ["sh", "-c", "echo '::progress 1/3 a'; sleep 1.5; echo '::progress 2/3 b'; sleep 1.5; echo '::progress 3/3 c'"]
+`})
+	ctx := t.Context()
+	ex, err := nodes[0].client.Submit(ctx, "quiet", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	streams := make([][]conveyor.Event, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		s, err := n.client.Watch(ctx, ex.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		wg.Go(func() {
+			for {
+				ev, err := s.Next(ctx)
+				if err != nil {
+					return // io.EOF after the final message
+				}
+				streams[i] = append(streams[i], ev)
+			}
+		})
+	}
+	wg.Wait()
+
+	stalls := func(evs []conveyor.Event) (seqs []int64) {
+		for j, ev := range evs {
+			if ev.Type != conveyor.EventStalled {
+				continue
+			}
+			seqs = append(seqs, ev.Seq)
+			if j+1 < len(evs) && evs[j+1].Type == conveyor.EventStalled {
+				t.Errorf("two stalled messages in a row: %+v, %+v", ev, evs[j+1])
+			}
+		}
+		return seqs
+	}
+	stored, err := nodes[1].client.Events(ctx, ex.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprint(stalls(stored))
+	if len(stalls(stored)) == 0 {
+		t.Fatalf("no stalled event stored: %+v", stored)
+	}
+	for i, evs := range streams {
+		if len(evs) == 0 || !evs[len(evs)-1].Type.Final() {
+			t.Fatalf("node %d's stream did not reach the end: %+v", i, evs)
+		}
+		if got := fmt.Sprint(stalls(evs)); got != want {
+			t.Errorf("node %d's stream had stalls at seqs %s, the store %s", i, got, want)
+		}
+	}
+}
