@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path"
 	"slices"
 	"strconv"
@@ -644,4 +645,30 @@ func TestOpenAPIDocumentNeedsNoKey(t *testing.T) {
 		Error conveyor.Error `json:"error"`
 	}
 	h.getJSON("/pipelines", http.StatusUnauthorized, &body)
+}
+
+// TestOpenAPIJSONIsTheYAML: the served JSON says what openapi.yaml says,
+// as another YAML parser (kin-openapi's) reads it.
+func TestOpenAPIJSONIsTheYAML(t *testing.T) {
+	t.Parallel()
+	c := mustContract(t)
+	y, err := os.ReadFile("openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromYAML, err := openapi3.NewLoader().LoadFromData(y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := json.Marshal(fromYAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := json.Marshal(c.doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("GET /openapi.json differs from openapi.yaml:\n%s\n%s", got, want)
+	}
 }
