@@ -88,7 +88,12 @@ func setupStore(t testing.TB, store conveyor.Store, configure func(*api.Config),
 		configure(&cfg)
 	}
 	a := api.New(cfg)
-	srv := httptest.NewServer(a)
+	var handler http.Handler = a
+	if tt, isTest := t.(*testing.T); isTest {
+		// Benchmarks measure the server alone.
+		handler = checkContract(tt, a)
+	}
+	srv := httptest.NewServer(handler)
 	t.Cleanup(func() {
 		stopCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()

@@ -25,7 +25,7 @@ const (
 	keyOnly                  access = iota // "Authorization: Bearer KEY"
 	keyOrStreamToken                       // or ?token= for the route's execution: browsers cannot set headers on a WebSocket or an EventSource
 	keyOrStreamTokenToFollow               // keyOrStreamToken with ?follow=true (a stream), else keyOnly
-	public                                 // anyone (the health check)
+	public                                 // anyone (the health check, the OpenAPI document)
 )
 
 // authorized reports whether r may proceed on a route with access a.

@@ -65,7 +65,7 @@ type Config struct {
 	// pages are always allowed.
 	AllowedOrigins []string
 	// APIKey, when set, is required as "Authorization: Bearer KEY" on every
-	// request but /healthz; streams also accept a token from
+	// request but /healthz and /openapi.json; streams also accept a token from
 	// POST /executions/{id}/token.
 	APIKey string
 	// LoopbackHostsOnly makes the server answer only requests whose Host
@@ -102,6 +102,10 @@ type Server struct {
 
 	closing   chan struct{} // closed by CloseStreams
 	closeOnce sync.Once
+
+	// patterns are the routes handle registered, for the test that
+	// checks that openapi.yaml describes each.
+	patterns []string
 }
 
 // CloseStreams makes every open stream send what it already holds and
@@ -145,6 +149,7 @@ func New(cfg Config) *Server {
 	s.handle("GET /pipelines", keyOnly, s.listPipelines)
 	s.handle("GET /pipelines/{name}", keyOnly, s.getPipeline)
 	s.handle("GET /healthz", public, s.healthz)
+	s.handle("GET /openapi.json", public, s.getOpenAPI)
 	// The dashboard is a public page, outside the API key check; the
 	// calls it makes to the API carry the key.
 	s.mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
@@ -154,6 +159,7 @@ func New(cfg Config) *Server {
 
 // handle routes pattern to fn behind the access check.
 func (s *Server) handle(pattern string, a access, fn http.HandlerFunc) {
+	s.patterns = append(s.patterns, pattern)
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if !s.authorized(r, a) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="conveyor"`)
