@@ -64,35 +64,19 @@ func (db *DB) notifyEvents(ctx context.Context, marks []eventMark) {
 			highest[m.id] = m.seq
 		}
 	}
-	var (
-		payloads []string
-		b        strings.Builder
-	)
-	for _, id := range order {
-		// An id that the payload cannot carry unambiguously is left out:
-		// notifications are hints, and receivers poll what they watch.
-		if strings.ContainsRune(id, ',') || len(id) > maxPayload-24 {
-			continue
-		}
-		pair := id + ":" + strconv.FormatInt(highest[id], 10)
-		if b.Len() > 0 && b.Len()+1+len(pair) > maxPayload {
-			payloads = append(payloads, b.String())
-			b.Reset()
-		}
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(pair)
+	// "id:seq" pairs; joinPayloads leaves out one with a comma in its id,
+	// which a payload cannot carry unambiguously.
+	pairs := make([]string, len(order))
+	for i, id := range order {
+		pairs[i] = id + ":" + strconv.FormatInt(highest[id], 10)
 	}
-	if b.Len() > 0 {
-		payloads = append(payloads, b.String())
-	}
-	db.notify(ctx, channelEvents, payloads)
+	db.notify(ctx, channelEvents, joinPayloads(pairs))
 }
 
-// joinPayloads joins ids into comma-separated payloads of at most
-// maxPayload bytes, leaving out an id that a payload cannot carry
-// unambiguously (notifications are hints: receivers poll what they watch).
+// joinPayloads joins items (ids, or id:seq pairs) into comma-separated
+// payloads of at most maxPayload bytes, leaving out one that a payload
+// cannot carry unambiguously (notifications are hints: receivers poll
+// what they watch).
 func joinPayloads(ids []string) []string {
 	var (
 		payloads []string
