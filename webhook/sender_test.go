@@ -359,7 +359,9 @@ func TestRedeliverNow(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Wake()
-	h.wait(w.ID, func(ds []*conveyor.Delivery) bool { return len(ds[0].Attempts) == 2 && ds[0].Status == conveyor.DeliveryDelivered })
+	h.wait(w.ID, func(ds []*conveyor.Delivery) bool {
+		return len(ds[0].Attempts) == 2 && ds[0].Status == conveyor.DeliveryDelivered
+	})
 	got := rc.requests()
 	if len(got) != 2 || got[0].header.Get("webhook-id") != got[1].header.Get("webhook-id") || string(got[0].body) != string(got[1].body) {
 		t.Errorf("redelivery differs from the delivery: %d requests", len(got))
