@@ -2,6 +2,7 @@ package conveyor
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"net/url"
@@ -396,4 +397,12 @@ func DeliveryNotFound(id string) error { return Errorf(ENOTFOUND, "delivery %q n
 // Page reads f's limit and cursor as ListFilter.Page does.
 func (f DeliveryFilter) Page() (limit int, before int64, err error) {
 	return page(f.Limit, "", nil, f.Cursor)
+}
+
+// NewWebhookSecret returns a new secret: whsec_ and the base64 of 32
+// random bytes.
+func NewWebhookSecret() string {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key) // never fails (crypto/rand)
+	return WebhookSecretPrefix + base64.StdEncoding.EncodeToString(key)
 }

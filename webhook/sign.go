@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"strconv"
@@ -27,10 +26,5 @@ func Sign(secret, id string, timestamp time.Time, body []byte) (string, error) {
 	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil)), nil
 }
 
-// NewSecret returns a new secret: whsec_ and the base64 of 32 random
-// bytes.
-func NewSecret() string {
-	key := make([]byte, 32)
-	_, _ = rand.Read(key) // never fails (crypto/rand)
-	return conveyor.WebhookSecretPrefix + base64.StdEncoding.EncodeToString(key)
-}
+// NewSecret returns a new secret (conveyor.NewWebhookSecret).
+func NewSecret() string { return conveyor.NewWebhookSecret() }
