@@ -331,6 +331,10 @@ type DeliveryClaim struct {
 	Limit   int
 	PerHost int      // at most this many of one host
 	Skip    []string // hosts not to take any of (busy on this node)
+	// HeldBefore, when after Now, also takes deliveries whose claim holds
+	// until before it: on a store one node has to itself, the claims of
+	// a process that died.
+	HeldBefore time.Time
 }
 
 // DeliveryOutcome is what an attempt of a claimed delivery did.

@@ -306,10 +306,11 @@ func (s *Server) startWebhooks(ctx context.Context) error {
 		}
 		s.cfg.Logger.Info(what+"; it signs executions' own webhooks; set --webhook-secret to choose one", "secret", secret)
 	}
+	_, shared := s.store.(conveyor.SharedStore)
 	var err error
 	s.webhooks, err = webhook.New(webhook.Config{
 		Store: s.store, Secret: secret, Retries: s.cfg.WebhookRetries, Timeout: s.cfg.WebhookTimeout,
-		AllowPrivate: s.cfg.WebhookAllowPrivate, Logger: s.cfg.Logger,
+		AllowPrivate: s.cfg.WebhookAllowPrivate, Logger: s.cfg.Logger, OwnStore: !shared,
 	})
 	if err != nil {
 		return err

@@ -87,6 +87,10 @@ type Config struct {
 	// ClaimFor is how long a claim holds a delivery, past which another
 	// node may send it; default three timeouts and 30 seconds.
 	ClaimFor time.Duration
+	// OwnStore says that no other node sends from the store (SQLite):
+	// claims made before this sender started are of a process that died,
+	// and are taken at once rather than when they expire.
+	OwnStore bool
 	// ResultFunc, if set, is told the result of each attempt (metrics).
 	ResultFunc func(result string)
 	Logger     *slog.Logger
@@ -152,6 +156,7 @@ type Sender struct {
 	inflight int
 	hosts    map[string]*host
 
+	started  time.Time
 	stop     context.CancelFunc
 	loopDone chan struct{}
 	sends    sync.WaitGroup
@@ -195,6 +200,7 @@ type host struct {
 
 // Start makes the sender claim and send due deliveries until Stop.
 func (s *Sender) Start(ctx context.Context) {
+	s.started = s.cfg.NowFunc()
 	ctx, s.stop = context.WithCancel(context.WithoutCancel(ctx))
 	s.sendCtx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.loopDone = make(chan struct{})
@@ -266,9 +272,14 @@ func (s *Sender) claim(ctx context.Context) bool {
 		return false
 	}
 	now := s.cfg.NowFunc()
-	ds, err := s.cfg.Store.ClaimDeliveries(ctx, conveyor.DeliveryClaim{
+	q := conveyor.DeliveryClaim{
 		Claim: newClaim(), Now: now, Until: now.Add(s.cfg.ClaimFor), Limit: free, PerHost: s.cfg.PerHost, Skip: busy,
-	})
+	}
+	if s.cfg.OwnStore {
+		// Every claim this sender makes holds until at least this.
+		q.HeldBefore = s.started.Add(s.cfg.ClaimFor)
+	}
+	ds, err := s.cfg.Store.ClaimDeliveries(ctx, q)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.cfg.Logger.Warn("claim webhook deliveries", "err", err)

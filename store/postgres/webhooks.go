@@ -35,11 +35,12 @@ const (
 
 	// Due pending deliveries in event order that no other claimer holds
 	// (SKIP LOCKED, as executions are claimed), no more than $3 of a host
-	// and none of the hosts in $2, up to $4; a claim ($5) holds them
-	// until $6. The window reads at most a thousand due rows.
+	// and none of the hosts in $2, up to $4, whose claim expired (or
+	// holds until before $7, conveyor.DeliveryClaim.HeldBefore); a claim
+	// ($5) holds them until $6. The window reads at most a thousand due rows.
 	sqlClaimDeliveries = `WITH due AS (
 			SELECT num, host FROM webhook_deliveries
-			WHERE status = 'pending' AND next_attempt_at <= $1 AND (claim_until IS NULL OR claim_until <= $1)
+			WHERE status = 'pending' AND next_attempt_at <= $1 AND (claim_until IS NULL OR claim_until <= $1 OR claim_until < $7)
 				AND NOT (host = ANY ($2::text[]))
 			ORDER BY num LIMIT 1000
 			FOR NO KEY UPDATE SKIP LOCKED
@@ -183,7 +184,7 @@ func (db *DB) ClaimDeliveries(ctx context.Context, q conveyor.DeliveryClaim) ([]
 		return nil, nil
 	}
 	skip := append([]string{}, q.Skip...)
-	rows, err := db.pool.Query(ctx, sqlClaimDeliveries, q.Now, skip, q.PerHost, q.Limit, q.Claim, q.Until)
+	rows, err := db.pool.Query(ctx, sqlClaimDeliveries, q.Now, skip, q.PerHost, q.Limit, q.Claim, q.Until, q.HeldBefore)
 	if err != nil {
 		return nil, storeError("claim deliveries", err)
 	}

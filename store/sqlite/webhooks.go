@@ -31,14 +31,15 @@ const (
 		WHERE d.webhook_id = ?1 AND (?2 = 0 OR d.num < ?2) ORDER BY d.num DESC LIMIT ?3`
 
 	// Due pending deliveries in event order, no more than ?3 of a host
-	// and none of the hosts in ?2, up to ?4; a claim (?5) holds them
-	// until ?6. The window reads at most a thousand due rows.
+	// and none of the hosts in ?2, up to ?4, whose claim expired before
+	// ?7 (conveyor.DeliveryClaim.HeldBefore, at least ?1); a claim (?5)
+	// holds them until ?6. The window reads at most a thousand due rows.
 	sqlClaimDeliveries = `UPDATE webhook_deliveries SET claim = ?5, claim_until = ?6
 		WHERE num IN (
 			SELECT num FROM (
 				SELECT num, row_number() OVER (PARTITION BY host ORDER BY num) AS n FROM (
 					SELECT num, host FROM webhook_deliveries
-					WHERE status = 'pending' AND next_attempt_at <= ?1 AND (claim_until IS NULL OR claim_until <= ?1)
+					WHERE status = 'pending' AND next_attempt_at <= ?1 AND (claim_until IS NULL OR claim_until <= ?1 OR claim_until < ?7)
 						AND host NOT IN (SELECT value FROM json_each(?2))
 					ORDER BY num LIMIT 1000)
 			) WHERE n <= ?3 ORDER BY num LIMIT ?4)
@@ -191,8 +192,12 @@ func (db *DB) ClaimDeliveries(ctx context.Context, q conveyor.DeliveryClaim) ([]
 		return nil, fmt.Errorf("claim deliveries: %w", err)
 	}
 	defer tx.Rollback()
+	var heldBefore int64 // none; UnixNano of the zero time is undefined
+	if !q.HeldBefore.IsZero() {
+		heldBefore = q.HeldBefore.UnixNano()
+	}
 	rows, err := tx.QueryContext(ctx, sqlClaimDeliveries, q.Now.UnixNano(), string(skip), q.PerHost, q.Limit,
-		q.Claim, q.Until.UnixNano())
+		q.Claim, q.Until.UnixNano(), heldBefore)
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", err)
 	}

@@ -330,6 +330,18 @@ var webhookCases = []testCase{
 		if ds := f.claimDeliveries("c3", 10, 10); len(ds) != 0 {
 			f.t.Errorf("third claim took %d", len(ds))
 		}
+		// HeldBefore takes claims that hold until before it, not others.
+		soon := time.Now().Add(time.Hour)
+		held, err := f.s.ClaimDeliveries(f.ctx, conveyor.DeliveryClaim{Claim: "c3", Now: soon, Until: soon.Add(2 * time.Minute),
+			Limit: 10, PerHost: 10, HeldBefore: soon.Add(2 * time.Minute)})
+		if err != nil || len(held) != 6 {
+			f.t.Fatalf("claim with HeldBefore: %d, %v; want all 6", len(held), err)
+		}
+		held, err = f.s.ClaimDeliveries(f.ctx, conveyor.DeliveryClaim{Claim: "c3b", Now: soon, Until: soon.Add(time.Minute),
+			Limit: 10, PerHost: 10, HeldBefore: soon.Add(time.Minute)})
+		if err != nil || len(held) != 0 {
+			f.t.Fatalf("claim with an earlier HeldBefore: %d, %v; want none", len(held), err)
+		}
 		// An expired claim is taken again.
 		late := time.Now().Add(3 * time.Hour)
 		again, err := f.s.ClaimDeliveries(f.ctx, conveyor.DeliveryClaim{Claim: "c4", Now: late, Until: late.Add(time.Minute), Limit: 10, PerHost: 10})
