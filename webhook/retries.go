@@ -45,11 +45,11 @@ const maxRetryAfter = 24 * time.Hour
 
 // retryAfter reads the Retry-After header of a 429 or 503 answer:
 // seconds or an HTTP date. ok is false when there is none to honour.
-func retryAfter(resp *http.Response, now time.Time) (time.Duration, bool) {
-	if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable {
+func retryAfter(status int, header http.Header, now time.Time) (time.Duration, bool) {
+	if status != http.StatusTooManyRequests && status != http.StatusServiceUnavailable {
 		return 0, false
 	}
-	v := strings.TrimSpace(resp.Header.Get("Retry-After"))
+	v := strings.TrimSpace(header.Get("Retry-After"))
 	if v == "" {
 		return 0, false
 	}

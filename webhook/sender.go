@@ -348,7 +348,7 @@ func (s *Sender) send(ctx context.Context, d *conveyor.Delivery) {
 		s.record(ctx, d, a, nil, false)
 		return
 	}
-	a.StatusCode = resp.StatusCode
+	a.StatusCode = resp.status
 	s.record(ctx, d, a, resp, false)
 }
 
@@ -382,8 +382,14 @@ type Payload struct {
 	Data any `json:"data"`
 }
 
+// answer is a receiver's answer.
+type answer struct {
+	status int
+	header http.Header
+}
+
 // post sends the body and reads up to MaxResponseBytes of the answer.
-func (s *Sender) post(ctx context.Context, d *conveyor.Delivery, secret string, body []byte, now time.Time) (*http.Response, error) {
+func (s *Sender) post(ctx context.Context, d *conveyor.Delivery, secret string, body []byte, now time.Time) (*answer, error) {
 	sig, err := Sign(secret, d.ID, now, body)
 	if err != nil {
 		return nil, err
@@ -407,7 +413,7 @@ func (s *Sender) post(ctx context.Context, d *conveyor.Delivery, secret string, 
 	if _, err := io.Copy(io.Discard, io.LimitReader(resp.Body, MaxResponseBytes)); err != nil && resp.StatusCode/100 != 2 {
 		return nil, err
 	}
-	return resp, nil
+	return &answer{resp.StatusCode, resp.Header}, nil
 }
 
 // describe is the error of an attempt as the deliveries list shows it.
@@ -425,13 +431,13 @@ func describe(err error, timeout time.Duration) string {
 // record records an attempt: delivered on a 2xx, otherwise a retry at
 // the next delay of the schedule (or Retry-After) while attempts are
 // left, failed after; a 410 fails it and disables its subscription.
-func (s *Sender) record(ctx context.Context, d *conveyor.Delivery, a conveyor.Attempt, resp *http.Response, final bool) {
+func (s *Sender) record(ctx context.Context, d *conveyor.Delivery, a conveyor.Attempt, resp *answer, final bool) {
 	o := conveyor.DeliveryOutcome{ID: d.ID, Claim: d.Claim, Attempt: a}
 	made := len(d.Attempts) + 1
 	switch {
-	case resp != nil && resp.StatusCode/100 == 2:
+	case resp != nil && resp.status/100 == 2:
 		o.Status = conveyor.DeliveryDelivered
-	case resp != nil && resp.StatusCode == http.StatusGone:
+	case resp != nil && resp.status == http.StatusGone:
 		o.Status, o.DisableWebhook = conveyor.DeliveryFailed, true
 	case final || made > len(s.cfg.Retries):
 		o.Status = conveyor.DeliveryFailed
@@ -439,7 +445,7 @@ func (s *Sender) record(ctx context.Context, d *conveyor.Delivery, a conveyor.At
 		now := s.cfg.NowFunc()
 		delay := s.cfg.JitterFunc(s.cfg.Retries[made-1])
 		if resp != nil {
-			if after, ok := retryAfter(resp, now); ok {
+			if after, ok := retryAfter(resp.status, resp.header, now); ok {
 				delay = after
 			}
 		}

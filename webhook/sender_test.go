@@ -41,7 +41,7 @@ func verify(secret string, h http.Header, body []byte) error {
 	}
 	sec, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {
-		return fmt.Errorf("timestamp %q: %v", ts, err)
+		return fmt.Errorf("timestamp %q: %w", ts, err)
 	}
 	if d := time.Since(time.Unix(sec, 0)); d > 5*time.Minute || d < -5*time.Minute {
 		return fmt.Errorf("timestamp %s too far from now", ts)
@@ -308,7 +308,7 @@ func TestTimeout(t *testing.T) {
 
 func TestConnectionRefusedFailsAfterRetries(t *testing.T) {
 	h := setup(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := new(net.ListenConfig).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,7 @@ type hookReceiver struct {
 
 func newHookReceiver(t *testing.T, hang bool) *hookReceiver {
 	rc := &hookReceiver{got: map[string]int{}, ok: map[string]int{}, hang: hang, held: make(chan struct{})}
-	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	rc.Server = httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		id := r.Header.Get("webhook-id")
 		rc.mu.Lock()

@@ -95,14 +95,6 @@ func deliveryIDs(ds []*conveyor.Delivery) []string {
 	return ids
 }
 
-// lifecycle is a change of an execution: the suite applies it and
-// checks that the store made the deliveries conveyor.WebhookEventsOf
-// says, no more, no fewer.
-type lifecycle struct {
-	name   string
-	change func(ex *conveyor.Execution) *conveyor.Execution // returns it after
-}
-
 var allExecutionEvents = []conveyor.WebhookEvent{
 	conveyor.WebhookStarted, conveyor.WebhookProgress, conveyor.WebhookStalled, conveyor.WebhookRetrying,
 	conveyor.WebhookCompleted, conveyor.WebhookFailed, conveyor.WebhookCancelled,
