@@ -173,4 +173,6 @@ type NewExecution struct {
 	Pipeline string          `json:"pipeline"`
 	Input    json.RawMessage `json:"input"`
 	Tags     Tags            `json:"tags"`
+	// Webhook is the execution's own webhook (Execution.Webhook).
+	Webhook *ExecutionWebhook `json:"webhook,omitempty"`
 }

@@ -53,6 +53,9 @@ type Execution struct {
 	// StalledSince, while the running step reports nothing for longer
 	// than its stall_after, is when it last reported; nil otherwise.
 	StalledSince *time.Time `json:"stalled_since"`
+	// Webhook is the execution's own webhook, given at submission; nil
+	// when none.
+	Webhook *ExecutionWebhook `json:"webhook,omitempty"`
 
 	// Node is the id of the node that runs or last ran it.
 	Node string `json:"node,omitempty"`

@@ -109,6 +109,10 @@ type Store interface {
 	// ENOTFOUND if unknown.
 	CancelBatch(ctx context.Context, id string, now time.Time) (*BatchCancel, error)
 
+	// WebhookStore keeps webhook subscriptions and the outbox of their
+	// deliveries.
+	WebhookStore
+
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 

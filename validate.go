@@ -44,6 +44,11 @@ func (e *Execution) ValidateNew() error {
 	case len(e.Result) > 0 && !json.Valid(e.Result):
 		return Errorf(EINVALID, "execution result is not valid JSON")
 	}
+	if e.Webhook != nil {
+		if err := e.Webhook.Validate(); err != nil {
+			return err
+		}
+	}
 	return e.Tags.Validate()
 }
 

@@ -33,6 +33,10 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if err := s.checkBatchWebhooks(r.Context(), req.Executions); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	b, err := s.cfg.Runner.SubmitBatch(r.Context(), req.Executions, req.Tags)
 	if err != nil {
 		s.writeError(w, r, err)

@@ -23,8 +23,9 @@ import (
 
 // Runner runs executions: package engine.
 type Runner interface {
-	// Submit durably records a pending execution; see engine.Engine.Submit.
-	Submit(ctx context.Context, pipeline string, input json.RawMessage, tags conveyor.Tags) (*conveyor.Execution, error)
+	// SubmitExecution durably records a pending execution; see
+	// engine.Engine.SubmitExecution.
+	SubmitExecution(ctx context.Context, n conveyor.NewExecution) (*conveyor.Execution, error)
 	// Cancel cancels an execution; see engine.Engine.Cancel.
 	Cancel(ctx context.Context, id string) (*conveyor.Execution, error)
 	Pipeline(name string) (*conveyor.Pipeline, bool)
@@ -91,6 +92,14 @@ type Config struct {
 	MaxPending          int     // pending executions past which submissions are refused (approximate)
 	// Now is the clock of the limits; default time.Now.
 	Now func() time.Time
+
+	// CheckWebhookURLFunc, if set, refuses webhook URLs beyond their
+	// form (EINVALID): package webhook's CheckURL, which refuses private
+	// addresses.
+	CheckWebhookURLFunc func(ctx context.Context, url string) error
+	// WakeWebhooksFunc, if set, tells the webhook sender that a delivery
+	// is due now (a redelivery).
+	WakeWebhooksFunc func()
 }
 
 // Server is the HTTP handler of the API.
@@ -146,6 +155,12 @@ func New(cfg Config) *Server {
 	s.handle("GET /batches/{id}", keyOnly, s.getBatch)
 	s.handle("POST /batches/{id}/cancel", keyOnly, s.cancelBatch)
 	s.handle("POST /batches/{id}/token", keyOnly, s.createBatchToken)
+	s.handle("POST /webhooks", keyOnly, s.createWebhook)
+	s.handle("GET /webhooks", keyOnly, s.listWebhooks)
+	s.handle("GET /webhooks/{id}", keyOnly, s.getWebhook)
+	s.handle("DELETE /webhooks/{id}", keyOnly, s.deleteWebhook)
+	s.handle("GET /webhooks/{id}/deliveries", keyOnly, s.listDeliveries)
+	s.handle("POST /webhooks/{id}/deliveries/{delivery_id}/retry", keyOnly, s.retryDelivery)
 	s.handle("GET /pipelines", keyOnly, s.listPipelines)
 	s.handle("GET /pipelines/{name}", keyOnly, s.getPipeline)
 	s.handle("GET /healthz", public, s.healthz)
@@ -260,9 +275,10 @@ func (s *Server) unrouted(r *http.Request) error {
 
 // createRequest is the body of POST /executions.
 type createRequest struct {
-	Pipeline string          `json:"pipeline"`
-	Input    json.RawMessage `json:"input"`
-	Tags     conveyor.Tags   `json:"tags"`
+	Pipeline string                     `json:"pipeline"`
+	Input    json.RawMessage            `json:"input"`
+	Tags     conveyor.Tags              `json:"tags"`
+	Webhook  *conveyor.ExecutionWebhook `json:"webhook"`
 }
 
 func (s *Server) createExecution(w http.ResponseWriter, r *http.Request) {
@@ -278,7 +294,12 @@ func (s *Server) createExecution(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, conveyor.Errorf(conveyor.EINVALID, "pipeline is required"))
 		return
 	}
-	ex, err := s.cfg.Runner.Submit(r.Context(), req.Pipeline, req.Input, req.Tags)
+	if err := s.checkExecutionWebhook(r.Context(), req.Webhook); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ex, err := s.cfg.Runner.SubmitExecution(r.Context(),
+		conveyor.NewExecution{Pipeline: req.Pipeline, Input: req.Input, Tags: req.Tags, Webhook: req.Webhook})
 	if err != nil {
 		s.writeError(w, r, err)
 		return

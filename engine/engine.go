@@ -241,10 +241,16 @@ func (e *Engine) Pipelines() []*conveyor.Pipeline {
 // cut short by ctx: a caller that gave up must not leave others half done,
 // nor learn "failed" of an execution that was stored.
 func (e *Engine) Submit(ctx context.Context, pipeline string, input json.RawMessage, tags conveyor.Tags) (*conveyor.Execution, error) {
+	return e.SubmitExecution(ctx, conveyor.NewExecution{Pipeline: pipeline, Input: input, Tags: tags})
+}
+
+// SubmitExecution is Submit with everything a new execution may carry:
+// its own webhook too.
+func (e *Engine) SubmitExecution(ctx context.Context, n conveyor.NewExecution) (*conveyor.Execution, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	ex, err := e.newExecution(pipeline, input, tags, e.now())
+	ex, err := e.newExecution(n, e.now())
 	if err != nil {
 		return nil, err
 	}
@@ -257,14 +263,15 @@ func (e *Engine) Submit(ctx context.Context, pipeline string, input json.RawMess
 
 // newExecution is a new pending execution, checked: the pipeline exists
 // here, the input is a JSON object, and ValidateNew holds.
-func (e *Engine) newExecution(pipeline string, input json.RawMessage, tags conveyor.Tags, now time.Time) (*conveyor.Execution, error) {
+func (e *Engine) newExecution(n conveyor.NewExecution, now time.Time) (*conveyor.Execution, error) {
+	pipeline := n.Pipeline
 	if pipeline == "" {
 		return nil, conveyor.Errorf(conveyor.EINVALID, "pipeline is required")
 	}
 	if _, ok := e.cfg.Pipelines[pipeline]; !ok {
 		return nil, conveyor.Errorf(conveyor.EUNKNOWNPIPELINE, "pipeline %q does not exist", pipeline)
 	}
-	input, err := normalizeInput(input)
+	input, err := normalizeInput(n.Input)
 	if err != nil {
 		return nil, err
 	}
@@ -277,7 +284,8 @@ func (e *Engine) newExecution(pipeline string, input json.RawMessage, tags conve
 		Pipeline:  pipeline,
 		Status:    conveyor.StatusPending,
 		Input:     input,
-		Tags:      tags,
+		Tags:      n.Tags,
+		Webhook:   n.Webhook,
 		CreatedAt: now,
 	}
 	return ex, ex.ValidateNew()
@@ -300,7 +308,8 @@ func (e *Engine) SubmitBatch(ctx context.Context, items []conveyor.NewExecution,
 	b := &conveyor.Batch{ID: id.String(), CreatedAt: now, Tags: tags}
 	es := make([]*conveyor.Execution, len(items))
 	for i, it := range items {
-		if es[i], err = e.newExecution(it.Pipeline, it.Input, conveyor.MemberTags(tags, it.Tags), now); err != nil {
+		it.Tags = conveyor.MemberTags(tags, it.Tags)
+		if es[i], err = e.newExecution(it, now); err != nil {
 			return nil, &conveyor.Error{Code: conveyor.ErrorCode(err), Message: fmt.Sprintf("executions[%d]: %s", i, conveyor.ErrorMessage(err))}
 		}
 		es[i].BatchID = &b.ID

@@ -7,6 +7,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"path"
@@ -280,4 +281,38 @@ func CheckVersion(newest int, ms []Migration) error {
 		return fmt.Errorf("database schema version %d is newer than this binary's %d: upgrade conveyor", newest, len(ms))
 	}
 	return nil
+}
+
+// storedWebhook is an execution's own webhook as both backends keep it:
+// with the host of its URL, which the triggers that make its deliveries
+// copy (deliveries are bounded per host).
+type storedWebhook struct {
+	URL    string                  `json:"url"`
+	Events []conveyor.WebhookEvent `json:"events"`
+	Host   string                  `json:"host"`
+}
+
+// WebhookColumn is an execution's own webhook as stored, nil when none.
+func WebhookColumn(w *conveyor.ExecutionWebhook) (*string, error) {
+	if w == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(storedWebhook{URL: w.URL, Events: w.Events, Host: conveyor.URLHost(w.URL)})
+	if err != nil {
+		return nil, conveyor.Errorf(conveyor.EINVALID, "webhook cannot be stored: %v", err)
+	}
+	s := string(b)
+	return &s, nil
+}
+
+// ScanWebhookColumn reads what WebhookColumn wrote (nil: none).
+func ScanWebhookColumn(b []byte) (*conveyor.ExecutionWebhook, error) {
+	if b == nil {
+		return nil, nil
+	}
+	var w storedWebhook
+	if err := json.Unmarshal(b, &w); err != nil {
+		return nil, fmt.Errorf("decode webhook: %w", err)
+	}
+	return &conveyor.ExecutionWebhook{URL: w.URL, Events: w.Events}, nil
 }

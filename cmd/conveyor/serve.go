@@ -16,6 +16,7 @@ import (
 	"github.com/conveyor-run/conveyor"
 	"github.com/conveyor-run/conveyor/engine"
 	"github.com/conveyor-run/conveyor/server"
+	"github.com/conveyor-run/conveyor/webhook"
 )
 
 // defaultPipelinesDir is the pipelines folder serve loads if it exists.
@@ -39,6 +40,7 @@ func serveCmd(extra ...goPipelines) *cobra.Command {
 		cfg       server.Config
 		origins   string
 		logFormat string
+		retries   string
 		enabled   = make([]bool, len(extra))
 	)
 	cmd := &cobra.Command{
@@ -60,6 +62,11 @@ func serveCmd(extra ...goPipelines) *cobra.Command {
 			if err := noLimitIfZero(&cfg); err != nil {
 				return err
 			}
+			webhookRetries, err := webhook.ParseRetries(retries)
+			if err != nil {
+				return fmt.Errorf("--webhook-retries: %w", err)
+			}
+			cfg.WebhookRetries = webhookRetries
 			logger, err := newLogger(logFormat)
 			if err != nil {
 				return err
@@ -101,6 +108,10 @@ func serveCmd(extra ...goPipelines) *cobra.Command {
 	f.IntVar(&cfg.MaxStreams, "max-streams", server.DefaultMaxStreams, "open streams on this node, lowered to fit the open-file limit; 0: no limit but that [CONVEYOR_MAX_STREAMS]")
 	f.IntVar(&cfg.MaxPending, "max-pending", server.DefaultMaxPending, "pending executions past which submissions are refused (approximate); 0: no limit [CONVEYOR_MAX_PENDING]")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json [CONVEYOR_LOG_FORMAT]")
+	f.StringVar(&cfg.WebhookSecret, "webhook-secret", "", "whsec_ secret that signs executions' own webhooks (default: generated once, kept in the database and logged at start) [CONVEYOR_WEBHOOK_SECRET]")
+	f.StringVar(&retries, "webhook-retries", webhook.FormatRetries(webhook.DefaultRetries), "delays before each retry of a failed webhook delivery, ±10 %; none: no retries [CONVEYOR_WEBHOOK_RETRIES]")
+	f.DurationVar(&cfg.WebhookTimeout, "webhook-timeout", webhook.DefaultTimeout, "how long a webhook receiver has to answer 2xx [CONVEYOR_WEBHOOK_TIMEOUT]")
+	f.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", false, "let webhooks reach loopback, private and link-local addresses [CONVEYOR_WEBHOOK_ALLOW_PRIVATE]")
 	for i, x := range extra {
 		f.BoolVar(&enabled[i], x.flag, false, x.usage+" ["+envName(x.flag)+"]")
 	}

@@ -81,6 +81,7 @@ func insertArgs(es []*conveyor.Execution) ([]any, error) {
 		cancelReqs = make([]bool, len(es))
 		tags       = make([]*string, len(es))
 		batchIDs   = make([]*string, len(es))
+		webhooks   = make([]*string, len(es))
 		// One element per tag of any execution.
 		tagIDs, tagKeys, tagValues []string
 	)
@@ -92,6 +93,9 @@ func insertArgs(es []*conveyor.Execution) ([]any, error) {
 		if tags[i], err = tagsColumn(e.Tags); err != nil {
 			return nil, err
 		}
+		if webhooks[i], err = store.WebhookColumn(e.Webhook); err != nil {
+			return nil, err
+		}
 		ids[i], pipelines[i], statuses[i] = e.ID, e.Pipeline, string(e.Status)
 		inputs[i], progress[i], results[i], errs[i] = jsonColumn(e.Input), p, jsonColumn(e.Result), errorColumn(e.Error)
 		attempts[i], created[i], started[i], finished[i] = int32(e.Attempt), e.CreatedAt, e.StartedAt, e.FinishedAt
@@ -101,7 +105,7 @@ func insertArgs(es []*conveyor.Execution) ([]any, error) {
 		}
 	}
 	return []any{ids, pipelines, statuses, inputs, progress, results, errs,
-		attempts, created, started, finished, lastSeqs, cancelReqs, tags, batchIDs, tagIDs, tagKeys, tagValues}, nil
+		attempts, created, started, finished, lastSeqs, cancelReqs, tags, batchIDs, tagIDs, tagKeys, tagValues, webhooks}, nil
 }
 
 // placeholder is the param function of store.ListQuery and BatchQuery:
@@ -464,14 +468,17 @@ func scanExecution(sc scanner) (*conveyor.Execution, int64, error) {
 		input, progress, result, errJS []byte
 		started, finished              *time.Time
 		node                           *string
-		tags, data                     []byte
+		tags, data, webhook            []byte
 		stalled                        *time.Time
 	)
 	err := sc.Scan(&num, &ex.ID, &ex.Pipeline, &status, &input, &progress, &result, &errJS,
 		&ex.Attempt, &ex.CreatedAt, &started, &finished, &ex.LastSeq, &ex.CancelRequested, &node, &tags, &ex.BatchID, &ex.SeqReserved,
-		&data, &stalled)
+		&data, &stalled, &webhook)
 	if err != nil {
 		return nil, 0, err
+	}
+	if ex.Webhook, err = store.ScanWebhookColumn(webhook); err != nil {
+		return nil, 0, fmt.Errorf("execution %s: %w", ex.ID, err)
 	}
 	if tags != nil {
 		if err := json.Unmarshal(tags, &ex.Tags); err != nil {

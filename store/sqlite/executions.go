@@ -20,7 +20,7 @@ func (db *DB) CreateExecution(ctx context.Context, e *conveyor.Execution) error 
 }
 
 // insertArgs is the number of parameters of sqlInsertExecution.
-const insertArgs = 16
+const insertArgs = 17
 
 // CreateExecutions implements conveyor.Store: one IMMEDIATE transaction on
 // the writer, the prepared insert once per execution, in batch order, then
@@ -53,9 +53,13 @@ func (db *DB) create(ctx context.Context, what string, es []*conveyor.Execution,
 		if err != nil {
 			return err
 		}
+		webhook, err := store.WebhookColumn(e.Webhook)
+		if err != nil {
+			return err
+		}
 		args = append(args, e.ID, e.Pipeline, string(e.Status), jsonColumn(e.Input),
 			progress, jsonColumn(e.Result), errCode, errMsg, e.Attempt, e.CreatedAt.UnixNano(),
-			timeColumn(e.StartedAt), timeColumn(e.FinishedAt), e.LastSeq, e.CancelRequested, tags, e.BatchID)
+			timeColumn(e.StartedAt), timeColumn(e.FinishedAt), e.LastSeq, e.CancelRequested, tags, e.BatchID, webhook)
 	}
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -343,12 +347,16 @@ func scanExecution(sc scanner) (*conveyor.Execution, int64, error) {
 		errCode, errMsg         sql.NullString
 		started, finished       sql.NullInt64
 		stalled                 sql.NullInt64
-		tags, data              []byte
+		tags, data, webhook     []byte
 	)
 	err := sc.Scan(&num, &ex.ID, &ex.Pipeline, &status, &input, &progress, &result, &errCode, &errMsg,
-		&ex.Attempt, &created, &started, &finished, &ex.LastSeq, &ex.CancelRequested, &tags, &ex.BatchID, &data, &stalled)
+		&ex.Attempt, &created, &started, &finished, &ex.LastSeq, &ex.CancelRequested, &tags, &ex.BatchID, &data, &stalled,
+		&webhook)
 	if err != nil {
 		return nil, 0, err
+	}
+	if ex.Webhook, err = store.ScanWebhookColumn(webhook); err != nil {
+		return nil, 0, fmt.Errorf("execution %s: %w", ex.ID, err)
 	}
 	if tags != nil {
 		if err := json.Unmarshal(tags, &ex.Tags); err != nil {

@@ -12,13 +12,13 @@ import (
 
 // executionColumns are what scanExecution reads, in its order.
 const executionColumns = `num, id, pipeline, status, input, progress, result, error_code, error_message,
-	attempt, created_at, started_at, finished_at, last_seq, cancel_requested, tags, batch_id, data, stalled_since`
+	attempt, created_at, started_at, finished_at, last_seq, cancel_requested, tags, batch_id, data, stalled_since, webhook`
 
 const (
 	sqlInsertExecution = `INSERT INTO executions
 		(id, pipeline, status, input, progress, result, error_code, error_message,
-		 attempt, created_at, started_at, finished_at, last_seq, cancel_requested, tags, batch_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		 attempt, created_at, started_at, finished_at, last_seq, cancel_requested, tags, batch_id, webhook)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`
 
 	// sqlInsertTagsSince makes the execution_tags rows of every execution

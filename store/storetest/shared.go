@@ -30,6 +30,7 @@ func RunShared(t *testing.T, newDatabase func(t *testing.T) OpenNodeFunc) {
 		{"ClaimPending", sharedClaimCases},
 		{"RenewLeases", renewCases},
 		{"RescueExpired", rescueCases},
+		{"Webhook", sharedWebhookCases},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
