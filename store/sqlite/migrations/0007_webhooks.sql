@@ -52,13 +52,14 @@ CREATE TABLE webhook_settings (
 -- The change of an execution that makes deliveries: a progress
 -- threshold (conveyor.ProgressThresholds) crossed, a stall begun, a new
 -- status. The WHEN clause keeps the cost of every other write, and of
--- every write while nobody subscribes, to a few comparisons.
+-- every write while nobody subscribes, to a few comparisons: whether
+-- anyone subscribes is asked first, before the progress is parsed.
 CREATE TRIGGER executions_add_deliveries AFTER UPDATE OF status, progress, stalled_since ON executions
-WHEN (OLD.status <> NEW.status
+WHEN (NEW.webhook IS NOT NULL OR EXISTS (SELECT 1 FROM webhooks WHERE disabled_at IS NULL))
+  AND (OLD.status <> NEW.status
       OR (OLD.stalled_since IS NULL AND NEW.stalled_since IS NOT NULL)
       OR coalesce(CAST(json_extract(OLD.progress, '$.percentage') / 25 AS INTEGER), 0)
          < CAST(json_extract(NEW.progress, '$.percentage') / 25 AS INTEGER))
-  AND (NEW.webhook IS NOT NULL OR EXISTS (SELECT 1 FROM webhooks WHERE disabled_at IS NULL))
 BEGIN
     INSERT INTO webhook_deliveries (id, webhook_id, url, host, event_type, execution_id, created_at, next_attempt_at)
     SELECT 'msg_' || lower(hex(randomblob(16))), s.id, s.url, s.host, ev.type, NEW.id, ev.now, ev.now
