@@ -5,10 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
 
 	"github.com/conveyor-run/conveyor"
 	"github.com/conveyor-run/conveyor/api"
@@ -246,5 +253,91 @@ func TestExecutionWebhookIsKept(t *testing.T) {
 	ds, err := h.store.ClaimDeliveries(t.Context(), conveyor.DeliveryClaim{Claim: "t", Now: now, Until: now.Add(time.Minute), Limit: 10, PerHost: 10})
 	if err != nil || len(ds) != 1 || ds[0].EventType != conveyor.WebhookCompleted || ds[0].WebhookID != nil {
 		t.Errorf("deliveries of the execution's webhook: %+v, %v", ds, err)
+	}
+}
+
+// TestWebhookDeliveryMatchesContract sends real deliveries (a
+// subscription's of an execution and of a batch, and an execution's own)
+// to a receiver that fails each first attempt: every POST it gets must be
+// the contract's delivery webhook, headers and body, and the deliveries
+// list, with its attempts, is checked like every answer.
+func TestWebhookDeliveryMatchesContract(t *testing.T) {
+	c := mustContract(t)
+	item := c.doc.Webhooks["delivery"]
+	route := &routers.Route{Spec: c.doc, Path: "delivery", PathItem: item, Method: http.MethodPost, Operation: item.Post}
+	var (
+		mu       sync.Mutex
+		attempts = map[string]int{} // by webhook-id
+		errs     []error
+	)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := openapi3filter.ValidateRequest(r.Context(), &openapi3filter.RequestValidationInput{
+			Request: r, Route: route, Options: &openapi3filter.Options{MultiError: true},
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs = append(errs, err)
+		}
+		id := r.Header.Get("webhook-id")
+		if attempts[id]++; attempts[id] == 1 {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer receiver.Close()
+
+	h := setup(t, 1, &conveyor.Pipeline{Name: "noop", Handler: noop})
+	sender, err := webhook.New(webhook.Config{Store: h.store, Secret: conveyor.NewWebhookSecret(), Retries: []time.Duration{time.Millisecond},
+		AllowPrivate: true, PollInterval: 10 * time.Millisecond, OwnStore: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender.Start(t.Context())
+	defer sender.Stop(context.Background())
+
+	code, created := h.call("POST", "/webhooks", map[string]any{"url": receiver.URL + "/sub", "events": []string{"execution.completed", "batch.completed"}})
+	if code != http.StatusCreated {
+		t.Fatalf("POST /webhooks: %d %v", code, created)
+	}
+	id := created["id"].(string)
+	code, ex := h.call("POST", "/executions", map[string]any{"pipeline": "noop",
+		"webhook": map[string]any{"url": receiver.URL + "/own", "events": []string{"execution.completed"}}})
+	if code != http.StatusAccepted {
+		t.Fatalf("POST /executions: %d %v", code, ex)
+	}
+	if code, b := h.call("POST", "/batches", map[string]any{"executions": []any{map[string]any{"pipeline": "noop"}}}); code != http.StatusAccepted {
+		t.Fatalf("POST /batches: %d %v", code, b)
+	}
+
+	// Three deliveries to the subscription (two executions, one batch)
+	// and one to the execution's own webhook, each delivered at the
+	// second attempt.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, page := h.call("GET", "/webhooks/"+id+"/deliveries", nil)
+		ds, _ := page["deliveries"].([]any)
+		delivered := 0
+		for _, d := range ds {
+			if d := d.(map[string]any); d["status"] == "delivered" && len(d["attempts"].([]any)) == 2 {
+				delivered++
+			}
+		}
+		mu.Lock()
+		own := len(attempts) == 4 && !slices.Contains(slices.Collect(maps.Values(attempts)), 1)
+		mu.Unlock()
+		if delivered == 3 && own {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries not all delivered at the second attempt: %v; attempts by id %v", page, attempts)
+		}
+		time.Sleep(10 * time.Millisecond) // polling with a deadline
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, err := range errs {
+		t.Errorf("a delivery is not the contract's (api/openapi.yaml webhooks.delivery): %v", err)
 	}
 }
