@@ -9,6 +9,7 @@ import (
 	"log"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"time"
 
@@ -137,6 +138,67 @@ func ExampleClient_WatchMany() {
 	// members ended: 3
 }
 
+// ExampleClient_CreateWebhook subscribes a receiver to the completion of
+// executions, runs one and reads the delivery's attempts. The secret
+// CreateWebhook returns is the only copy: keep it to verify the
+// webhook-signature header of every delivery (docs/guide.md, "Verifying
+// a signature").
+func ExampleClient_CreateWebhook() {
+	baseURL, stop := startNode()
+	defer stop()
+	received := make(chan string, 10)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		received <- r.Header.Get("webhook-id")
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer receiver.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	hc := &http.Client{Transport: &http.Transport{}}
+	defer hc.CloseIdleConnections()
+	c := client.New(baseURL, hc)
+
+	_, err := c.CreateWebhook(ctx, client.NewWebhook{URL: receiver.URL, Events: []conveyor.WebhookEvent{"execution.done"}})
+	fmt.Println("an unknown event type:", conveyor.ErrorCode(err))
+
+	hook, err := c.CreateWebhook(ctx, client.NewWebhook{
+		URL:    receiver.URL,
+		Events: []conveyor.WebhookEvent{conveyor.WebhookCompleted, conveyor.WebhookFailed},
+		Tags:   conveyor.Tags{"album": "holidays"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("secret:", hook.Secret[:len(conveyor.WebhookSecretPrefix)]+"…")
+
+	if _, err := c.SubmitWithTags(ctx, "resize", map[string]any{"photos": []string{"a.jpg"}}, conveyor.Tags{"album": "holidays"}); err != nil {
+		log.Fatal(err)
+	}
+	id := <-received // the webhook-id header: the delivery's id
+
+	// The receiver answered; the node records it just after.
+	for {
+		page, err := c.Deliveries(ctx, conveyor.DeliveryFilter{WebhookID: hook.ID})
+		if err != nil {
+			log.Fatal(err)
+		}
+		if d := page.Deliveries[0]; d.Status != conveyor.DeliveryPending {
+			fmt.Println(d.ID == id, d.EventType, d.Status, "after", len(d.Attempts), "attempt, answered", d.Attempts[0].StatusCode)
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := c.DeleteWebhook(ctx, hook.ID); err != nil {
+		log.Fatal(err)
+	}
+
+	// Output:
+	// an unknown event type: invalid
+	// secret: whsec_…
+	// true execution.completed delivered after 1 attempt, answered 204
+}
+
 // startNode runs a Conveyor node in this process, as "conveyor serve"
 // would, on a free port with a fresh embedded database. Its one pipeline,
 // "resize", is a Go handler that takes one step per photo. stop shuts the
@@ -168,6 +230,9 @@ func startNode() (baseURL string, stop func()) {
 		DataDir:   dataDir,
 		Pipelines: []*conveyor.Pipeline{{Name: "resize", Handler: resize}},
 		Logger:    slog.New(slog.DiscardHandler),
+		// The webhook example's receiver is on loopback, which a node
+		// refuses by default.
+		WebhookAllowPrivate: true,
 	})
 	if err != nil {
 		cancel()

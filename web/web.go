@@ -2,9 +2,11 @@
 // progress bars, their tags and batches, counts them by status, filters
 // them by status, pipeline, id, tag and batch and pages through them,
 // charts the last hour's throughput, starts, re-runs and cancels them and
-// shows one in detail (its progress over time, its logs by attempt); and
+// shows one in detail (its progress over time, its logs by attempt);
 // lists batches with their rollups, each batch's page following its
-// members.
+// members; and lists webhook subscriptions, adds (showing the secret once)
+// and deletes them, with a subscription's recent deliveries, their
+// attempts and a button to redeliver one.
 // It is plain HTML, CSS and JavaScript embedded in the binary, so a fresh
 // clone builds with go build alone and the page works offline.
 //

@@ -142,7 +142,8 @@ func (s *stepper) run(ctx context.Context, x *conveyor.Exec) error {
 
 // startNode runs a real node with the API key (none if "") on a free
 // loopback port and the pipelines, and returns its base URL. It runs up to
-// 32 executions at once.
+// 32 executions at once, and its webhooks may reach the test's receivers
+// on loopback.
 func startNode(t *testing.T, key string, pipelines ...*conveyor.Pipeline) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -154,6 +155,8 @@ func startNode(t *testing.T, key string, pipelines ...*conveyor.Pipeline) string
 		ShutdownTimeout: 5 * time.Second,
 		Logger:          slog.New(slog.DiscardHandler),
 		Pipelines:       pipelines,
+
+		WebhookAllowPrivate: true,
 	})
 	if err != nil {
 		cancel()
@@ -441,10 +444,13 @@ func (p *page) start(input, previousID string) string {
 // at once and all move on screen, tags show and filter the list, a batch
 // filters it too, and a batch's page follows its rollup to completed.
 //
+// Webhooks: a subscription added in the page to a receiver on loopback
+// gets its delivery, which the page shows and redelivers.
+//
 // CONVEYOR_DASHBOARD_SCREENSHOT=/tmp/dashboard.png saves a screenshot of
 // the page at the end, to look at what the test saw, and beside it
-// dashboard-filtered.png, -batches.png and -batch.png of the list
-// filtered by tags, the batches and a batch.
+// dashboard-filtered.png, -batches.png, -batch.png and -webhooks.png of
+// the list filtered by tags, the batches, a batch and the webhooks.
 func TestDashboardInBrowser(t *testing.T) {
 	t.Parallel()
 	browserCtx := browser(t)
@@ -465,6 +471,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	t.Run("list tools, charts and attempts", func(t *testing.T) {
 		t.Parallel()
 		testListTools(t, browserCtx)
+	})
+	t.Run("webhooks", func(t *testing.T) {
+		t.Parallel()
+		testWebhooks(t, browserCtx)
 	})
 }
 

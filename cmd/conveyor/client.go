@@ -31,11 +31,23 @@ func clientCmds() []*cobra.Command {
 	cmds := []*cobra.Command{
 		runCmd(newClient), watchCmd(newClient), getCmd(newClient), lsCmd(newClient), cancelCmd(newClient),
 		logsCmd(newClient), eventsCmd(newClient), pipelinesCmd(newClient), batchCmd(newClient), batchesCmd(newClient),
+		webhooksCmd(newClient),
 	}
 	for _, c := range cmds {
-		addServerFlag(c)
+		addServerFlags(c, addServerFlag)
 	}
 	return cmds
+}
+
+// addServerFlags gives every command that runs in the tree of cmd the
+// server flags: a group such as webhooks only holds its subcommands.
+func addServerFlags(cmd *cobra.Command, add func(*cobra.Command) *cobra.Command) {
+	if cmd.Runnable() {
+		add(cmd)
+	}
+	for _, sub := range cmd.Commands() {
+		addServerFlags(sub, add)
+	}
 }
 
 // getCmd prints an execution.
@@ -206,8 +218,14 @@ func errorCell(e *conveyor.Error) string {
 	if e == nil {
 		return "-"
 	}
+	return shortCell(e.Error())
+}
+
+// shortCell is text for a table cell: on one line, and cut to its start
+// when long.
+func shortCell(s string) string {
 	const most = 60
-	s := strings.Join(strings.Fields(e.Error()), " ")
+	s = strings.Join(strings.Fields(s), " ")
 	if r := []rune(s); len(r) > most {
 		s = string(r[:most-1]) + "…"
 	}

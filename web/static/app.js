@@ -1,5 +1,6 @@
 // Conveyor dashboard: lists executions and batches with live progress,
-// starts and cancels them, shows one in detail. Plain JavaScript, no build
+// starts and cancels them, shows one in detail; manages webhook
+// subscriptions and shows their deliveries. Plain JavaScript, no build
 // step.
 //
 // Data from the server only ever reaches the page as text (textContent,
@@ -40,6 +41,13 @@
   const RELOAD_MS = 250;
   const LIST_LIMIT = 50;
   const MEMBERS_LIMIT = 200;
+  const DELIVERIES_LIMIT = 50;
+  // WEBHOOK_EVENTS are the event types a subscription may name, as the
+  // server's conveyor.WebhookEvents; the form checks the final two of an
+  // execution at first.
+  const WEBHOOK_EVENTS = ['execution.started', 'execution.progress', 'execution.stalled', 'execution.retrying',
+    'execution.completed', 'execution.failed', 'execution.cancelled', 'batch.completed', 'batch.failed', 'batch.cancelled'];
+  const WEBHOOK_DEFAULT_EVENTS = ['execution.completed', 'execution.failed'];
   // STATUSES are the five statuses in lifecycle order: the filter
   // buttons, the counts and the rollups all list them from here.
   const STATUSES = ['pending', 'running', 'completed', 'failed', 'cancelled'];
@@ -62,7 +70,7 @@
 
   const state = {
     key: localStorage.getItem(KEY_STORAGE) || '',
-    route: { view: null, batchId: null, execId: null },
+    route: { view: null, batchId: null, execId: null, webhookId: null },
     gen: 0,                // bumped when what the page shows changes: older answers are dropped
     filter: { status: '', tags: [], batch: '', pipeline: '', idPrefix: '' },
     cursors: [],           // the cursors of the pages before the one shown ([] on the newest)
@@ -74,6 +82,8 @@
     batch: null,           // the batch page's batch
     batchHeardAt: -1,      // when its last batch message arrived (performance.now())
     members: [],           // the batch page's members
+    webhooks: [],          // GET /webhooks
+    deliveries: [],        // the newest deliveries of the selected subscription
     finalBatches: new Set(), // batches a stream said are final: their streams are done
     live: new Map(),       // execution id -> newest state heard on a stream
     streams: new Map(),    // stream key -> {spec, es, closed}
@@ -193,13 +203,19 @@
   // Every time the page shows is in one format: relative ("3m ago"), the
   // exact time in its title on hover. timeEl makes one, setTime points
   // one at another time, and paintTimes, every second, moves them all on.
+  // A time to come (a delivery's next attempt) reads "in 3m".
   function ago(ms) {
     const s = (Date.now() - ms) / 1000;
+    if (s <= -5) return 'in ' + span(-s);
     if (s < 5) return 'just now';
-    if (s < 60) return Math.floor(s) + 's ago';
-    if (s < 3600) return Math.floor(s / 60) + 'm ago';
-    if (s < 86400) return Math.floor(s / 3600) + 'h ago';
-    return Math.floor(s / 86400) + 'd ago';
+    return span(s) + ' ago';
+  }
+
+  function span(s) {
+    if (s < 60) return Math.floor(s) + 's';
+    if (s < 3600) return Math.floor(s / 60) + 'm';
+    if (s < 86400) return Math.floor(s / 3600) + 'h';
+    return Math.floor(s / 86400) + 'd';
   }
 
   const exactTime = (ms) => new Date(ms).toLocaleString([], { dateStyle: 'medium', timeStyle: 'medium', hour12: false });
@@ -559,6 +575,7 @@
     try {
       if (state.route.view === 'batches') await loadBatches(gen);
       else if (state.route.view === 'batch') await loadBatchPage(gen);
+      else if (state.route.view === 'webhooks') await loadWebhooks(gen);
       else await loadList(gen);
       if (gen === state.gen) {
         setConn('ok');
@@ -1208,6 +1225,288 @@
     $('#batch-empty').hidden = false;
     $('#batch-note').textContent = '';
   }
+  // ---------- webhooks ----------
+
+  const webhookPath = (id) => 'webhooks/' + encodeURIComponent(id);
+  const webhookHash = (id) => '#/webhooks/' + encodeURIComponent(id);
+  const webhookRows = new Map();  // subscription id -> row parts
+  const deliveryRows = new Map(); // delivery id -> row parts
+
+  // syncRows shows items in tbody, one row each, made once by make and
+  // painted on every call by paint; rows move only when the order
+  // changes, so a focused button keeps focus.
+  function syncRows(tbody, rows, items, make, paint) {
+    const wanted = items.map((it) => {
+      let r = rows.get(it.id);
+      if (!r) {
+        r = make(it);
+        rows.set(it.id, r);
+      }
+      paint(r, it);
+      return r.tr;
+    });
+    const ids = new Set(items.map((it) => it.id));
+    for (const id of [...rows.keys()]) {
+      if (!ids.has(id)) rows.delete(id);
+    }
+    const current = [...tbody.children];
+    if (current.length !== wanted.length || current.some((tr, i) => tr !== wanted[i])) tbody.replaceChildren(...wanted);
+  }
+
+  // loadWebhooks reads the subscriptions and, when one is selected, its
+  // newest deliveries. A selected subscription that is gone (deleted
+  // elsewhere) is unselected.
+  async function loadWebhooks(gen) {
+    const id = state.route.webhookId;
+    const [hooks, page] = await Promise.all([
+      api('GET', 'webhooks'),
+      id ? api('GET', webhookPath(id) + '/deliveries?' + new URLSearchParams({ limit: String(DELIVERIES_LIMIT) })).catch((e) => {
+        if (e.code === 'not_found') return { gone: true };
+        throw e;
+      }) : null,
+    ]);
+    if (gen !== state.gen) return;
+    state.webhooks = (hooks && hooks.webhooks) || [];
+    if (page && page.gone) {
+      toast('Webhook ' + shortID(id) + ' no longer exists');
+      location.hash = '#/webhooks';
+      return;
+    }
+    state.deliveries = (page && page.deliveries) || [];
+    renderWebhooks();
+    renderDeliveries();
+  }
+
+  function renderWebhooks() {
+    syncRows($('#webhooks tbody'), webhookRows, state.webhooks, makeWebhookRow, paintWebhookRow);
+    $('#webhooks-empty').hidden = state.webhooks.length > 0;
+    $('#webhooks-note').replaceChildren(state.webhooks.length + (state.webhooks.length === 1 ? ' subscription' : ' subscriptions') +
+      ' · select one to see its deliveries · updated ', timeEl(nowISO()));
+  }
+
+  // makeWebhookRow builds the row of a subscription: what it sends, to
+  // where, for which executions. Only disabled_at changes afterwards.
+  function makeWebhookRow(h) {
+    const r = {};
+    const open = () => { location.hash = webhookHash(h.id); };
+    const filters = [];
+    if (h.pipeline) filters.push(el('span', { class: 'chip', text: 'pipeline ' + h.pipeline }));
+    filters.push(...tagChips(h.tags));
+    r.disabled = el('span', { class: 'badge', dataset: { status: 'failed' }, text: 'disabled' });
+    r.del = el('button', {
+      type: 'button', class: 'btn danger small delete', text: 'Delete',
+      onclick: (ev) => { ev.stopPropagation(); armDelete(h.id, r.del); },
+    });
+    r.tr = el('tr', { dataset: { id: h.id }, tabindex: '0', onclick: open, onkeydown: (ev) => { if (ev.key === 'Enter' && ev.target === r.tr) open(); } },
+      el('td', { class: 'col-url' }, el('span', { class: 'exec-name url', text: h.url, title: h.url }),
+        el('span', { class: 'exec-id', text: shortID(h.id), title: h.id }), r.disabled),
+      el('td', { class: 'col-events' }, el('span', { class: 'chips' }, (h.events || []).map((e) => el('span', { class: 'chip mono', text: e })))),
+      el('td', { class: 'col-filters' }, filters.length ? el('span', { class: 'chips' }, filters) : el('span', { class: 'muted', text: 'every execution' })),
+      el('td', { class: 'col-time' }, timeEl(h.created_at)),
+      el('td', { class: 'col-actions' }, r.del));
+    return r;
+  }
+
+  function paintWebhookRow(r, h) {
+    r.tr.classList.toggle('selected', h.id === state.route.webhookId);
+    r.disabled.hidden = !h.disabled_at;
+    r.disabled.title = h.disabled_at ? 'The receiver answered 410 Gone ' + exactTime(parseTime(h.disabled_at)) + ': nothing more is sent' : '';
+  }
+
+  // armDelete deletes on a second click within a few seconds: a
+  // subscription goes with its deliveries, and its secret cannot be had
+  // again.
+  function armDelete(id, button) {
+    if (button.dataset.armed) {
+      deleteWebhook(id, button);
+      return;
+    }
+    button.dataset.armed = 'true';
+    button.textContent = 'Delete?';
+    button.title = 'Click again to delete the subscription and its deliveries';
+    setTimeout(() => {
+      delete button.dataset.armed;
+      button.textContent = 'Delete';
+      button.title = '';
+    }, 4000);
+  }
+
+  async function deleteWebhook(id, button) {
+    button.disabled = true;
+    try {
+      await api('DELETE', webhookPath(id));
+      toast('Deleted webhook ' + shortID(id));
+      if (state.route.webhookId === id) location.hash = '#/webhooks';
+      else refresh();
+    } catch (e) {
+      toast(e, true);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  function renderDeliveries() {
+    const id = state.route.webhookId;
+    $('#deliveries-card').hidden = !id;
+    if (!id) return;
+    const h = state.webhooks.find((x) => x.id === id);
+    setText($('#deliveries-url'), h ? h.url : id);
+    syncRows($('#deliveries tbody'), deliveryRows, state.deliveries, makeDeliveryRow, paintDeliveryRow);
+    $('#deliveries-empty').hidden = state.deliveries.length > 0;
+    $('#deliveries-note').replaceChildren((state.deliveries.length === DELIVERIES_LIMIT ? 'the newest ' + DELIVERIES_LIMIT + ' shown' : state.deliveries.length +
+      (state.deliveries.length === 1 ? ' delivery' : ' deliveries')) + ' · read every ' + REFRESH_MS / 1000 + ' seconds · updated ', timeEl(nowISO()));
+    for (const r of webhookRows.values()) r.tr.classList.toggle('selected', r.tr.dataset.id === id);
+  }
+
+  function makeDeliveryRow(d) {
+    const r = {};
+    r.badge = el('span', { class: 'badge' });
+    r.attempts = el('span', { class: 'attempt-list' });
+    r.next = el('time');
+    r.redeliver = el('button', {
+      type: 'button', class: 'btn small redeliver', text: 'Redeliver', title: 'Send it again now, with the same webhook-id',
+      onclick: () => redeliver(d.id, r.redeliver),
+    });
+    let of = el('span', { class: 'muted', text: '—' });
+    if (d.execution_id) {
+      of = el('a', { class: 'batch-link', href: '#/executions/' + encodeURIComponent(d.execution_id), title: 'Execution ' + d.execution_id, text: shortID(d.execution_id) });
+    } else if (d.batch_id) of = batchLink(d.batch_id);
+    r.tr = el('tr', { dataset: { id: d.id } },
+      el('td', { class: 'col-status' }, r.badge),
+      el('td', null, el('span', { class: 'mono', text: d.event_type }), el('span', { class: 'exec-id', text: d.id, title: 'The webhook-id header' })),
+      el('td', null, of),
+      el('td', { class: 'col-attempts' }, r.attempts),
+      el('td', { class: 'col-time' }, r.next),
+      el('td', { class: 'col-time' }, timeEl(d.created_at)),
+      el('td', { class: 'col-actions' }, r.redeliver));
+    return r;
+  }
+
+  function paintDeliveryRow(r, d) {
+    r.tr.dataset.status = d.status;
+    r.tr.dataset.attempts = String((d.attempts || []).length);
+    r.badge.dataset.status = d.status;
+    setText(r.badge, d.status);
+    const key = JSON.stringify(d.attempts || []);
+    if (r.attemptsKey !== key) {
+      r.attemptsKey = key;
+      const list = (d.attempts || []).map((a, i) => {
+        const ok = a.status_code >= 200 && a.status_code < 300;
+        const outcome = a.status_code ? 'HTTP ' + a.status_code : a.error || 'no answer';
+        return el('span', {
+          class: 'attempt', dataset: { ok: String(ok) }, text: a.status_code ? String(a.status_code) : 'error',
+          title: 'Attempt ' + (i + 1) + ' · ' + exactTime(parseTime(a.time)) + ' · ' + outcome + ' · ' + a.duration_ms + ' ms',
+        });
+      });
+      r.attempts.replaceChildren(...(list.length ? list : [el('span', { class: 'muted', text: 'none yet' })]));
+    }
+    setTime(r.next, d.status === 'pending' ? d.next_attempt_at : null);
+  }
+
+  async function redeliver(deliveryID, button) {
+    const id = state.route.webhookId;
+    button.disabled = true;
+    try {
+      await api('POST', webhookPath(id) + '/deliveries/' + encodeURIComponent(deliveryID) + '/retry');
+      toast('Redelivering ' + shortID(deliveryID));
+      reloadSoon();
+    } catch (e) {
+      toast(e, true);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // showWebhooksPage empties the deliveries of the page for subscription
+  // id (null: none selected).
+  function showWebhooksPage(id) {
+    state.deliveries = [];
+    deliveryRows.clear();
+    $('#deliveries tbody').replaceChildren();
+    $('#deliveries-empty').hidden = true;
+    $('#deliveries-note').textContent = 'Loading…';
+    $('#deliveries-card').hidden = !id;
+    setText($('#deliveries-url'), (state.webhooks.find((x) => x.id === id) || { url: id || '' }).url);
+    for (const r of webhookRows.values()) r.tr.classList.toggle('selected', r.tr.dataset.id === id);
+  }
+
+  function renderWebhookForm() {
+    $('#webhook-events').append(...WEBHOOK_EVENTS.map((e) => el('label', { class: 'event-option' },
+      el('input', { type: 'checkbox', value: e, checked: WEBHOOK_DEFAULT_EVENTS.includes(e) }), ' ', el('span', { class: 'mono', text: e }))));
+  }
+
+  // renderWebhookPipelines offers the server's pipelines as a filter.
+  function renderWebhookPipelines() {
+    const select = $('#webhook-pipeline');
+    const previous = select.value;
+    select.replaceChildren(el('option', { value: '', text: 'any pipeline' }), ...state.pipelines.map((p) => el('option', { value: p.name, text: p.name })));
+    if (state.pipelines.some((p) => p.name === previous)) select.value = previous;
+  }
+
+  function showWebhookError(err) {
+    const box = $('#webhook-error');
+    const status = err.status ? el('span', { class: 'muted', text: ' (HTTP ' + err.status + ')' }) : null;
+    box.replaceChildren(errorNode(err), status || '');
+    box.hidden = false;
+  }
+
+  // addWebhook subscribes and shows the secret, which the server never
+  // shows again. What it refuses (a bad URL, a private address, no
+  // events) is shown as it words it.
+  async function addWebhook(ev) {
+    ev.preventDefault();
+    const body = {
+      url: $('#webhook-url').value.trim(),
+      events: [...document.querySelectorAll('#webhook-events input:checked')].map((i) => i.value),
+    };
+    const pipeline = $('#webhook-pipeline').value;
+    if (pipeline) body.pipeline = pipeline;
+    const entries = $('#webhook-tags').value.split(',').map((t) => t.trim()).filter(Boolean);
+    const bad = entries.filter((t) => !TAG_FILTER.test(t));
+    if (bad.length) {
+      showWebhookError(new APIError(0, 'invalid', 'not a tag: ' + bad.join(', ') + ' — write key:value; keys are a-z, 0-9, "_", "." and "-"'));
+      return;
+    }
+    if (entries.length) body.tags = Object.fromEntries(entries.map((t) => [t.slice(0, t.indexOf(':')), t.slice(t.indexOf(':') + 1)]));
+    const button = $('#webhook-add');
+    button.disabled = true;
+    try {
+      const h = await api('POST', 'webhooks', body);
+      $('#webhook-error').hidden = true;
+      $('#webhook-url').value = '';
+      $('#webhook-tags').value = '';
+      const box = $('#webhook-secret');
+      box.dataset.id = h.id;
+      setText($('#webhook-secret-value'), h.secret);
+      box.hidden = false;
+      if (location.hash !== webhookHash(h.id)) location.hash = webhookHash(h.id);
+      else refresh();
+    } catch (e) {
+      showWebhookError(e);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async function copySecret() {
+    const value = $('#webhook-secret-value');
+    try {
+      await navigator.clipboard.writeText(value.textContent);
+      toast('Secret copied');
+    } catch (_) {
+      // No clipboard (an insecure origin): select it for Ctrl+C.
+      getSelection().selectAllChildren(value);
+      toast('Secret selected: press Ctrl+C to copy it');
+    }
+  }
+
+  // forgetSecret removes the secret from the page.
+  function forgetSecret() {
+    $('#webhook-secret').hidden = true;
+    $('#webhook-secret-value').textContent = '';
+    delete $('#webhook-secret').dataset.id;
+  }
+
   // ---------- start form ----------
 
   async function loadPipelines() {
@@ -1228,6 +1527,7 @@
     if (previous && state.pipelines.some((p) => p.name === previous)) select.value = previous;
     showPipelineInfo();
     renderPipelineFilter();
+    renderWebhookPipelines();
     $('#start-error').hidden = true;
   }
 
@@ -1307,25 +1607,31 @@
   }
 
   // parseRoute reads the address: #/ (executions), #/executions/ID (its
-  // drawer over them), #/batches, #/batches/ID (a batch's page) and
-  // #/batches/ID/executions/ID (a member's drawer over it).
+  // drawer over them), #/batches, #/batches/ID (a batch's page),
+  // #/batches/ID/executions/ID (a member's drawer over it), #/webhooks
+  // and #/webhooks/ID (a subscription's deliveries under them).
   function parseRoute(hash) {
+    const r = { view: 'executions', batchId: null, execId: null, webhookId: null };
     let m = /^#\/batches\/([^/]+)(?:\/executions\/(.+))?$/.exec(hash);
-    if (m) return { view: 'batch', batchId: decode(m[1]), execId: m[2] ? decode(m[2]) : null };
-    if (/^#\/batches\/?$/.test(hash)) return { view: 'batches', batchId: null, execId: null };
+    if (m) return Object.assign(r, { view: 'batch', batchId: decode(m[1]), execId: m[2] ? decode(m[2]) : null });
+    if (/^#\/batches\/?$/.test(hash)) return Object.assign(r, { view: 'batches' });
+    m = /^#\/webhooks(?:\/([^/]+))?\/?$/.exec(hash);
+    if (m) return Object.assign(r, { view: 'webhooks', webhookId: m[1] ? decode(m[1]) : null });
     m = /^#\/executions\/(.+)$/.exec(hash);
-    return { view: 'executions', batchId: null, execId: m ? decode(m[1]) : null };
+    return Object.assign(r, { execId: m ? decode(m[1]) : null });
   }
 
   function route() {
     const r = parseRoute(location.hash);
-    const moved = r.view !== state.route.view || r.batchId !== state.route.batchId;
+    const moved = r.view !== state.route.view || r.batchId !== state.route.batchId || r.webhookId !== state.route.webhookId;
+    if (r.view !== state.route.view && state.route.view === 'webhooks') forgetSecret();
     state.route = r;
     if (moved) {
       state.gen++;
-      for (const v of ['executions', 'batches', 'batch']) $('#view-' + v).hidden = v !== r.view;
+      for (const v of ['executions', 'batches', 'batch', 'webhooks']) $('#view-' + v).hidden = v !== r.view;
       for (const a of document.querySelectorAll('#views a')) a.classList.toggle('active', a.dataset.view === (r.view === 'batch' ? 'batches' : r.view));
       showBatchPage(r.view === 'batch' ? r.batchId : null);
+      showWebhooksPage(r.view === 'webhooks' ? r.webhookId : null);
     }
     showDetail(r.execId);
     if (moved) refresh();
@@ -1670,6 +1976,10 @@
       if (b) setBatchStatus(b.dataset.status);
     });
     $('#batch-cancel').addEventListener('click', (ev) => cancelBatch(state.route.batchId, ev.currentTarget));
+    renderWebhookForm();
+    $('#webhook-form').addEventListener('submit', addWebhook);
+    $('#webhook-secret-copy').addEventListener('click', copySecret);
+    $('#webhook-secret-done').addEventListener('click', forgetSecret);
     $('#detail-close').addEventListener('click', closeDetail);
     $('#detail-backdrop').addEventListener('click', closeDetail);
     $('#detail-cancel').addEventListener('click', (ev) => cancel(state.selected, ev.currentTarget));
