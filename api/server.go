@@ -91,6 +91,10 @@ type Config struct {
 	MaxPending          int     // pending executions past which submissions are refused (approximate)
 	// Now is the clock of the limits; default time.Now.
 	Now func() time.Time
+
+	// Metrics counts streams and refusals and serves GET /metrics; nil:
+	// none, and /metrics is 404.
+	Metrics Metrics
 }
 
 // Server is the HTTP handler of the API.
@@ -145,6 +149,7 @@ func New(cfg Config) *Server {
 	s.handle("GET /pipelines", keyOnly, s.listPipelines)
 	s.handle("GET /pipelines/{name}", keyOnly, s.getPipeline)
 	s.handle("GET /healthz", public, s.healthz)
+	s.handle("GET /metrics", keyOnly, s.serveMetrics)
 	// The dashboard is a public page, outside the API key check; the
 	// calls it makes to the API carry the key.
 	s.mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
