@@ -40,6 +40,13 @@ const (
 	LimitConnections      = "connections"        // open connections on the node
 )
 
+// Results of webhook delivery attempts, the label of
+// conveyor_webhook_deliveries_total.
+const (
+	WebhookResultDelivered = "delivered" // the receiver answered 2xx in time
+	WebhookResultFailed    = "failed"    // any other outcome: an error, a timeout, another status
+)
+
 // Kinds of store commits, the label of conveyor_store_commit_seconds.
 const (
 	CommitSubmit = "submit" // a group commit of submissions, or a batch
@@ -50,6 +57,7 @@ var (
 	transports = []string{TransportWebSocket, TransportSSE}
 	limitNames = []string{LimitRate, LimitStreamsPerClient, LimitStreams, LimitPending, LimitConnections}
 	commits    = []string{CommitSubmit, CommitWrite}
+	webhooks   = []string{WebhookResultDelivered, WebhookResultFailed}
 	// finals are the statuses an execution ends in, in the order of
 	// pipelineMetrics' arrays.
 	finals = [...]conveyor.Status{conveyor.StatusCompleted, conveyor.StatusFailed, conveyor.StatusCancelled}
@@ -81,6 +89,7 @@ type Metrics struct {
 	commit      map[string]prometheus.Observer // by kind
 	limits      map[string]prometheus.Counter  // by limit
 	webhooks    *prometheus.CounterVec
+	webhookRes  map[string]prometheus.Counter // by result
 
 	// pipelines holds the children of each configured pipeline; it is
 	// not written after New, so reads take no lock. others holds those
@@ -154,6 +163,7 @@ func New(pipelines []string) *Metrics {
 	m.subscribers = children(subscribers.WithLabelValues, transports)
 	m.commit = children(commit.WithLabelValues, commits)
 	m.limits = children(limits.WithLabelValues, limitNames)
+	m.webhookRes = children(m.webhooks.WithLabelValues, webhooks)
 	for _, name := range pipelines {
 		m.pipelines[name] = m.newPipeline(name)
 	}
@@ -308,11 +318,16 @@ func (m *Metrics) LimitRejected(limit string) {
 	}
 }
 
-// WebhookDelivered counts a webhook delivery attempt with its result, a
-// short fixed word the webhook sender chooses (e.g. delivered, failed):
-// never a URL, an id or an error message, which would make a series each.
+// WebhookDelivered counts a webhook delivery attempt with its result:
+// WebhookResultDelivered or WebhookResultFailed, or another short fixed
+// word; never a URL, an id or an error message, which would make a
+// series each.
 func (m *Metrics) WebhookDelivered(result string) {
 	if m == nil {
+		return
+	}
+	if c := m.webhookRes[result]; c != nil {
+		c.Inc()
 		return
 	}
 	m.webhooks.WithLabelValues(result).Inc()
