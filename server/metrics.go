@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 )
 
 // checkMetricsAddr tells what is wrong with a --metrics-addr, if
@@ -36,7 +37,11 @@ func (s *Server) serveMetrics(ctx context.Context, addr string) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics)
-	s.metricsHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, IdleTimeout: idleTimeout}
+	var handler http.Handler = mux
+	if loopback(addr) {
+		handler = loopbackHostsOnly(mux)
+	}
+	s.metricsHTTP = &http.Server{Handler: handler, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, IdleTimeout: idleTimeout}
 	s.metricsLn = ln
 	if loopback(addr) {
 		s.cfg.Logger.Info("metrics listening", "addr", ln.Addr().String())
@@ -50,6 +55,25 @@ func (s *Server) serveMetrics(ctx context.Context, addr string) error {
 		}
 	}()
 	return nil
+}
+
+// loopbackHostsOnly answers 403 to a request whose Host is not a
+// loopback name or address, as the API does without a key: otherwise a
+// page on another site whose name resolves to 127.0.0.1 could read the
+// metrics (DNS rebinding).
+func loopbackHostsOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+		if ip := net.ParseIP(host); !strings.EqualFold(host, "localhost") && (ip == nil || !ip.IsLoopback()) {
+			http.Error(w, "the metrics listener on loopback answers only a loopback Host", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // MetricsAddr is the address of the metrics listener, "" without one.

@@ -367,6 +367,21 @@ func TestMetricsKeyAndListener(t *testing.T) {
 			t.Errorf("GET %s (key %q): %d, want %d", c.url, c.key, got, c.want)
 		}
 	}
+	// On loopback, as the API without a key, it answers loopback Hosts
+	// only (DNS rebinding).
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, metrics+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "rebound.example:80"
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("GET /metrics with Host %s: %d, want 403", req.Host, resp.StatusCode)
+	}
 	mfs := scrape(t, hc, metrics+"/metrics", "")
 	wantSample(t, mfs, 0, "conveyor_progress_messages_total")
 }
