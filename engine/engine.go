@@ -313,10 +313,11 @@ func (e *Engine) SubmitBatch(ctx context.Context, items []conveyor.NewExecution,
 		es[i].BatchID = &b.ID
 	}
 	began := time.Now()
-	if err := e.cfg.Store.CreateBatch(ctx, b, es); err != nil {
+	err = e.cfg.Store.CreateBatch(ctx, b, es)
+	e.cfg.Metrics.StoreCommitted(commitSubmit, time.Since(began))
+	if err != nil {
 		return nil, err
 	}
-	e.cfg.Metrics.StoreCommitted(commitSubmit, time.Since(began))
 	for _, ex := range es {
 		e.cfg.Metrics.Submitted(ex.Pipeline)
 	}
