@@ -27,7 +27,7 @@ func TestDataAndStallMessages(t *testing.T) {
 		}
 		// Over 64 KiB: refused with an error, the data as it was.
 		if err := x.SetData(map[string]any{"huge": strings.Repeat("x", conveyor.MaxDataBytes)}); conveyor.ErrorCode(err) != conveyor.EINVALID {
-			return fmt.Errorf("an oversized SetData returned %v, want an invalid error", err)
+			return fmt.Errorf("an oversized SetData returned %w, want an invalid error", err)
 		}
 		select { // report nothing: the step stalls
 		case <-resume:
