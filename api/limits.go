@@ -76,17 +76,21 @@ func newLimits(cfg Config) *limits {
 
 // limitError is a refusal for a limit.
 type limitError struct {
+	limit      string // limitRate, …: the label of the refusal's metric
 	retryAfter time.Duration
 	err        *conveyor.Error
 }
 
-func refusal(retryAfter time.Duration, format string, args ...any) *limitError {
-	return &limitError{retryAfter, conveyor.Errorf(conveyor.ERATELIMITED, format, args...)}
+func refusal(limit string, retryAfter time.Duration, format string, args ...any) *limitError {
+	return &limitError{limit, retryAfter, conveyor.Errorf(conveyor.ERATELIMITED, format, args...)}
 }
 
 // refuse answers a request refused for a limit: 429 with Retry-After in
 // whole seconds.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, le *limitError) {
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.LimitRejected(le.limit)
+	}
 	secs := max(1, int64(math.Ceil(le.retryAfter.Seconds())))
 	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 	closeUnreadBody(w, r)
@@ -125,13 +129,13 @@ func (s *Server) admitSubmission(w http.ResponseWriter, r *http.Request) bool {
 	now := l.now()
 	if l.pending != nil {
 		if n, full := l.pending.full(r.Context(), now); full {
-			s.refuse(w, r, refusal(pendingRefresh, "about %d executions are pending, and this node takes no more past %d; retry later", n, l.pending.limit))
+			s.refuse(w, r, refusal(limitPending, pendingRefresh, "about %d executions are pending, and this node takes no more past %d; retry later", n, l.pending.limit))
 			return false
 		}
 	}
 	if l.rate != nil {
 		if wait, ok := l.rate.take(s.clientOf(r), now); !ok {
-			s.refuse(w, r, refusal(wait, "more than %g submissions a second from this client", l.rate.rate))
+			s.refuse(w, r, refusal(limitRate, wait, "more than %g submissions a second from this client", l.rate.rate))
 			return false
 		}
 	}
@@ -148,13 +152,21 @@ func (s *Server) submitted(n int) {
 // openStream counts a stream of r's client, or answers r if a limit is
 // reached. The caller calls release when the stream ends.
 func (s *Server) openStream(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
-	if s.limits.streams == nil {
-		return func() {}, true
+	release = func() {}
+	if s.limits.streams != nil {
+		var le *limitError
+		if release, le = s.limits.streams.acquire(s.clientOf(r)); le != nil {
+			s.refuse(w, r, le)
+			return nil, false
+		}
 	}
-	release, le := s.limits.streams.acquire(s.clientOf(r))
-	if le != nil {
-		s.refuse(w, r, le)
-		return nil, false
+	if m := s.cfg.Metrics; m != nil {
+		transport, limitRelease := transportOf(r), release
+		m.StreamOpened(transport)
+		release = func() {
+			limitRelease()
+			m.StreamClosed(transport)
+		}
 	}
 	return release, true
 }
@@ -256,9 +268,9 @@ func (c *streamCounter) acquire(client string) (release func(), _ *limitError) {
 	defer c.mu.Unlock()
 	switch {
 	case c.perClient > 0 && c.open[client] >= c.perClient:
-		return nil, refusal(streamRetryAfter, "this client has %d streams open, the most it may", c.open[client])
+		return nil, refusal(limitStreamsPerClient, streamRetryAfter, "this client has %d streams open, the most it may", c.open[client])
 	case c.total > 0 && c.n >= c.total:
-		return nil, refusal(streamRetryAfter, "the node has %d streams open, the most it serves; retry later or on another node", c.n)
+		return nil, refusal(limitStreams, streamRetryAfter, "the node has %d streams open, the most it serves; retry later or on another node", c.n)
 	}
 	c.open[client]++
 	c.n++

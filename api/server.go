@@ -100,6 +100,9 @@ type Config struct {
 	// WakeWebhooksFunc, if set, tells the webhook sender that a delivery
 	// is due now (a redelivery).
 	WakeWebhooksFunc func()
+	// Metrics counts streams and refusals and serves GET /metrics; nil:
+	// none, and /metrics is 404.
+	Metrics Metrics
 }
 
 // Server is the HTTP handler of the API.
@@ -165,6 +168,7 @@ func New(cfg Config) *Server {
 	s.handle("GET /pipelines/{name}", keyOnly, s.getPipeline)
 	s.handle("GET /healthz", public, s.healthz)
 	s.handle("GET /openapi.json", public, s.getOpenAPI)
+	s.handle("GET /metrics", keyOnly, s.serveMetrics)
 	// The dashboard is a public page, outside the API key check; the
 	// calls it makes to the API carry the key.
 	s.mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))

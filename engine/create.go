@@ -17,7 +17,8 @@ import (
 // sustained load no request keeps committing others' batches while its
 // own answer waits.
 type creator struct {
-	store conveyor.Store
+	store   conveyor.Store
+	metrics Metrics // nil: none
 
 	mu      sync.Mutex
 	queue   []*createReq
@@ -82,7 +83,11 @@ func (c *creator) commit(batch []*createReq) {
 	for i, r := range batch {
 		exs[i] = r.ex
 	}
+	began := time.Now()
 	err := c.store.CreateExecutions(ctx, exs)
+	if c.metrics != nil {
+		c.metrics.StoreCommitted(commitSubmit, time.Since(began))
+	}
 	if err != nil && len(batch) > 1 && conveyor.ErrorCode(err) != conveyor.EINTERNAL {
 		// One bad execution must not fail the others: find it.
 		for _, r := range batch {

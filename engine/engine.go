@@ -53,6 +53,9 @@ type Config struct {
 	ProgressStoreInterval time.Duration
 	Logger                *slog.Logger
 	NowFunc               func() time.Time
+
+	// Metrics is told what the engine does; default none.
+	Metrics Metrics
 }
 
 func (c *Config) validate() error {
@@ -82,6 +85,9 @@ func (c *Config) validate() error {
 	}
 	if c.LogsStoredFunc == nil {
 		c.LogsStoredFunc = func(string) {}
+	}
+	if c.Metrics == nil {
+		c.Metrics = noMetrics{}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -130,7 +136,7 @@ func New(cfg Config) (*Engine, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: cfg, creator: creator{store: cfg.Store}, wake: make(chan struct{}, 1), runs: make(map[string]*run),
+	return &Engine{cfg: cfg, creator: creator{store: cfg.Store, metrics: cfg.Metrics}, wake: make(chan struct{}, 1), runs: make(map[string]*run),
 		history: newHistories(cfg.Pipelines)}, nil
 }
 
@@ -151,7 +157,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		}
 	}
 
-	e.writer = newWriter(e.cfg.Store, e.cfg.Logger, e.cfg.LogsStoredFunc)
+	e.writer = newWriter(e.cfg.Store, e.cfg.Logger, e.cfg.LogsStoredFunc, e.cfg.Metrics)
 	e.runCtx, e.cancelRuns = context.WithCancelCause(context.WithoutCancel(ctx))
 	claimCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	e.stopClaims, e.claimsDone, e.leaseDone = stop, make(chan struct{}), make(chan struct{})
@@ -257,6 +263,7 @@ func (e *Engine) SubmitExecution(ctx context.Context, n conveyor.NewExecution) (
 	if err := e.creator.create(ex); err != nil {
 		return nil, err
 	}
+	e.cfg.Metrics.Submitted(ex.Pipeline)
 	e.nudge()
 	return ex, nil
 }
@@ -314,8 +321,14 @@ func (e *Engine) SubmitBatch(ctx context.Context, items []conveyor.NewExecution,
 		}
 		es[i].BatchID = &b.ID
 	}
-	if err := e.cfg.Store.CreateBatch(ctx, b, es); err != nil {
+	began := time.Now()
+	err = e.cfg.Store.CreateBatch(ctx, b, es)
+	e.cfg.Metrics.StoreCommitted(commitSubmit, time.Since(began))
+	if err != nil {
 		return nil, err
+	}
+	for _, ex := range es {
+		e.cfg.Metrics.Submitted(ex.Pipeline)
 	}
 	e.nudge()
 	b.Total, b.Counts.Pending = len(es), len(es)
@@ -410,6 +423,7 @@ func (e *Engine) claim(ctx context.Context) bool {
 		return false
 	}
 	for _, c := range claims {
+		e.cfg.Metrics.Started(c.Execution.Pipeline, c.Execution.Attempt, c.Started.Time.Sub(c.Execution.CreatedAt))
 		r := e.newRun(c)
 		e.runs[c.Execution.ID] = r
 		e.runsWG.Add(1)
@@ -423,6 +437,7 @@ func (e *Engine) finished(r *run) {
 	e.mu.Lock()
 	delete(e.runs, r.ex.ID)
 	e.mu.Unlock()
+	e.cfg.Metrics.Ended(r.ex.Pipeline)
 	e.runsWG.Done()
 	e.nudge()
 }

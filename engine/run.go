@@ -306,6 +306,7 @@ func (r *run) emitProgressLocked() time.Duration {
 	r.seq++
 	ev := conveyor.Event{Type: conveyor.EventProgress, ExecutionID: r.ex.ID, Seq: r.seq, Time: now, Attempt: r.ex.Attempt, Progress: p}
 	r.e.cfg.PublishFunc(ev)
+	r.e.cfg.Metrics.ProgressPublished()
 	if wait := r.storedAt.Add(r.e.cfg.ProgressStoreInterval).Sub(now); wait > 0 && !unstall {
 		r.unstored = &ev
 		return wait
@@ -500,6 +501,9 @@ func (r *run) finish(err error) {
 		// and submits again gets an ETA that knows this run.
 		r.state.timing.history.record(durations)
 	}
+	// Counted before it is published: whoever sees the final message
+	// and then scrapes finds it counted.
+	r.e.cfg.Metrics.Finished(r.ex.Pipeline, conveyor.StatusOf(ev.Type), now.Sub(r.state.started))
 	r.e.cfg.PublishFunc(ev)
 	attrs := []any{"execution", r.ex.ID, "pipeline", r.ex.Pipeline,
 		"attempt", r.ex.Attempt, "duration", now.Sub(r.state.started).Round(time.Millisecond)}

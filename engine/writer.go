@@ -19,6 +19,8 @@ type writer struct {
 	stored func(id string) // Config.LogsStoredFunc
 	reqs   chan writeReq
 	done   chan struct{}
+
+	metrics Metrics // times each flush
 }
 
 type writeReq struct {
@@ -34,11 +36,14 @@ type writeResult struct {
 	err   error
 }
 
-func newWriter(store conveyor.Store, logger *slog.Logger, logsStored func(id string)) *writer {
+func newWriter(store conveyor.Store, logger *slog.Logger, logsStored func(id string), metrics Metrics) *writer {
 	if logsStored == nil {
 		logsStored = func(string) {}
 	}
-	w := &writer{store: store, logger: logger, stored: logsStored, reqs: make(chan writeReq, 4096), done: make(chan struct{})}
+	if metrics == nil {
+		metrics = noMetrics{}
+	}
+	w := &writer{store: store, logger: logger, stored: logsStored, metrics: metrics, reqs: make(chan writeReq, 4096), done: make(chan struct{})}
 	go w.loop()
 	return w
 }
@@ -103,7 +108,9 @@ func (w *writer) loop() {
 				break drain
 			}
 		}
+		began := time.Now()
 		errs := w.flush(events, lines)
+		w.metrics.StoreCommitted(commitWrite, time.Since(began))
 		for _, wt := range waiters {
 			wt.done <- writeResult{events[wt.event], errs[wt.event]}
 		}

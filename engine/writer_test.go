@@ -95,7 +95,7 @@ func TestWriterCommitsQueuedWritesTogether(t *testing.T) {
 	g := newGate()
 	s := &faultStore{Store: openStore(t), appendFunc: func([]conveyor.Event) error { g.pass(); return nil }}
 	cs := runningExecutions(t, s, 3)
-	w := newWriter(s, slog.New(slog.DiscardHandler), nil)
+	w := newWriter(s, slog.New(slog.DiscardHandler), nil, nil)
 
 	first := writeInBackground(w, progressEvent(cs[0], 2, "first"))
 	g.waitEntered(t)
@@ -198,7 +198,7 @@ func TestWriterRetriesTransientFailure(t *testing.T) {
 		appendLogsFunc: func([]conveyor.LogLine) error { return failing(&lineFailures) },
 	}
 	cs := runningExecutions(t, s, 1)
-	w := newWriter(s, slog.New(slog.DiscardHandler), nil)
+	w := newWriter(s, slog.New(slog.DiscardHandler), nil, nil)
 
 	w.writeLog(conveyor.LogLine{ExecutionID: cs[0].Execution.ID, Time: time.Now().UTC(), Stream: "log", Line: "hello"})
 	ev, err := w.writeDurable(completedEvent(cs[0], 2))
@@ -249,7 +249,7 @@ func TestWriterRetryBacksOffAndGivesUp(t *testing.T) {
 				appendFunc:     func([]conveyor.Event) error { calls = append(calls, time.Now()); return busy },
 				appendLogsFunc: func([]conveyor.LogLine) error { return busy },
 			}
-			w := newWriter(s, slog.New(slog.NewTextHandler(&logs, nil)), nil)
+			w := newWriter(s, slog.New(slog.NewTextHandler(&logs, nil)), nil, nil)
 			start := time.Now()
 			w.writeLog(conveyor.LogLine{ExecutionID: "x", Time: start, Stream: "log", Line: "hello"})
 			_, err := w.writeDurable(ev())
@@ -287,7 +287,7 @@ func TestWriterRetryBacksOffAndGivesUp(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			refused := conveyor.Errorf(conveyor.EINVALID, "no")
 			s := &faultStore{appendFunc: func([]conveyor.Event) error { return refused }}
-			w := newWriter(s, slog.New(slog.DiscardHandler), nil)
+			w := newWriter(s, slog.New(slog.DiscardHandler), nil, nil)
 			start := time.Now()
 			_, err := w.writeDurable(ev())
 			waited := time.Since(start)
@@ -312,7 +312,7 @@ func TestWriterRefusedWriteLosesOnlyItself(t *testing.T) {
 	s := &faultStore{Store: openStore(t), appendFunc: func([]conveyor.Event) error { g.pass(); return nil }}
 	cs := runningExecutions(t, s, 3)
 	var logs bytes.Buffer
-	w := newWriter(s, slog.New(slog.NewTextHandler(&logs, nil)), nil)
+	w := newWriter(s, slog.New(slog.NewTextHandler(&logs, nil)), nil, nil)
 	line := func(text string) {
 		w.writeLog(conveyor.LogLine{ExecutionID: cs[0].Execution.ID, Time: time.Now().UTC(), Stream: "log", Line: text})
 	}
@@ -378,7 +378,7 @@ func TestWriteDurableReturnsEventAsStored(t *testing.T) {
 			t.Fatalf("cancel a running execution: %+v, %+v, %v", ex, ev, err)
 		}
 	}
-	w := newWriter(s, slog.New(slog.DiscardHandler), nil)
+	w := newWriter(s, slog.New(slog.DiscardHandler), nil, nil)
 	defer w.close()
 
 	first := writeInBackground(w, progressEvent(cs[2], 2, "first"))

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/conveyor-run/conveyor"
+	"github.com/conveyor-run/conveyor/metrics"
 )
 
 // Defaults of the limits of Config (docs/deploy.md#limits); the api
@@ -193,7 +194,7 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 // healthOnly serves requests that came on a spare connection: /healthz
 // as usual, everything else 429 rate_limited. Either answer closes the
 // connection, at once, without reading a body.
-func healthOnly(next http.Handler, maxConns int) http.Handler {
+func healthOnly(next http.Handler, maxConns int, m *metrics.Metrics) http.Handler {
 	refusal, _ := json.Marshal(map[string]*conveyor.Error{"error": conveyor.Errorf(conveyor.ERATELIMITED,
 		"the node has %d connections open, the most it takes; retry later", maxConns)})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -209,6 +210,7 @@ func healthOnly(next http.Handler, maxConns int) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		m.LimitRejected(metrics.LimitConnections)
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Retry-After", "1")
 		w.WriteHeader(http.StatusTooManyRequests)

@@ -25,6 +25,7 @@ import (
 	"github.com/conveyor-run/conveyor/engine"
 	"github.com/conveyor-run/conveyor/hub"
 	"github.com/conveyor-run/conveyor/live"
+	"github.com/conveyor-run/conveyor/metrics"
 	"github.com/conveyor-run/conveyor/pipeline"
 	"github.com/conveyor-run/conveyor/relay"
 	"github.com/conveyor-run/conveyor/store/postgres"
@@ -87,6 +88,10 @@ type Config struct {
 	PprofAddr string
 	Logger    *slog.Logger
 
+	// MetricsAddr, when set, is an address serving GET /metrics without
+	// the API key (the API serves it too, behind the key).
+	MetricsAddr string
+
 	// Limits (docs/deploy.md#limits): zero takes the default, a negative
 	// value means no limit. A client is the API key a request presents,
 	// or else its address.
@@ -137,6 +142,11 @@ func (c *Config) validate() error {
 	if c.APIKey != "" && (len(c.APIKey) < MinAPIKeyLength || strings.ContainsFunc(c.APIKey, unicode.IsSpace)) {
 		return fmt.Errorf("the API key must be at least %d characters without spaces (try: openssl rand -hex 32)", MinAPIKeyLength)
 	}
+	if c.MetricsAddr != "" {
+		if err := checkMetricsAddr(c.MetricsAddr); err != nil {
+			return err
+		}
+	}
 	if c.Lease < 0 {
 		return fmt.Errorf("lease must not be negative, got %s", c.Lease)
 	}
@@ -183,6 +193,10 @@ type Server struct {
 	http       *http.Server
 	ln         net.Listener
 	pprof      *http.Server // nil unless Config.PprofAddr
+	metrics    *metrics.Metrics
+	// The listener of Config.MetricsAddr and its server; nil without.
+	metricsLn   net.Listener
+	metricsHTTP *http.Server
 
 	numPipelines int
 
@@ -214,6 +228,11 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 
+	names := make([]string, 0, len(pipelines))
+	for name := range pipelines {
+		names = append(names, name)
+	}
+	s.metrics = metrics.New(names)
 	h := hub.New()
 	s.hub = h
 	s.logWakeups = hub.NewWakeups()
@@ -229,6 +248,7 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		// get progress from memory: sample what is stored. Other nodes'
 		// subscribers read progress from PostgreSQL, so store all of it.
 		ProgressStoreInterval: s.progressStoreInterval(),
+		Metrics:               s.metrics,
 	})
 	if err != nil {
 		return nil, err
@@ -256,6 +276,12 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, err
 		}
 	}
+	if cfg.MetricsAddr != "" {
+		if err := s.serveMetrics(ctx, cfg.MetricsAddr); err != nil {
+			s.ln.Close()
+			return nil, err
+		}
+	}
 	if err := s.engine.Start(ctx); err != nil {
 		s.ln.Close()
 		return nil, err
@@ -276,9 +302,10 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return webhook.CheckURL(ctx, url, cfg.WebhookAllowPrivate)
 		},
 		WakeWebhooksFunc: s.webhooks.Wake,
+		Metrics: s.metrics,
 	})
 	s.http = &http.Server{
-		Handler:           healthOnly(s.api, cfg.MaxConnections),
+		Handler:           healthOnly(s.api, cfg.MaxConnections, s.metrics),
 		ConnContext:       connContext,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
@@ -392,6 +419,10 @@ func (s *Server) startShared() {
 // Addr is the address the node listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
+// Metrics is the node's metrics, which GET /metrics serves: for parts an
+// embedder adds (Registry) and for what counts into them.
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
 // NumPipelines returns how many pipelines the node runs, from the folder
 // and Go together. With none, every submission is refused.
 func (s *Server) NumPipelines() int { return s.numPipelines }
@@ -445,6 +476,10 @@ func (s *Server) closeStorage() {
 	if s.pprof != nil {
 		s.pprof.Close()
 		s.pprof = nil
+	}
+	if s.metricsHTTP != nil {
+		s.metricsHTTP.Close()
+		s.metricsHTTP = nil
 	}
 	if s.stopShared != nil {
 		s.stopShared()

@@ -103,6 +103,7 @@ func serveCmd(extra ...goPipelines) *cobra.Command {
 	f.StringVar(&cfg.APIKey, "api-key", "", "require this key as 'Authorization: Bearer KEY' on every request but /healthz [CONVEYOR_API_KEY]")
 	f.BoolVar(&cfg.Insecure, "insecure", false, "allow listening beyond loopback without an API key [CONVEYOR_INSECURE]")
 	f.StringVar(&cfg.PprofAddr, "pprof", "", "serve net/http/pprof on this loopback address, e.g. 127.0.0.1:6060 (off by default) [CONVEYOR_PPROF]")
+	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "also serve GET /metrics on this address, without the API key, e.g. 127.0.0.1:9090 (off by default) [CONVEYOR_METRICS_ADDR]")
 	f.Float64Var(&cfg.RateLimit, "rate-limit", server.DefaultRateLimit, "submissions a second per client (API key, else address), in bursts of twice that; 0: no limit [CONVEYOR_RATE_LIMIT]")
 	f.IntVar(&cfg.MaxStreamsPerClient, "max-streams-per-client", server.DefaultMaxStreamsPerClient, "open WebSocket and SSE streams per client; 0: no limit [CONVEYOR_MAX_STREAMS_PER_CLIENT]")
 	f.IntVar(&cfg.MaxStreams, "max-streams", server.DefaultMaxStreams, "open streams on this node, lowered to fit the open-file limit; 0: no limit but that [CONVEYOR_MAX_STREAMS]")
