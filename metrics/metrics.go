@@ -42,9 +42,11 @@ const (
 
 // Results of webhook delivery attempts, the label of
 // conveyor_webhook_deliveries_total.
+// They are the results package webhook reports (its Result constants).
 const (
 	WebhookResultDelivered = "delivered" // the receiver answered 2xx in time
-	WebhookResultFailed    = "failed"    // any other outcome: an error, a timeout, another status
+	WebhookResultRetry     = "retry"     // it did not; another attempt is scheduled
+	WebhookResultFailed    = "failed"    // it did not and no attempt is left, or it answered 410 Gone
 )
 
 // Kinds of store commits, the label of conveyor_store_commit_seconds.
@@ -57,7 +59,7 @@ var (
 	transports = []string{TransportWebSocket, TransportSSE}
 	limitNames = []string{LimitRate, LimitStreamsPerClient, LimitStreams, LimitPending, LimitConnections}
 	commits    = []string{CommitSubmit, CommitWrite}
-	webhooks   = []string{WebhookResultDelivered, WebhookResultFailed}
+	webhooks   = []string{WebhookResultDelivered, WebhookResultRetry, WebhookResultFailed}
 	// finals are the statuses an execution ends in, in the order of
 	// pipelineMetrics' arrays.
 	finals = [...]conveyor.Status{conveyor.StatusCompleted, conveyor.StatusFailed, conveyor.StatusCancelled}
@@ -319,7 +321,7 @@ func (m *Metrics) LimitRejected(limit string) {
 }
 
 // WebhookDelivered counts a webhook delivery attempt with its result:
-// WebhookResultDelivered or WebhookResultFailed, or another short fixed
+// WebhookResultDelivered, WebhookResultRetry or WebhookResultFailed, or another short fixed
 // word; never a URL, an id or an error message, which would make a
 // series each.
 func (m *Metrics) WebhookDelivered(result string) {

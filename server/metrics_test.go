@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -454,4 +456,34 @@ func TestMetricsCountLimitRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _ = io.Copy(io.Discard, first)
+}
+
+// TestMetricsCountWebhookDeliveries: each delivery attempt is counted by
+// its result: a receiver that fails once, then answers 200, makes one
+// retry and one delivered.
+func TestMetricsCountWebhookDeliveries(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if calls.Add(1) == 1 {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}))
+	t.Cleanup(receiver.Close)
+	srv, _ := open(t, server.Config{
+		APIKey: metricsKey, WebhookAllowPrivate: true, WebhookRetries: []time.Duration{10 * time.Millisecond},
+		Pipelines: []*conveyor.Pipeline{{Name: "ok", Handler: func(context.Context, *conveyor.Exec) error { return nil }}},
+	})
+	base := "http://" + srv.Addr()
+	hc := httpClient(t)
+	c := client.New(base, hc).WithAPIKey(metricsKey)
+	if _, err := c.CreateWebhook(t.Context(), client.NewWebhook{URL: receiver.URL, Events: []conveyor.WebhookEvent{"execution.completed"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Submit(t.Context(), "ok", nil); err != nil {
+		t.Fatal(err)
+	}
+	mfs := eventually(t, hc, base+"/metrics", metricsKey, equals(1, "conveyor_webhook_deliveries_total", "result", "delivered"))
+	wantSample(t, mfs, 1, "conveyor_webhook_deliveries_total", "result", "retry")
+	wantSample(t, mfs, 0, "conveyor_webhook_deliveries_total", "result", "failed")
 }

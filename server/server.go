@@ -302,7 +302,7 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return webhook.CheckURL(ctx, url, cfg.WebhookAllowPrivate)
 		},
 		WakeWebhooksFunc: s.webhooks.Wake,
-		Metrics: s.metrics,
+		Metrics:          s.metrics,
 	})
 	s.http = &http.Server{
 		Handler:           healthOnly(s.api, cfg.MaxConnections, s.metrics),
@@ -338,6 +338,7 @@ func (s *Server) startWebhooks(ctx context.Context) error {
 	s.webhooks, err = webhook.New(webhook.Config{
 		Store: s.store, Secret: secret, Retries: s.cfg.WebhookRetries, Timeout: s.cfg.WebhookTimeout,
 		AllowPrivate: s.cfg.WebhookAllowPrivate, Logger: s.cfg.Logger, OwnStore: !shared,
+		ResultFunc: s.metrics.WebhookDelivered,
 	})
 	if err != nil {
 		return err
