@@ -1,9 +1,13 @@
 package api
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
+	"net/http"
 	"runtime/debug"
 )
 
@@ -18,14 +22,24 @@ import (
 //     or more) and the request, the response and their buffers; the new
 //     goroutine starts with a small stack and an idle stream keeps it
 //     small (see follower.run).
-//   - An SSE stream hijacks its connection, which drops net/http's 4 KiB
-//     read and write buffers: it needs none (each message is one write).
+//   - Hijacking drops net/http's 4 KiB read and write buffers. WebSocket
+//     gets small ones of its own (smallBuffers); SSE needs none (each
+//     message is one write).
 //   - The stream's context is not the request's: a context derived from
 //     it keeps the request's and the connection's contexts alive.
 //
 // A detached stream outlives its handler, so http.Server.Shutdown neither
 // waits for it nor closes its connection: CloseStreams ends it, and
 // WaitStreams waits for that.
+
+// Buffer sizes of a hijacked WebSocket connection. Clients send only
+// control frames (at most 125 bytes and a 14-byte header, see
+// serveWebSocket's read limit); a message longer than the write buffer
+// takes two writes instead of one.
+const (
+	wsReadBufferSize  = 256
+	wsWriteBufferSize = 512
+)
 
 // detachedStream is a stream that runs on a goroutine of its own.
 type detachedStream struct {
@@ -98,6 +112,42 @@ func (s *Server) WaitStreams(ctx context.Context) error {
 		}
 	}
 }
+
+// smallBuffers is a ResponseWriter for websocket.Accept whose Hijack
+// gives the connection small buffers instead of net/http's 4 KiB ones,
+// which would otherwise stay with the connection as long as it is open.
+type smallBuffers struct {
+	http.ResponseWriter
+}
+
+// Hijack hijacks the connection. Bytes net/http already read past the
+// request (a client that did not wait for the handshake's answer) stay
+// first in the new read buffer.
+func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	var r io.Reader = conn
+	n := brw.Reader.Buffered()
+	if n > 0 {
+		b, _ := brw.Peek(n)
+		r = io.MultiReader(bytes.NewReader(bytes.Clone(b)), conn)
+	}
+	br := bufio.NewReaderSize(r, max(wsReadBufferSize, n))
+	if n > 0 {
+		// Buffer them now: websocket.Accept keeps what is buffered and
+		// reads the connection itself for the rest.
+		if _, err := br.Peek(n); err != nil {
+			conn.Close()
+			return nil, nil, err
+		}
+	}
+	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, wsWriteBufferSize)), nil
+}
+
+// Unwrap gives http.ResponseController the ResponseWriter underneath.
+func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // waitClosed cancels when conn's peer closes it or sends anything, or
 // conn is closed: a stream's client sends nothing. It runs on a goroutine

@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/conveyor-run/conveyor"
 	"github.com/conveyor-run/conveyor/api"
 )
 
@@ -111,4 +114,89 @@ func TestSSEClientGoneGivesItsPlaceBack(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	send(t, g.release, nil)
+}
+
+// TestWebSocketMessageLongerThanItsBuffer: a message longer than a
+// WebSocket stream's write buffer arrives whole.
+func TestWebSocketMessageLongerThanItsBuffer(t *testing.T) {
+	t.Parallel()
+	big := strings.Repeat("0123456789", 10_000)
+	h := setup(t, 1, &conveyor.Pipeline{Name: "big", Steps: []conveyor.Step{{Name: "s", Run: func(_ context.Context, x *conveyor.Exec) error {
+		return x.SetResult(big)
+	}}}})
+	ex := h.submit("big", nil)
+	h.waitStatus(ex.ID, conveyor.StatusCompleted)
+	s := h.watch(ex.ID)
+	nextOfType(t, s, conveyor.EventStatus)
+	final := nextOfType(t, s, conveyor.EventCompleted)
+	if string(final.Result) != `"`+big+`"` {
+		t.Fatalf("completed message's result has %d bytes, want the %d of the result", len(final.Result), len(big)+2)
+	}
+	expectEOF(t, s)
+}
+
+// TestWebSocketFrameSentWithTheHandshake: a client that sends a frame
+// right behind its handshake, before the answer, has it read: the bytes
+// net/http read past the request move to the stream's own buffer.
+func TestWebSocketFrameSentWithTheHandshake(t *testing.T) {
+	t.Parallel()
+	h, _, ex := runGated(t)
+	c, err := new(net.Dialer).DialContext(t.Context(), "tcp", strings.TrimPrefix(h.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	handshake := "GET /executions/" + ex.ID + "/progress/ws HTTP/1.1\r\nHost: conveyor\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+	// A masked ping (opcode 9) with the payload "hi", mask 1 2 3 4.
+	ping := []byte{0x89, 0x82, 1, 2, 3, 4, 'h' ^ 1, 'i' ^ 2}
+	if _, err := c.Write(append([]byte(handshake), ping...)); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(c)
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake answer: %v, %v", resp, err)
+	}
+	for {
+		opcode, payload := readFrame(t, r)
+		if opcode == 0xA { // pong
+			if string(payload) != "hi" {
+				t.Fatalf("pong with %q, want the ping's %q", payload, "hi")
+			}
+			break
+		}
+	}
+	if _, err := h.client.Cancel(t.Context(), ex.ID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readFrame reads one unmasked WebSocket frame (a server's).
+func readFrame(t *testing.T, r *bufio.Reader) (opcode byte, payload []byte) {
+	t.Helper()
+	var head [2]byte
+	if _, err := io.ReadFull(r, head[:]); err != nil {
+		t.Fatalf("read a frame: %v", err)
+	}
+	n := uint64(head[1] & 0x7f)
+	switch n {
+	case 126, 127:
+		ext := make([]byte, map[uint64]int{126: 2, 127: 8}[n])
+		if _, err := io.ReadFull(r, ext); err != nil {
+			t.Fatalf("read a frame's length: %v", err)
+		}
+		n = 0
+		for _, b := range ext {
+			n = n<<8 | uint64(b)
+		}
+	}
+	payload = make([]byte, n)
+	if _, err := io.ReadFull(r, payload); err != nil {
+		t.Fatalf("read a frame's payload: %v", err)
+	}
+	return head[0] & 0x0f, payload
 }

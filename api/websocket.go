@@ -53,7 +53,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, id strin
 		}
 	}()
 	liftReadDeadline(w)
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.AllowedOrigins})
+	c, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.AllowedOrigins})
 	if err != nil {
 		return // Accept has answered the request
 	}
