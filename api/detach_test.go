@@ -158,8 +158,12 @@ func TestWebSocketFrameSentWithTheHandshake(t *testing.T) {
 	}
 	r := bufio.NewReader(c)
 	resp, err := http.ReadResponse(r, nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("handshake answer: %v, %v", resp, err)
+	if err != nil {
+		t.Fatalf("handshake answer: %v", err)
+	}
+	resp.Body.Close() // a 101 has none: the connection is the stream's
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake answer: %s", resp.Status)
 	}
 	for {
 		opcode, payload := readFrame(t, r)
