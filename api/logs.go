@@ -61,7 +61,12 @@ func (s *Server) tailLogs(id string, after int64, withIDs bool) *logTail {
 	return t
 }
 
-func (t *logTail) close() { t.stop() }
+// close stops following; a nil tail has nothing to stop.
+func (t *logTail) close() {
+	if t != nil {
+		t.stop()
+	}
+}
 
 // woken is signalled when new lines may be stored; nil (never) for a
 // nil tail or without LogWakeups.
@@ -132,10 +137,8 @@ func (s *Server) followLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	s.serveSSE(w, r, func(ctx context.Context, send func(message) error, keepaliveEvery time.Duration, keepalive func() error) error {
-		logs := s.tailLogs(id, after, true)
-		defer logs.close()
-		return s.stream(ctx, id, noResume, logs, func(m message) error {
+	s.serveSSE(w, r, func(ctx context.Context, send func(message) error, keepaliveEvery time.Duration, keepalive func() error) (func() error, error) {
+		return s.stream(ctx, id, noResume, s.tailLogs(id, after, true), func(m message) error {
 			if ev, ok := m.body.(conveyor.Event); ok {
 				if !ev.Type.Final() {
 					return nil // a log stream's only event is the last

@@ -129,6 +129,16 @@ type manyStream struct {
 	sent   map[string]int64 // seq last sent per execution; final ones leave
 	member map[string]bool  // executions known to match (true) or not (false)
 	batch  *conveyor.Batch  // the last batch message's, with batch=
+
+	// Following (run).
+	ctx       context.Context
+	feed      conveyor.Subscription
+	keepalive func() error
+	keep      *time.Ticker
+	batchTick *time.Ticker // with batch=
+	dirty     bool         // a member moved since the last batch message
+	lastRead  time.Time    // of the batch
+	buf       []conveyor.Event
 }
 
 // manySource is the stream of the executions f selects. A fresh stream
@@ -138,36 +148,48 @@ type manyStream struct {
 // milliseconds) also sends the final message of each that ended since.
 // Then it forwards the live events of the selected executions.
 func (s *Server) manySource(f manyFilter, after int64) source {
-	return func(ctx context.Context, send func(message) error, keepaliveEvery time.Duration, keepalive func() error) error {
-		ms := &manyStream{s: s, f: f, send: send, sent: map[string]int64{}, member: map[string]bool{}}
+	return func(ctx context.Context, send func(message) error, keepaliveEvery time.Duration, keepalive func() error) (func() error, error) {
+		ms := &manyStream{s: s, f: f, send: send, sent: map[string]int64{}, member: map[string]bool{}, ctx: ctx, keepalive: keepalive}
 		if f.batch != "" {
 			b, err := s.cfg.Store.GetBatch(ctx, f.batch)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			ms.batch = b
 		}
 		// Subscribe before reading the snapshot, so nothing falls between.
-		feed := s.cfg.Executions.WatchAll()
-		defer feed.Close()
-		if err := ms.snapshot(ctx, after); err != nil {
-			return err
+		ms.feed = s.cfg.Executions.WatchAll()
+		if err := ms.start(ctx, after, keepalive); err != nil {
+			ms.feed.Close()
+			return nil, err
 		}
+		// Allocate now what following needs, not on the goroutine that
+		// follows (see follower.run).
+		ms.keep, ms.lastRead = time.NewTicker(keepaliveEvery), time.Now()
 		if ms.batch != nil {
-			if err := send(newBatchMessage(ms.batch, time.Now().UTC())); err != nil {
-				return err
-			}
-			if ms.batch.Status.Final() {
-				return errStreamEnded
-			}
+			ms.batchTick = time.NewTicker(batchMessageInterval)
 		}
-		// Open the response now, even when the filter selected nothing
-		// yet: a client must not wait a keepalive interval for headers.
-		if err := keepalive(); err != nil {
+		return ms.run, nil
+	}
+}
+
+// start sends the opening messages: the snapshot's, then with a batch
+// the batch message (errStreamEnded if the batch is final).
+func (ms *manyStream) start(ctx context.Context, after int64, keepalive func() error) error {
+	if err := ms.snapshot(ctx, after); err != nil {
+		return err
+	}
+	if ms.batch != nil {
+		if err := ms.send(newBatchMessage(ms.batch, time.Now().UTC())); err != nil {
 			return err
 		}
-		return ms.forward(ctx, feed, keepaliveEvery, keepalive)
+		if ms.batch.Status.Final() {
+			return errStreamEnded
+		}
 	}
+	// Open the response now, even when the filter selected nothing
+	// yet: a client must not wait a keepalive interval for headers.
+	return keepalive()
 }
 
 // sendEvent sends an execution's event. Its id is the time it is sent,
@@ -253,52 +275,72 @@ func (ms *manyStream) open(ex *conveyor.Execution, final bool) error {
 	return nil
 }
 
-// forward sends the live events of selected executions, and batch
-// messages at most every batchMessageInterval when the batch changed.
-func (ms *manyStream) forward(ctx context.Context, feed conveyor.Subscription, keepaliveEvery time.Duration, keepalive func() error) error {
-	keep := time.NewTicker(keepaliveEvery)
-	defer keep.Stop()
-	var (
-		batchTick <-chan time.Time
-		dirty     bool
-		lastRead  = time.Now()
-	)
-	if ms.batch != nil {
-		t := time.NewTicker(batchMessageInterval)
-		defer t.Stop()
-		batchTick = t.C
+// run sends the live events of selected executions, and batch messages
+// at most every batchMessageInterval when the batch changed, until the
+// stream ends. Like follower.run, it waits with a small frame: the work
+// is done in calls.
+func (ms *manyStream) run() error {
+	defer ms.close()
+	var batchTick <-chan time.Time
+	if ms.batchTick != nil {
+		batchTick = ms.batchTick.C
 	}
-	var buf []conveyor.Event
 	for {
+		var err error
 		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-keep.C:
-			if err := keepalive(); err != nil {
-				return err
-			}
+		case <-ms.ctx.Done():
+			return ms.ctx.Err()
+		case <-ms.keep.C:
+			err = ms.keepalive()
 		case <-ms.s.closing:
-			if _, err := ms.deliver(ctx, feed.Take(buf[:0])); err != nil {
-				return err
-			}
-			return errServerClosed
-		case <-feed.Ready():
-			buf = feed.Take(buf[:0])
-			moved, err := ms.deliver(ctx, buf)
-			if err != nil {
-				return err
-			}
-			dirty = dirty || moved
+			err = ms.drain()
+		case <-ms.feed.Ready():
+			err = ms.forward()
 		case <-batchTick:
-			if !dirty && time.Since(lastRead) < batchPoll {
-				continue
-			}
-			dirty, lastRead = false, time.Now()
-			if err := ms.sendBatchIfChanged(ctx); err != nil {
-				return err
-			}
+			err = ms.batchTicked()
+		}
+		if err != nil {
+			return err
 		}
 	}
+}
+
+func (ms *manyStream) close() {
+	ms.keep.Stop()
+	if ms.batchTick != nil {
+		ms.batchTick.Stop()
+	}
+	ms.feed.Close()
+}
+
+// drain sends what is already queued, then ends the stream.
+//
+//go:noinline
+func (ms *manyStream) drain() error {
+	if _, err := ms.deliver(ms.ctx, ms.feed.Take(ms.buf[:0])); err != nil {
+		return err
+	}
+	return errServerClosed
+}
+
+//go:noinline
+func (ms *manyStream) forward() error {
+	ms.buf = ms.feed.Take(ms.buf[:0])
+	moved, err := ms.deliver(ms.ctx, ms.buf)
+	ms.dirty = ms.dirty || moved
+	return err
+}
+
+// batchTicked sends a batch message if a member moved, or the batch was
+// not read for batchPoll (members on other nodes).
+//
+//go:noinline
+func (ms *manyStream) batchTicked() error {
+	if !ms.dirty && time.Since(ms.lastRead) < batchPoll {
+		return nil
+	}
+	ms.dirty, ms.lastRead = false, time.Now()
+	return ms.sendBatchIfChanged(ms.ctx)
 }
 
 // deliver sends the events of selected executions that the client does

@@ -118,11 +118,17 @@ type Server struct {
 	// patterns are the routes handle registered, for the test that
 	// checks that openapi.yaml describes each.
 	patterns []string
+
+	// Streams that run apart from their requests (detach.go).
+	detachedMu   sync.Mutex
+	detached     map[*detachedStream]struct{}
+	detachedGone chan struct{} // closed, and replaced, when one ends
 }
 
 // CloseStreams makes every open stream send what it already holds and
 // end (WebSocket: close 1001 going away). A node calls it on shutdown once
-// its engine has published the final events of its runs.
+// its engine has published the final events of its runs, then
+// WaitStreams.
 func (s *Server) CloseStreams() {
 	s.closeOnce.Do(func() { close(s.closing) })
 }
@@ -138,7 +144,8 @@ func New(cfg Config) *Server {
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = DefaultHeartbeatInterval
 	}
-	s := &Server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux(), limits: newLimits(cfg), closing: make(chan struct{})}
+	s := &Server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux(), limits: newLimits(cfg), closing: make(chan struct{}),
+		detached: map[*detachedStream]struct{}{}, detachedGone: make(chan struct{})}
 	s.handle("POST /executions", keyOnly, s.createExecution)
 	s.handle("GET /executions", keyOnly, s.listExecutions)
 	s.handle("GET /executions/stats", keyOnly, s.getStats)

@@ -28,30 +28,40 @@ type message struct {
 // eventMessage is ev as a stream message.
 func eventMessage(ev conveyor.Event) message { return message{ev.Seq, string(ev.Type), ev} }
 
-// source produces a stream's messages through send until the stream ends,
-// calling keepalive every keepaliveEvery while it waits (so a transport
-// needs no goroutine of its own for pings or heartbeats: goroutines are
-// most of an idle stream's memory). It returns errStreamEnded after the
-// final message, the error of send or keepalive, or why the stream could
-// not open (before anything was sent).
-type source func(ctx context.Context, send func(message) error, keepaliveEvery time.Duration, keepalive func() error) error
+// source opens a stream: it sends the opening messages through send and
+// returns follow, which forwards the live ones through send until the
+// stream ends, calling keepalive every keepaliveEvery while it waits (so
+// a transport needs no goroutine of its own for pings or heartbeats).
+// follow returns errStreamEnded after the final message, or the error of
+// send or keepalive; once the source returned it, it must be called, and
+// it releases what the stream holds. The source itself returns
+// errStreamEnded when the opening messages ended the stream, or why the
+// stream could not open (before anything was sent), and then holds
+// nothing.
+//
+// Opening and following are apart so that a transport can follow on a
+// goroutine of its own (see detach): opening reads the store and encodes
+// messages on the goroutine that serves the request, whose stack grows to
+// do so, and an idle stream should not keep that stack, nor the
+// request's buffers. ctx must outlive the request then.
+type source func(ctx context.Context, send func(message) error, keepaliveEvery time.Duration, keepalive func() error) (follow func() error, err error)
 
 // executionSource is the stream of execution id from after (or
 // noResume); with logs, its log lines after number logsAfter are mixed
 // in (see stream).
 func (s *Server) executionSource(id string, after int64, logs bool, logsAfter int64) source {
-	return func(ctx context.Context, send func(message) error, keepaliveEvery time.Duration, keepalive func() error) error {
+	return func(ctx context.Context, send func(message) error, keepaliveEvery time.Duration, keepalive func() error) (func() error, error) {
 		var tail *logTail
 		if logs {
 			tail = s.tailLogs(id, logsAfter, false)
-			defer tail.close()
 		}
 		return s.stream(ctx, id, after, tail, send, keepaliveEvery, keepalive)
 	}
 }
 
-// stream sends the events of execution id, in seq order, until the final
-// one; WebSocket and SSE are two transports over it.
+// stream opens the stream of execution id's events, in seq order, until
+// the final one; WebSocket and SSE are two transports over it. It is a
+// source (see there for what it returns) over one execution.
 //
 // A fresh stream (after == noResume) opens with a status message; for a
 // finished execution the final message follows and the stream ends. A
@@ -63,75 +73,128 @@ func (s *Server) executionSource(id string, after int64, logs bool, logsAfter in
 // With logs, the execution's stored log lines are mixed in: those kept
 // once the opening messages are sent, then new ones whenever logs is
 // woken, and the last ones just before the final event (see logs.go).
-//
-// keepalive is called every keepaliveEvery while the stream waits, from
-// the stream's own goroutine, so a transport needs no goroutine of its own
-// for pings or heartbeats (goroutines are most of an idle stream's memory).
-//
-// It returns errStreamEnded after the final event, the error of send or
-// keepalive, or the error of reading the execution (before anything was
-// sent).
+// The stream closes logs when it ends.
 func (s *Server) stream(ctx context.Context, id string, after int64, logs *logTail, sendMsg func(message) error,
-	keepaliveEvery time.Duration, keepalive func() error) error {
+	keepaliveEvery time.Duration, keepalive func() error) (follow func() error, err error) {
 	w, err := s.cfg.Executions.Watch(ctx, id)
 	if err != nil {
-		return err
+		logs.close()
+		return nil, err
 	}
-	defer w.Close()
-	send := func(ev conveyor.Event) error {
-		if ev.Type.Final() {
-			// The run's last lines were stored before this event.
-			if err := logs.send(ctx, sendMsg); err != nil {
-				return err
-			}
-		}
-		return sendMsg(eventMessage(ev))
-	}
+	f := &follower{s: s, ctx: ctx, feed: w.Subscription, logs: logs, sendMsg: sendMsg, keepalive: keepalive}
 	if after == noResume {
-		after, err = openFresh(w.Execution, send)
+		after, err = openFresh(w.Execution, f.send)
 	} else {
-		after, err = s.resume(ctx, w, after, send)
+		after, err = s.resume(ctx, w, after, f.send)
 	}
 	if err == nil {
 		err = logs.send(ctx, sendMsg) // the kept lines
 	}
 	if err != nil {
-		return err
+		f.close()
+		return nil, err
 	}
+	// The follower keeps the feed, not the snapshot (whose input alone
+	// may be a MiB), and allocates what it needs now, not on the
+	// goroutine that follows (see follower.run).
+	f.after, f.tick = after, time.NewTicker(keepaliveEvery)
+	return f.run, nil
+}
 
-	tick := time.NewTicker(keepaliveEvery)
-	defer tick.Stop()
-	var buf []conveyor.Event
+// follower forwards the live events of one execution newer than seq
+// after, and the new lines of logs, until the final event, ctx ends or
+// the server closes its streams.
+type follower struct {
+	s         *Server
+	ctx       context.Context
+	feed      conveyor.Subscription
+	after     int64
+	logs      *logTail
+	sendMsg   func(message) error
+	keepalive func() error
+	tick      *time.Ticker
+	buf       []conveyor.Event
+}
+
+// run follows until the stream ends: errStreamEnded after the final
+// event, errServerClosed after CloseStreams, or the error of a send.
+//
+// An idle stream's goroutine waits here, and should fit in the smallest
+// stack (2 KiB, of which about 1 KiB is free for frames): so each
+// wake-up's work is done in a call that is not inlined, whose frame
+// exists only while it runs, and nothing here allocates before waiting.
+// (The stack grows to send a message, and a garbage collection gives
+// back only part of that growth.)
+func (f *follower) run() error {
+	defer f.close()
 	for {
+		var err error
 		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-			if err := keepalive(); err != nil {
-				return err
-			}
-			// In case a notice from another node was lost.
-			if err := logs.send(ctx, sendMsg); err != nil {
-				return err
-			}
-		case <-logs.woken():
-			if err := logs.send(ctx, sendMsg); err != nil {
-				return err
-			}
-		case <-s.closing:
-			// Send what is already queued (the final events of runs the
-			// engine just stopped), then end.
-			if _, err := forward(w.Take(buf[:0]), after, send); err != nil {
-				return err
-			}
-			return errServerClosed
-		case <-w.Ready():
-			buf = w.Take(buf[:0])
-			if after, err = forward(buf, after, send); err != nil {
-				return err
-			}
+		case <-f.ctx.Done():
+			return f.ctx.Err()
+		case <-f.tick.C:
+			err = f.keepaliveTick()
+		case <-f.logs.woken():
+			err = f.sendLogs()
+		case <-f.s.closing:
+			err = f.drain()
+		case <-f.feed.Ready():
+			err = f.forward()
+		}
+		if err != nil {
+			return err
 		}
 	}
+}
+
+func (f *follower) close() {
+	if f.tick != nil {
+		f.tick.Stop()
+	}
+	f.feed.Close()
+	f.logs.close()
+}
+
+// send sends ev, after the last log lines when it is the final event:
+// the run's last lines were stored before it.
+func (f *follower) send(ev conveyor.Event) error {
+	if ev.Type.Final() {
+		if err := f.logs.send(f.ctx, f.sendMsg); err != nil {
+			return err
+		}
+	}
+	return f.sendMsg(eventMessage(ev))
+}
+
+//go:noinline
+func (f *follower) keepaliveTick() error {
+	if err := f.keepalive(); err != nil {
+		return err
+	}
+	// In case a notice from another node was lost.
+	return f.logs.send(f.ctx, f.sendMsg)
+}
+
+//go:noinline
+func (f *follower) sendLogs() error { return f.logs.send(f.ctx, f.sendMsg) }
+
+// drain sends what is already queued (the final events of runs the
+// engine just stopped), then ends the stream.
+//
+//go:noinline
+func (f *follower) drain() error {
+	if _, err := forward(f.feed.Take(f.buf[:0]), f.after, f.send); err != nil {
+		return err
+	}
+	return errServerClosed
+}
+
+//go:noinline
+func (f *follower) forward() error {
+	f.buf = f.feed.Take(f.buf[:0])
+	var err error
+	f.after, err = forward(f.buf, f.after, f.send)
+	return err
 }
 
 // openFresh starts a fresh stream: the status message, and for a finished

@@ -40,31 +40,59 @@ func (s *Server) streamWebSocket(w http.ResponseWriter, r *http.Request) {
 // serveWebSocket sends what src produces as WebSocket text messages, each
 // a JSON object. A failure before the first message is an error message
 // (about execution id, if the stream is of one), then a normal close.
+// Once the stream is open, it follows on a goroutine of its own (detach).
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, id string, src source) {
 	release, ok := s.openStream(w, r)
 	if !ok {
 		return
 	}
-	defer release()
+	detached := false
+	defer func() {
+		if !detached {
+			release()
+		}
+	}()
 	liftReadDeadline(w)
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.AllowedOrigins})
+	c, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.AllowedOrigins})
 	if err != nil {
 		return // Accept has answered the request
 	}
-	defer c.CloseNow()
+	defer func() {
+		if !detached {
+			c.CloseNow()
+		}
+	}()
 	// Clients send nothing but control frames (at most 125 bytes); a data
 	// message closes the stream with 1008 policy violation (CloseRead).
 	c.SetReadLimit(128)
-	ctx := c.CloseRead(r.Context())
+	// The stream outlives the request: its context is the connection's,
+	// and holds nothing of the request's (see detach.go).
+	ctx := c.CloseRead(context.Background())
 
 	sent := false
-	err = src(ctx, func(m message) error {
+	follow, err := src(ctx, func(m message) error {
 		sent = true
 		return writeMessage(ctx, c, m.body)
 	}, s.cfg.PingInterval, func() error {
 		go ping(ctx, c)
 		return nil
 	})
+	if err != nil {
+		s.endWebSocket(ctx, c, id, err, sent)
+		return
+	}
+	detached = true
+	s.detach(func() { c.CloseNow() }, follow, func(err error) {
+		s.endWebSocket(ctx, c, id, err, sent)
+		c.CloseNow()
+		release()
+	})
+}
+
+// endWebSocket closes c as a stream that ended with err: normally after
+// the final message, going away on shutdown, and after an error message
+// when it could not open (nothing sent).
+func (s *Server) endWebSocket(ctx context.Context, c *websocket.Conn, id string, err error, sent bool) {
 	switch {
 	case errors.Is(err, errStreamEnded):
 		c.Close(websocket.StatusNormalClosure, "")

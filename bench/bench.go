@@ -62,10 +62,12 @@ type Config struct {
 	Rate              float64
 	Duration          time.Duration
 
-	// Fanout: Subscribers idle WebSocket subscribers spread over
-	// FanoutExecutions executions, then the final message to all.
+	// Fanout: Subscribers idle subscribers spread over FanoutExecutions
+	// executions, then the final message to all. Transport is WebSocket
+	// (the default) or SSE.
 	Subscribers      int
 	FanoutExecutions int
+	Transport        string
 
 	// ServerURL targets a running server; "" starts an embedded node.
 	ServerURL string
@@ -121,6 +123,13 @@ func (c *Config) validate() error {
 	}
 	if err := c.validateUpdates(); err != nil {
 		return err
+	}
+	switch c.Transport {
+	case "":
+		c.Transport = WebSocket
+	case WebSocket, SSE:
+	default:
+		return fmt.Errorf("--transport must be %s or %s, got %q", WebSocket, SSE, c.Transport)
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = 10 * time.Minute
@@ -281,6 +290,7 @@ type Result struct {
 	DurationSeconds   float64 `json:"duration_seconds,omitempty"`
 	Subscribers       int     `json:"subscribers,omitempty"`
 	FanoutExecutions  int     `json:"fanout_executions,omitempty"`
+	Transport         string  `json:"transport,omitempty"` // of the fanout's subscribers
 
 	// Throughput.
 	SubmitsPerSecond    *float64 `json:"submits_per_second,omitempty"`
@@ -417,6 +427,11 @@ type target struct {
 	// clients has one client per node; clients[0] is for bookkeeping.
 	clients []*client.Client
 	client  *client.Client
+	// urls are the clients' base URLs, hc their HTTP client and apiKey
+	// their key, for the streams the Go client does not speak (SSE).
+	urls   []string
+	hc     *http.Client
+	apiKey string
 	// nodes has the node id of each client's node (embedded only).
 	nodes []string
 	// pid is the server's process: this one when embedded, 0 if unknown.
@@ -440,11 +455,12 @@ func openTarget(ctx context.Context, cfg Config, scenario string) (_ *target, er
 		c := client.New(url, hc).WithAPIKey(cfg.APIKey)
 		return &target{
 			name: url, backend: "remote", clients: []*client.Client{c}, client: c, pid: cfg.ServerPID,
+			urls: []string{url}, hc: hc, apiKey: cfg.APIKey,
 			close: func() error { transport.CloseIdleConnections(); return nil },
 		}, nil
 	}
 
-	t := &target{name: "embedded", backend: "sqlite", pid: os.Getpid(), embedded: true}
+	t := &target{name: "embedded", backend: "sqlite", pid: os.Getpid(), embedded: true, hc: hc}
 	var cleanups []func() error // run in reverse by close
 	t.close = func() error {
 		transport.CloseIdleConnections()
@@ -508,6 +524,7 @@ func openTarget(ctx context.Context, cfg Config, scenario string) (_ *target, er
 		cleanups = append(cleanups, func() error { stop(); return <-ran })
 		c := client.New("http://"+srv.Addr(), hc)
 		t.clients, t.nodes = append(t.clients, c), append(t.nodes, nodeID)
+		t.urls = append(t.urls, "http://"+srv.Addr())
 	}
 	t.client = t.clients[0]
 	return t, nil

@@ -15,8 +15,8 @@ import (
 )
 
 // runFanout starts cfg.FanoutExecutions executions of bench.hold, opens
-// cfg.Subscribers WebSocket subscribers spread evenly over them, and
-// measures:
+// cfg.Subscribers subscribers (WebSocket or SSE streams, cfg.Transport)
+// spread evenly over them, and measures:
 //
 //   - the server's RSS growth per idle subscriber: VmRSS after every
 //     subscriber has its status message, less VmRSS before the first
@@ -26,7 +26,7 @@ import (
 //     cancelled at once; fanout_final_ms is the largest.
 func runFanout(ctx context.Context, cfg Config, t *target, res *Result) error {
 	k, e := cfg.Subscribers, min(cfg.FanoutExecutions, cfg.Subscribers)
-	res.Subscribers, res.FanoutExecutions = k, e
+	res.Subscribers, res.FanoutExecutions, res.Transport = k, e, cfg.Transport
 	ids, err := startHolds(ctx, cfg, t, e)
 	if err != nil {
 		return err
@@ -41,7 +41,7 @@ func runFanout(ctx context.Context, cfg Config, t *target, res *Result) error {
 	subs := make([]*fanoutSubscriber, k)
 	dialStart := time.Now()
 	err = parallel(ctx, k, dialers, func(ctx context.Context, i int) error {
-		s, err := t.clientFor(i).Watch(ctx, ids[i%e])
+		s, err := t.watch(ctx, cfg.Transport, i, ids[i%e])
 		if err != nil {
 			return fmt.Errorf("subscriber %d: %w", i+1, err)
 		}
@@ -151,7 +151,7 @@ func recordRSS(res *Result, t *target, before int64, beforeErr error, k int) {
 	res.RSSBeforeKiB, res.RSSAfterKiB = &before, &after
 	res.RSSPerSubscriberKiB = ptr(round3(float64(after-before) / float64(k)))
 	if t.embedded {
-		res.note("RSS is this process's: the embedded node and the bench's %d WebSocket clients together, so it overstates the server's share", k)
+		res.note("RSS is this process's: the embedded node and the bench's %d %s clients together, so it overstates the server's share", k, res.Transport)
 	} else {
 		res.note("RSS of pid %d, without a forced GC (garbage not yet collected counts) and only meaningful on a freshly started server (Go keeps freed memory)", t.pid)
 	}
@@ -199,9 +199,18 @@ func waitStarted(ctx context.Context, c *client.Client, id string) (*conveyor.Ex
 	}
 }
 
+// watch opens subscriber i's stream of execution id over transport, on
+// the node of client i mod N.
+func (t *target) watch(ctx context.Context, transport string, i int, id string) (subscription, error) {
+	if transport == SSE {
+		return watchSSE(ctx, t.hc, t.urls[i%len(t.urls)], t.apiKey, id)
+	}
+	return t.clientFor(i).Watch(ctx, id)
+}
+
 // fanoutSubscriber is one idle subscriber waiting for the final message.
 type fanoutSubscriber struct {
-	stream   *client.Stream
+	stream   subscription
 	final    conveyor.Event
 	received time.Time
 	err      error

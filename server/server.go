@@ -454,6 +454,11 @@ func (s *Server) Run(ctx context.Context) error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		err = s.http.Close()
 	}
+	// Streams on hijacked connections are not the http.Server's to wait
+	// for or to close.
+	if werr := s.api.WaitStreams(shutdownCtx); werr != nil {
+		s.cfg.Logger.Warn("closed the streams still open at the shutdown deadline", "err", werr)
+	}
 	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) && err == nil {
 		err = serr
 	}

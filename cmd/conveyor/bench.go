@@ -48,8 +48,8 @@ Scenarios (--scenario, default all):
                     --batch N submits them in POST /batches of N
   progress-latency  executions reporting progress at --rate, one WebSocket subscriber
                     each: delay from x.Progress to receipt, messages sent/received, CPU
-  fanout            idle WebSocket subscribers over a few executions: RSS per
-                    subscriber, time for the final message to reach them all
+  fanout            idle WebSocket (or --transport sse) subscribers over a few executions:
+                    RSS per subscriber, time for the final message to reach them all
   cross-node        progress latency across nodes (PostgreSQL, --nodes 2+): runner and subscriber on different nodes
   submit-flood      --concurrency clients (default 64) submitting noop executions one after
                     another for --duration (default 60s) while the workers run them: submit
@@ -116,7 +116,8 @@ Results and how to read them: docs/benchmarks.md.`,
 	f.IntVar(&cfg.ExecutionsRunning, "executions-running", bench.DefaultExecutionsRunning, "progress-latency: executions running at once")
 	f.Float64Var(&cfg.Rate, "rate", bench.DefaultRate, "progress-latency: progress updates per second per execution")
 	f.DurationVar(&cfg.Duration, "duration", 0, fmt.Sprintf("progress-latency: how long each execution reports (default %s); submit-flood: how long to flood (default %s)", bench.DefaultDuration, bench.DefaultFloodDuration))
-	f.IntVar(&cfg.Subscribers, "subscribers", bench.DefaultSubscribers, "fanout: WebSocket subscribers")
+	f.IntVar(&cfg.Subscribers, "subscribers", bench.DefaultSubscribers, "fanout: subscribers")
+	f.StringVar(&cfg.Transport, "transport", bench.WebSocket, "fanout: the subscribers' streams, websocket or sse")
 	f.IntVar(&cfg.FanoutExecutions, "fanout-executions", bench.DefaultFanoutExecutions, "fanout: executions the subscribers are spread over")
 	f.IntVar(&cfg.Workers, "workers", bench.DefaultWorkers, "embedded: executions the node runs at once (serve --concurrency); at least --executions-running")
 	f.IntVar(&cfg.Nodes, "nodes", 1, "embedded: nodes to start (2+ needs --database-url)")
@@ -171,7 +172,7 @@ func printResult(w io.Writer, r bench.Result) error {
 	case bench.SubmitFlood:
 		printFlood(row, lat, num, r)
 	case bench.Fanout:
-		row("subscribers", fmt.Sprintf("%d over %d executions", r.Subscribers, r.FanoutExecutions))
+		row("subscribers", fmt.Sprintf("%d %s streams over %d executions", r.Subscribers, r.Transport, r.FanoutExecutions))
 		if r.RSSPerSubscriberKiB != nil {
 			row("RSS per idle subscriber", fmt.Sprintf("%s KiB (%d → %d KiB)", num(r.RSSPerSubscriberKiB), *r.RSSBeforeKiB, *r.RSSAfterKiB))
 		}

@@ -179,6 +179,28 @@ func TestBenchServer(t *testing.T) {
 	}
 }
 
+// TestBenchFanoutSSE runs the fanout scenario with SSE subscribers
+// against a server process.
+func TestBenchFanoutSSE(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, t.TempDir(), t.TempDir(), "--bench-pipelines")
+	results, took := runBench(t, "--server", n.url, "--server-pid", fmt.Sprint(n.cmd.Process.Pid),
+		"--scenario", "fanout", "--transport", "sse", "--subscribers", "100", "--fanout-executions", "4")
+	fo := results["fanout"]
+	if fo["transport"] != "sse" {
+		t.Errorf("transport = %v, want sse", fo["transport"])
+	}
+	if v := number(t, fo, "final_received"); v != 100 {
+		t.Errorf("final message reached %v subscribers, want 100", v)
+	}
+	if v := number(t, fo, "fanout_final_ms"); v <= 0 || v > float64(took.Milliseconds()) {
+		t.Errorf("fanout_final_ms = %v, want above 0 and at most the run's %d ms", v, took.Milliseconds())
+	}
+	if v := number(t, fo, "rss_per_subscriber_kib"); v <= 0 || v > 10_000 {
+		t.Errorf("rss_per_subscriber_kib = %v, want above 0 and below 10 MiB", v)
+	}
+}
+
 func TestBenchServerWithoutBenchPipelines(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, t.TempDir(), t.TempDir())
@@ -203,6 +225,7 @@ func TestBenchBadFlags(t *testing.T) {
 		{[]string{"--scenario", "throughput", "--batch", "10001"}, "--batch must be 1 to 10000"},
 		{[]string{"--scenario", "throughput", "--batch", "-1"}, "--batch must be 1 to 10000"},
 		{[]string{"--scenario", "fanout", "--batch", "10"}, "--batch is for the throughput scenario"},
+		{[]string{"--scenario", "fanout", "--transport", "smoke"}, "--transport must be websocket or sse"},
 		{[]string{"--scenario", "submit-flood", "--duration", "-1s"}, "--duration must be positive, got -1s"},
 		{[]string{"--scenario", "submit-flood", "--duration", "0s"}, "--duration must be positive, got 0s"},
 		{[]string{"--scenario", "submit-flood", "--concurrency", "0"}, "--concurrency must be at least 1, got 0"},
