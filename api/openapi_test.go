@@ -508,17 +508,59 @@ func (rec *recorder) checkStreamEnd() {
 }
 
 // Hijack hands the WebSocket library a connection whose writes are read
-// as frames: each text message the server sends is checked.
+// as frames: each text message the server sends is checked. An SSE stream
+// takes over its connection too (sse.go) and writes its response head,
+// then its events, which are checked as Write checks them.
 func (rec *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(rec.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
+	}
+	if h := rec.ResponseWriter.Header(); strings.HasPrefix(h.Get("Content-Type"), "text/event-stream") {
+		rec.status, rec.header, rec.sse = http.StatusOK, h.Clone(), true
+		if rec.message == nil {
+			rec.fail("an event stream on an endpoint without x-conveyor-message")
+		}
+		return &sseConnRecorder{Conn: conn, rec: rec}, brw, nil
 	}
 	if err := brw.Flush(); err != nil {
 		return nil, nil, err
 	}
 	wc := &wsRecorder{Conn: conn, rec: rec}
 	return wc, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(wc, brw.Writer.Size())), nil
+}
+
+// sseConnRecorder reads what an SSE stream writes to the connection it
+// took over: the response head, then events, each checked. It keeps its
+// own buffer: it is written after the handler returned (the stream runs
+// apart from its request).
+type sseConnRecorder struct {
+	net.Conn
+	rec *recorder
+
+	mu     sync.Mutex
+	inHead bool // set once the response head is written
+	buf    []byte
+}
+
+func (sc *sseConnRecorder) Write(b []byte) (int, error) {
+	sc.mu.Lock()
+	sc.buf = append(sc.buf, b...)
+	if !sc.inHead {
+		if _, rest, ok := bytes.Cut(sc.buf, []byte("\r\n\r\n")); ok {
+			sc.inHead, sc.buf = true, append([]byte(nil), rest...)
+		}
+	}
+	for sc.inHead {
+		frame, rest, ok := bytes.Cut(sc.buf, []byte("\n\n"))
+		if !ok {
+			break
+		}
+		sc.rec.checkSSEFrame(string(frame))
+		sc.buf = rest
+	}
+	sc.mu.Unlock()
+	return sc.Conn.Write(b)
 }
 
 // wsRecorder reads the WebSocket frames written to a connection (a
