@@ -516,7 +516,7 @@ func (rec *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if h := rec.ResponseWriter.Header(); strings.HasPrefix(h.Get("Content-Type"), "text/event-stream") {
+	if h := rec.Header(); strings.HasPrefix(h.Get("Content-Type"), "text/event-stream") {
 		rec.status, rec.header, rec.sse = http.StatusOK, h.Clone(), true
 		if rec.message == nil {
 			rec.fail("an event stream on an endpoint without x-conveyor-message")

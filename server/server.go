@@ -136,27 +136,14 @@ func (c *Config) validate() error {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
-	if c.APIKey == "" && !c.Insecure && !loopback(c.Addr) {
-		return fmt.Errorf("refusing to listen on %s without an API key: set --api-key, or --insecure to allow anyone on the network", c.Addr)
-	}
-	if c.APIKey != "" && (len(c.APIKey) < MinAPIKeyLength || strings.ContainsFunc(c.APIKey, unicode.IsSpace)) {
-		return fmt.Errorf("the API key must be at least %d characters without spaces (try: openssl rand -hex 32)", MinAPIKeyLength)
-	}
-	if c.MetricsAddr != "" {
-		if err := checkMetricsAddr(c.MetricsAddr); err != nil {
-			return err
-		}
+	if err := c.validateAccess(); err != nil {
+		return err
 	}
 	if c.Lease < 0 {
 		return fmt.Errorf("lease must not be negative, got %s", c.Lease)
 	}
 	if c.Lease == 0 {
 		c.Lease = conveyor.DefaultLease
-	}
-	if c.WebhookSecret != "" {
-		if err := conveyor.ValidWebhookSecret(c.WebhookSecret); err != nil {
-			return fmt.Errorf("webhook secret: %s", conveyor.ErrorMessage(err))
-		}
 	}
 	if err := c.defaultLimits(); err != nil {
 		return err
@@ -169,6 +156,29 @@ func (c *Config) validate() error {
 		c.Logger = slog.Default()
 	}
 	c.Logger = c.Logger.With("node", c.NodeID)
+	return nil
+}
+
+// validateAccess checks who may reach the node and what signs for it:
+// the API key against the address, the metrics address, the webhook
+// secret.
+func (c *Config) validateAccess() error {
+	if c.APIKey == "" && !c.Insecure && !loopback(c.Addr) {
+		return fmt.Errorf("refusing to listen on %s without an API key: set --api-key, or --insecure to allow anyone on the network", c.Addr)
+	}
+	if c.APIKey != "" && (len(c.APIKey) < MinAPIKeyLength || strings.ContainsFunc(c.APIKey, unicode.IsSpace)) {
+		return fmt.Errorf("the API key must be at least %d characters without spaces (try: openssl rand -hex 32)", MinAPIKeyLength)
+	}
+	if c.MetricsAddr != "" {
+		if err := checkMetricsAddr(c.MetricsAddr); err != nil {
+			return err
+		}
+	}
+	if c.WebhookSecret != "" {
+		if err := conveyor.ValidWebhookSecret(c.WebhookSecret); err != nil {
+			return fmt.Errorf("webhook secret: %s", conveyor.ErrorMessage(err))
+		}
+	}
 	return nil
 }
 
