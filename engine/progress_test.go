@@ -132,6 +132,7 @@ func TestProgressWaitsForReservedSeqs(t *testing.T) {
 		NowFunc:               time.Now,
 		ProgressStoreInterval: time.Hour, // nothing is due for the store
 		PublishFunc:           func(ev conveyor.Event) { published = append(published, ev) },
+		Metrics:               noMetrics{},
 	}}
 	r := &run{e: e, ex: &conveyor.Execution{ID: "x", Attempt: 1}, kick: make(chan struct{}, 1), seq: 1, reserved: 3, storedAt: time.Now()}
 	r.state.total = -1
