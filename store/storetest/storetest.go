@@ -297,6 +297,9 @@ func diffExecution(got, want *conveyor.Execution) []string {
 	if (got.BatchID == nil) != (want.BatchID == nil) || got.BatchID != nil && *got.BatchID != *want.BatchID {
 		add("BatchID", got.BatchID, want.BatchID)
 	}
+	if (got.RetryOf == nil) != (want.RetryOf == nil) || got.RetryOf != nil && *got.RetryOf != *want.RetryOf {
+		add("RetryOf", got.RetryOf, want.RetryOf)
+	}
 	if got.Attempt != want.Attempt {
 		add("Attempt", got.Attempt, want.Attempt)
 	}
