@@ -175,4 +175,8 @@ type NewExecution struct {
 	Tags     Tags            `json:"tags"`
 	// Webhook is the execution's own webhook (Execution.Webhook).
 	Webhook *ExecutionWebhook `json:"webhook,omitempty"`
+	// RetryOf is the final execution this one retries as new
+	// (Execution.RetryOf). Only the server sets it, so it is no field of
+	// a request body.
+	RetryOf *string `json:"-"`
 }

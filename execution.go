@@ -32,19 +32,22 @@ func (s Status) Valid() bool {
 
 // Execution is one run of a pipeline with a JSON input.
 type Execution struct {
-	ID         string          `json:"id"`
-	Pipeline   string          `json:"pipeline"`
-	Status     Status          `json:"status"`
-	Input      json.RawMessage `json:"input"`
-	Progress   *Progress       `json:"progress"`
-	Result     json.RawMessage `json:"result"`
-	Error      *Error          `json:"error"`
-	Tags       Tags            `json:"tags"`
-	BatchID    *string         `json:"batch_id"` // the batch it was submitted in, if any
-	Attempt    int             `json:"attempt"`
-	CreatedAt  time.Time       `json:"created_at"`
-	StartedAt  *time.Time      `json:"started_at"`
-	FinishedAt *time.Time      `json:"finished_at"`
+	ID       string          `json:"id"`
+	Pipeline string          `json:"pipeline"`
+	Status   Status          `json:"status"`
+	Input    json.RawMessage `json:"input"`
+	Progress *Progress       `json:"progress"`
+	Result   json.RawMessage `json:"result"`
+	Error    *Error          `json:"error"`
+	Tags     Tags            `json:"tags"`
+	BatchID  *string         `json:"batch_id"` // the batch it was submitted in, if any
+	// RetryOf is the id of the final execution this one retries as new
+	// (POST /executions/{id}/retry); nil otherwise.
+	RetryOf    *string    `json:"retry_of"`
+	Attempt    int        `json:"attempt"`
+	CreatedAt  time.Time  `json:"created_at"`
+	StartedAt  *time.Time `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at"`
 
 	// Data is the free-form object its steps set (Exec.SetData, ::data),
 	// merged across reports and attempts; nil until one sets it. Lists

@@ -43,6 +43,8 @@ func (e *Execution) ValidateNew() error {
 		return Errorf(EINVALID, "execution input or pipeline name is not valid UTF-8")
 	case len(e.Result) > 0 && !json.Valid(e.Result):
 		return Errorf(EINVALID, "execution result is not valid JSON")
+	case e.RetryOf != nil && !StorableText(*e.RetryOf):
+		return Errorf(EINVALID, "execution retry_of is not storable text")
 	}
 	if e.Webhook != nil {
 		if err := e.Webhook.Validate(); err != nil {

@@ -159,6 +159,7 @@ func New(cfg Config) *Server {
 	s.handle("GET /executions/{id}/events", keyOnly, s.listEvents)
 	s.handle("GET /executions/{id}/logs", keyOrStreamTokenToFollow, s.getLogsOrFollow)
 	s.handle("POST /executions/{id}/cancel", keyOnly, s.cancelExecution)
+	s.handle("POST /executions/{id}/retry", keyOnly, s.retryExecution)
 	s.handle("POST /executions/{id}/token", keyOnly, s.createStreamToken)
 	s.handle("POST /batches", keyOnly, s.createBatch)
 	s.handle("GET /batches", keyOnly, s.listBatches)
@@ -523,6 +524,43 @@ func (s *Server) cancelExecution(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	writeJSON(w, http.StatusAccepted, ex)
+}
+
+// retryExecution submits a final execution again as a new one of the
+// same pipeline, input, tags and own webhook that names it in retry_of.
+// The new execution is an ordinary submission, limits included, but for
+// one thing: it is in no batch, since a batch's members are fixed when
+// it is submitted.
+func (s *Server) retryExecution(w http.ResponseWriter, r *http.Request) {
+	var body struct{}
+	if err := decodeBody(w, r, &body, true); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	orig, err := s.cfg.Store.GetExecution(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !orig.Status.Final() {
+		s.writeError(w, r, conveyor.Errorf(conveyor.ECONFLICT,
+			"execution %s is %s; only a final execution can be retried as new", orig.ID, orig.Status))
+		return
+	}
+	// Admitted only now: a request that could never submit costs the
+	// client none of its rate.
+	if !s.admitSubmission(w, r) {
+		return
+	}
+	ex, err := s.cfg.Runner.SubmitExecution(r.Context(), conveyor.NewExecution{
+		Pipeline: orig.Pipeline, Input: orig.Input, Tags: orig.Tags, Webhook: orig.Webhook, RetryOf: &orig.ID})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.submitted(1)
+	w.Header().Set("Location", "/executions/"+ex.ID)
 	writeJSON(w, http.StatusAccepted, ex)
 }
 

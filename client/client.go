@@ -91,6 +91,14 @@ func (c *Client) Cancel(ctx context.Context, id string) (*conveyor.Execution, er
 	return &ex, c.do(ctx, http.MethodPost, "/executions/"+url.PathEscape(id)+"/cancel", struct{}{}, &ex)
 }
 
+// Retry submits the final execution id again as a new execution of the
+// same pipeline, input, tags and own webhook, in no batch, and returns
+// it: its RetryOf is id. ECONFLICT while id is pending or running.
+func (c *Client) Retry(ctx context.Context, id string) (*conveyor.Execution, error) {
+	var ex conveyor.Execution
+	return &ex, c.do(ctx, http.MethodPost, "/executions/"+url.PathEscape(id)+"/retry", struct{}{}, &ex)
+}
+
 // List returns one page of executions, newest first, without their Input
 // and Result unless f.WithInput or f.WithResult asks for them.
 func (c *Client) List(ctx context.Context, f conveyor.ListFilter) (*conveyor.ExecutionPage, error) {

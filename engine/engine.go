@@ -293,6 +293,7 @@ func (e *Engine) newExecution(n conveyor.NewExecution, now time.Time) (*conveyor
 		Input:     input,
 		Tags:      n.Tags,
 		Webhook:   n.Webhook,
+		RetryOf:   n.RetryOf,
 		CreatedAt: now,
 	}
 	return ex, ex.ValidateNew()

@@ -601,6 +601,32 @@ func testDashboard(t *testing.T, browserCtx context.Context, key string) {
 		t.Errorf("the live line is shown %d times, want once", n)
 	}
 
+	// Retry: not offered on a completed execution; on the cancelled one
+	// it submits it anew and opens the new execution, which links back.
+	if !p.hidden("#detail-retry") {
+		t.Error("Retry is offered on a completed execution")
+	}
+	p.run("open the cancelled execution's detail", chromedp.Navigate(base+"/ui/#/executions/"+second))
+	p.waitFor("the cancelled execution's Retry button", `!document.querySelector('#detail').hidden &&
+		document.querySelector('#detail-status').textContent === 'cancelled' && !document.querySelector('#detail-retry').hidden`)
+	p.clickUntil("click Retry", "#detail-retry", fmt.Sprintf(`location.hash.startsWith('#/executions/') && location.hash !== %s`, js("#/executions/"+second)))
+	retried := strings.TrimPrefix(eval[string](p, `decodeURIComponent(location.hash)`), "#/executions/")
+	p.waitFor("the new execution with its retry-of link", fmt.Sprintf(`!document.querySelector('#detail').hidden &&
+		document.querySelector('#detail-id').textContent === %s &&
+		(a => a && a.getAttribute('href') === %s && a.closest('dd').previousElementSibling.textContent === 'Retry of')(document.querySelector('#detail-fields a.retry-of')) &&
+		document.querySelector('#detail-status').textContent === 'running' && document.querySelector('#detail-retry').hidden`,
+		js(retried), js("#/executions/"+second)))
+	if ex, err := c.Get(t.Context(), retried); err != nil || ex.RetryOf == nil || *ex.RetryOf != second || string(ex.Input) != `{"unknown_total":true}` {
+		t.Errorf("the retry on the server: %+v, %v; want retry_of %s and the same input", ex, err, second)
+	}
+	// Clicked from the page's side: the drawer redraws its fields as the
+	// execution moves, so a node found first may be gone by the click.
+	eval[bool](p, `(document.querySelector('#detail-fields a.retry-of').click(), true)`)
+	p.waitFor("the original again", fmt.Sprintf(`document.querySelector('#detail-id').textContent === %s`, js(second)))
+	if _, err := c.Cancel(t.Context(), retried); err != nil {
+		t.Fatal(err)
+	}
+
 	if path := os.Getenv("CONVEYOR_DASHBOARD_SCREENSHOT"); path != "" && key != "" {
 		p.run("close the detail", chromedp.Click(chromedp.CSS("#detail-close")))
 		p.waitFor("the closed detail and settled animations", `document.querySelector('#detail').hidden &&

@@ -30,6 +30,7 @@ func clientCmds() []*cobra.Command {
 
 	cmds := []*cobra.Command{
 		runCmd(newClient), watchCmd(newClient), getCmd(newClient), lsCmd(newClient), cancelCmd(newClient),
+		retryCmd(newClient),
 		logsCmd(newClient), eventsCmd(newClient), pipelinesCmd(newClient), batchCmd(newClient), batchesCmd(newClient),
 		webhooksCmd(newClient),
 	}
@@ -89,6 +90,9 @@ func printExecution(ex *conveyor.Execution) error {
 	fmt.Fprintf(w, "tags\t%s\n", formatTags(ex.Tags))
 	if ex.BatchID != nil {
 		fmt.Fprintf(w, "batch\t%s\n", *ex.BatchID)
+	}
+	if ex.RetryOf != nil {
+		fmt.Fprintf(w, "retry of\t%s\n", *ex.RetryOf)
 	}
 	if len(ex.Input) > 0 && string(ex.Input) != "null" {
 		fmt.Fprintf(w, "input\t%s\n", ex.Input)

@@ -82,6 +82,7 @@ func insertArgs(es []*conveyor.Execution) ([]any, error) {
 		tags       = make([]*string, len(es))
 		batchIDs   = make([]*string, len(es))
 		webhooks   = make([]*string, len(es))
+		retryOfs   = make([]*string, len(es))
 		// One element per tag of any execution.
 		tagIDs, tagKeys, tagValues []string
 	)
@@ -99,13 +100,13 @@ func insertArgs(es []*conveyor.Execution) ([]any, error) {
 		ids[i], pipelines[i], statuses[i] = e.ID, e.Pipeline, string(e.Status)
 		inputs[i], progress[i], results[i], errs[i] = jsonColumn(e.Input), p, jsonColumn(e.Result), errorColumn(e.Error)
 		attempts[i], created[i], started[i], finished[i] = int32(e.Attempt), e.CreatedAt, e.StartedAt, e.FinishedAt
-		lastSeqs[i], cancelReqs[i], batchIDs[i] = e.LastSeq, e.CancelRequested, e.BatchID
+		lastSeqs[i], cancelReqs[i], batchIDs[i], retryOfs[i] = e.LastSeq, e.CancelRequested, e.BatchID, e.RetryOf
 		for k, v := range e.Tags {
 			tagIDs, tagKeys, tagValues = append(tagIDs, e.ID), append(tagKeys, k), append(tagValues, v)
 		}
 	}
 	return []any{ids, pipelines, statuses, inputs, progress, results, errs,
-		attempts, created, started, finished, lastSeqs, cancelReqs, tags, batchIDs, tagIDs, tagKeys, tagValues, webhooks}, nil
+		attempts, created, started, finished, lastSeqs, cancelReqs, tags, batchIDs, tagIDs, tagKeys, tagValues, webhooks, retryOfs}, nil
 }
 
 // placeholder is the param function of store.ListQuery and BatchQuery:
@@ -473,7 +474,7 @@ func scanExecution(sc scanner) (*conveyor.Execution, int64, error) {
 	)
 	err := sc.Scan(&num, &ex.ID, &ex.Pipeline, &status, &input, &progress, &result, &errJS,
 		&ex.Attempt, &ex.CreatedAt, &started, &finished, &ex.LastSeq, &ex.CancelRequested, &node, &tags, &ex.BatchID, &ex.SeqReserved,
-		&data, &stalled, &webhook)
+		&data, &stalled, &webhook, &ex.RetryOf)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -11,7 +11,7 @@ package postgres
 // executionColumns are what scanExecution reads, in its order.
 const executionColumns = `num, id, pipeline, status, input, progress, result, error,
 	attempt, created_at, started_at, finished_at, last_seq, cancel_requested, node, tags, batch_id, seq_reserved,
-	data, stalled_since, webhook`
+	data, stalled_since, webhook, retry_of`
 
 const (
 	// sqlInsertExecutions inserts a batch of new executions (parallel
@@ -22,19 +22,20 @@ const (
 	//
 	// Tags come as three more parallel arrays ($16-$18: execution id,
 	// key, value), one element per tag, inserted with the num each
-	// execution got.
+	// execution got. $19 and $20 (webhook, retry_of) came later, one
+	// element per execution like $1-$15.
 	sqlInsertExecutions = `WITH inserted AS (
 			INSERT INTO executions
 			(id, pipeline, status, input, progress, result, error,
-			 attempt, created_at, started_at, finished_at, last_seq, cancel_requested, tags, batch_id, webhook)
+			 attempt, created_at, started_at, finished_at, last_seq, cancel_requested, tags, batch_id, webhook, retry_of)
 			SELECT n.id, n.pipeline, n.status, n.input::json, n.progress::jsonb, n.result::json, n.error::jsonb,
 				n.attempt, n.created_at, n.started_at, n.finished_at, n.last_seq, n.cancel_requested,
-				n.tags::jsonb, n.batch_id, n.webhook::jsonb
+				n.tags::jsonb, n.batch_id, n.webhook::jsonb, n.retry_of
 			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
 				$8::integer[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::bigint[], $13::boolean[],
-				$14::text[], $15::text[], $19::text[])
+				$14::text[], $15::text[], $19::text[], $20::text[])
 				WITH ORDINALITY AS n(id, pipeline, status, input, progress, result, error,
-					attempt, created_at, started_at, finished_at, last_seq, cancel_requested, tags, batch_id, webhook, ord)
+					attempt, created_at, started_at, finished_at, last_seq, cancel_requested, tags, batch_id, webhook, retry_of, ord)
 			ORDER BY n.ord
 			RETURNING num, id
 		)

@@ -20,7 +20,7 @@ func (db *DB) CreateExecution(ctx context.Context, e *conveyor.Execution) error 
 }
 
 // insertArgs is the number of parameters of sqlInsertExecution.
-const insertArgs = 17
+const insertArgs = 18
 
 // CreateExecutions implements conveyor.Store: one IMMEDIATE transaction on
 // the writer, the prepared insert once per execution, in batch order, then
@@ -59,7 +59,7 @@ func (db *DB) create(ctx context.Context, what string, es []*conveyor.Execution,
 		}
 		args = append(args, e.ID, e.Pipeline, string(e.Status), jsonColumn(e.Input),
 			progress, jsonColumn(e.Result), errCode, errMsg, e.Attempt, e.CreatedAt.UnixNano(),
-			timeColumn(e.StartedAt), timeColumn(e.FinishedAt), e.LastSeq, e.CancelRequested, tags, e.BatchID, webhook)
+			timeColumn(e.StartedAt), timeColumn(e.FinishedAt), e.LastSeq, e.CancelRequested, tags, e.BatchID, webhook, e.RetryOf)
 	}
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -351,7 +351,7 @@ func scanExecution(sc scanner) (*conveyor.Execution, int64, error) {
 	)
 	err := sc.Scan(&num, &ex.ID, &ex.Pipeline, &status, &input, &progress, &result, &errCode, &errMsg,
 		&ex.Attempt, &created, &started, &finished, &ex.LastSeq, &ex.CancelRequested, &tags, &ex.BatchID, &data, &stalled,
-		&webhook)
+		&webhook, &ex.RetryOf)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -12,13 +12,14 @@ import (
 
 // executionColumns are what scanExecution reads, in its order.
 const executionColumns = `num, id, pipeline, status, input, progress, result, error_code, error_message,
-	attempt, created_at, started_at, finished_at, last_seq, cancel_requested, tags, batch_id, data, stalled_since, webhook`
+	attempt, created_at, started_at, finished_at, last_seq, cancel_requested, tags, batch_id, data, stalled_since, webhook,
+	retry_of`
 
 const (
 	sqlInsertExecution = `INSERT INTO executions
 		(id, pipeline, status, input, progress, result, error_code, error_message,
-		 attempt, created_at, started_at, finished_at, last_seq, cancel_requested, tags, batch_id, webhook)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		 attempt, created_at, started_at, finished_at, last_seq, cancel_requested, tags, batch_id, webhook, retry_of)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`
 
 	// sqlInsertTagsSince makes the execution_tags rows of every execution

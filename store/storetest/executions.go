@@ -32,6 +32,34 @@ var createCases = []testCase{
 		checkExecution(f.t, f.get(ex.ID), ex)
 	}},
 
+	{"RetryOf", func(f *fixture) {
+		// A retry as new names the execution it retries; get, list and
+		// claim all return it, alone or in a batch.
+		orig := f.create("alpha")
+		retry := f.newExecution("alpha")
+		retry.RetryOf = &orig.ID
+		if err := f.s.CreateExecution(f.ctx, retry); err != nil {
+			f.t.Fatalf("CreateExecution: %v", err)
+		}
+		more := f.newExecutions(2, "alpha")
+		more[1].RetryOf = &retry.ID
+		f.createExecutions(more)
+		checkExecution(f.t, f.get(orig.ID), orig)
+		checkExecution(f.t, f.get(retry.ID), retry)
+		checkExecution(f.t, f.get(more[0].ID), more[0])
+		checkExecution(f.t, f.get(more[1].ID), more[1])
+		for _, ex := range f.list(conveyor.ListFilter{}).Executions {
+			if ex.ID == retry.ID && (ex.RetryOf == nil || *ex.RetryOf != orig.ID) {
+				f.t.Errorf("listed %s: RetryOf = %v, want %s", ex.ID, ex.RetryOf, orig.ID)
+			}
+		}
+		for _, c := range f.claim(10, at(100)) {
+			if c.Execution.ID == more[1].ID && (c.Execution.RetryOf == nil || *c.Execution.RetryOf != retry.ID) {
+				f.t.Errorf("claimed %s: RetryOf = %v, want %s", c.Execution.ID, c.Execution.RetryOf, retry.ID)
+			}
+		}
+	}},
+
 	{"DuplicateID", func(f *fixture) {
 		ex := f.create("alpha")
 		dup := f.newExecution("beta")
@@ -71,6 +99,7 @@ var invalidChanges = []struct {
 	{"input not JSON", func(ex *conveyor.Execution) { ex.Input = json.RawMessage(`{"a":`) }},
 	{"bad tag key", func(ex *conveyor.Execution) { ex.Tags = conveyor.Tags{"Bad Key": "v"} }},
 	{"tag value too long", func(ex *conveyor.Execution) { ex.Tags = conveyor.Tags{"k": strings.Repeat("v", 256)} }},
+	{"retry_of not UTF-8", func(ex *conveyor.Execution) { bad := "a\xff"; ex.RetryOf = &bad }},
 }
 
 var createBatchCases = []testCase{

@@ -294,9 +294,8 @@ func diffExecution(got, want *conveyor.Execution) []string {
 	if len(got.Tags) != len(want.Tags) || len(got.Tags) > 0 && !reflect.DeepEqual(got.Tags, want.Tags) {
 		add("Tags", got.Tags, want.Tags)
 	}
-	if (got.BatchID == nil) != (want.BatchID == nil) || got.BatchID != nil && *got.BatchID != *want.BatchID {
-		add("BatchID", got.BatchID, want.BatchID)
-	}
+	d = append(d, diffStringPtr("BatchID", got.BatchID, want.BatchID)...)
+	d = append(d, diffStringPtr("RetryOf", got.RetryOf, want.RetryOf)...)
 	if got.Attempt != want.Attempt {
 		add("Attempt", got.Attempt, want.Attempt)
 	}
@@ -314,6 +313,21 @@ func diffExecution(got, want *conveyor.Execution) []string {
 	}
 	d = append(d, diffTimePtr("StalledSince", got.StalledSince, want.StalledSince)...)
 	return d
+}
+
+// diffStringPtr compares optional strings such as ids of other records.
+func diffStringPtr(field string, got, want *string) []string {
+	if (got == nil) != (want == nil) || got != nil && *got != *want {
+		return []string{fmt.Sprintf("%s = %s, want %s", field, strPtr(got), strPtr(want))}
+	}
+	return nil
+}
+
+func strPtr(s *string) string {
+	if s == nil {
+		return "nil"
+	}
+	return *s
 }
 
 func checkEvent(t *testing.T, got, want conveyor.Event) {

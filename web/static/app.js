@@ -284,6 +284,14 @@
     });
   }
 
+  // retryOfLink leads to the execution a retry as new retries.
+  function retryOfLink(id) {
+    return el('a', {
+      class: 'retry-of', href: '#/executions/' + encodeURIComponent(id), title: 'Execution ' + id,
+      text: shortID(id), onclick: (ev) => ev.stopPropagation(),
+    });
+  }
+
   // ---------- state ----------
 
   // effective is an execution as best known: the listed record, with the
@@ -930,6 +938,23 @@
     try {
       const ex = await api('POST', execPath(id) + '/cancel');
       toast((ex.status === 'cancelled' ? 'Cancelled ' : 'Cancel requested for ') + ex.pipeline + ' ' + shortID(id));
+      refresh();
+    } catch (e) {
+      toast(e, true);
+    } finally {
+      if (button) button.disabled = false;
+    }
+  }
+
+  // retry runs a final execution again as a new one (POST
+  // /executions/{id}/retry) and opens it. The new one is in no batch, so
+  // it opens over the list of executions.
+  async function retry(id, button) {
+    if (button) button.disabled = true;
+    try {
+      const ex = await api('POST', execPath(id) + '/retry');
+      toast('Retried ' + ex.pipeline + ' ' + shortID(id) + ' as ' + shortID(ex.id));
+      location.hash = '#/executions/' + encodeURIComponent(ex.id);
       refresh();
     } catch (e) {
       toast(e, true);
@@ -1733,6 +1758,7 @@
     badge.textContent = ex.status;
     $('#detail-id').textContent = ex.id;
     $('#detail-cancel').hidden = FINAL.has(ex.status) || !!ex.cancel_requested;
+    $('#detail-retry').hidden = ex.status !== 'failed' && ex.status !== 'cancelled';
 
     const parts = {
       fill: el('div', { class: 'fill' }), pct: el('span', { class: 'pct' }),
@@ -1765,6 +1791,7 @@
     const fields = [
       ['ID', ex.id], ['Pipeline', ex.pipeline], ['Status', ex.status + (ex.cancel_requested && !FINAL.has(ex.status) ? ' (cancel requested)' : '')],
       ['Tags', tags.length ? el('span', { class: 'tags' }, tags) : '—'], ['Batch', ex.batch_id ? batchLink(ex.batch_id) : '—'],
+      ...(ex.retry_of ? [['Retry of', retryOfLink(ex.retry_of)]] : []),
       ['Attempts', ex.attempt], ['Node', ex.node || '—'], ['Created', timeEl(ex.created_at)],
       [ex.attempt > 1 ? 'Started (attempt ' + ex.attempt + ')' : 'Started', timeEl(ex.started_at)], ['Finished', timeEl(ex.finished_at)],
       ['Run time', el('span', { id: 'detail-run-time' }, totalRunTime(ex, d.events))], ['Last event', ex.last_seq ? '#' + ex.last_seq : '—'],
@@ -1983,6 +2010,7 @@
     $('#detail-close').addEventListener('click', closeDetail);
     $('#detail-backdrop').addEventListener('click', closeDetail);
     $('#detail-cancel').addEventListener('click', (ev) => cancel(state.selected, ev.currentTarget));
+    $('#detail-retry').addEventListener('click', (ev) => retry(state.selected, ev.currentTarget));
     document.addEventListener('keydown', (ev) => {
       if (ev.key === 'Escape' && state.selected) closeDetail();
     });
