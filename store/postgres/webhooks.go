@@ -7,12 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/conveyor-run/conveyor"
+	"github.com/conveyor-run/conveyor/store"
 )
 
 // The deliveries themselves are written by the triggers of migration
@@ -157,25 +157,11 @@ func (db *DB) ListDeliveries(ctx context.Context, f conveyor.DeliveryFilter) (*c
 		return nil, storeError("list deliveries", err)
 	}
 	defer rows.Close()
-	page := &conveyor.DeliveryPage{Deliveries: []*conveyor.Delivery{}}
-	var last int64
-	for rows.Next() {
-		if len(page.Deliveries) == limit {
-			c := strconv.FormatInt(last, 10)
-			page.NextCursor = &c
-			break
-		}
-		d, num, err := scanDelivery(rows)
-		if err != nil {
-			return nil, storeError("list deliveries", err)
-		}
-		page.Deliveries, last = append(page.Deliveries, d), num
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	items, next, err := store.CollectPage(rows, limit, func(r store.Rows) (*conveyor.Delivery, int64, error) { return scanDelivery(r) })
+	if err != nil {
 		return nil, storeError("list deliveries", err)
 	}
-	return page, nil
+	return &conveyor.DeliveryPage{Deliveries: items, NextCursor: next}, nil
 }
 
 // ClaimDeliveries implements conveyor.Store.

@@ -6,10 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/conveyor-run/conveyor"
+	"github.com/conveyor-run/conveyor/store"
 )
 
 // The deliveries themselves are written by the triggers of migration
@@ -158,24 +158,11 @@ func (db *DB) ListDeliveries(ctx context.Context, f conveyor.DeliveryFilter) (*c
 		return nil, fmt.Errorf("list deliveries: %w", err)
 	}
 	defer rows.Close()
-	page := &conveyor.DeliveryPage{Deliveries: []*conveyor.Delivery{}}
-	var last int64
-	for rows.Next() {
-		if len(page.Deliveries) == limit {
-			c := strconv.FormatInt(last, 10)
-			page.NextCursor = &c
-			break
-		}
-		d, num, err := scanDelivery(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list deliveries: %w", err)
-		}
-		page.Deliveries, last = append(page.Deliveries, d), num
-	}
-	if err := rows.Err(); err != nil {
+	items, next, err := store.CollectPage(rows, limit, func(r store.Rows) (*conveyor.Delivery, int64, error) { return scanDelivery(r) })
+	if err != nil {
 		return nil, fmt.Errorf("list deliveries: %w", err)
 	}
-	return page, nil
+	return &conveyor.DeliveryPage{Deliveries: items, NextCursor: next}, nil
 }
 
 // ClaimDeliveries implements conveyor.Store.
