@@ -310,8 +310,13 @@ func (s *Server) createExecution(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	ex, err := s.cfg.Runner.SubmitExecution(r.Context(),
-		conveyor.NewExecution{Pipeline: req.Pipeline, Input: req.Input, Tags: req.Tags, Webhook: req.Webhook})
+	s.submit(w, r, conveyor.NewExecution{Pipeline: req.Pipeline, Input: req.Input, Tags: req.Tags, Webhook: req.Webhook})
+}
+
+// submit submits an admitted execution and answers 202 with its
+// Location and the execution.
+func (s *Server) submit(w http.ResponseWriter, r *http.Request, ne conveyor.NewExecution) {
+	ex, err := s.cfg.Runner.SubmitExecution(r.Context(), ne)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -553,15 +558,8 @@ func (s *Server) retryExecution(w http.ResponseWriter, r *http.Request) {
 	if !s.admitSubmission(w, r) {
 		return
 	}
-	ex, err := s.cfg.Runner.SubmitExecution(r.Context(), conveyor.NewExecution{
+	s.submit(w, r, conveyor.NewExecution{
 		Pipeline: orig.Pipeline, Input: orig.Input, Tags: orig.Tags, Webhook: orig.Webhook, RetryOf: &orig.ID})
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.submitted(1)
-	w.Header().Set("Location", "/executions/"+ex.ID)
-	writeJSON(w, http.StatusAccepted, ex)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
