@@ -31,8 +31,8 @@ func httpClient(t *testing.T) *http.Client {
 	return hc
 }
 
-// scrape reads url's metrics in the text format, with key when not "".
-func scrape(t *testing.T, hc *http.Client, url, key string) map[string]*dto.MetricFamily {
+// get GETs url with key when not "". The caller closes the body.
+func get(t *testing.T, hc *http.Client, url, key string) *http.Response {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
 	if err != nil {
@@ -45,6 +45,13 @@ func scrape(t *testing.T, hc *http.Client, url, key string) map[string]*dto.Metr
 	if err != nil {
 		t.Fatal(err)
 	}
+	return resp
+}
+
+// scrape reads url's metrics in the text format, with key when not "".
+func scrape(t *testing.T, hc *http.Client, url, key string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp := get(t, hc, url, key)
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(resp.Body)
@@ -336,19 +343,9 @@ func TestMetricsKeyAndListener(t *testing.T) {
 	t.Parallel()
 	srv, _ := open(t, server.Config{APIKey: metricsKey, MetricsAddr: "127.0.0.1:0"})
 	hc := httpClient(t)
-	get := func(url, key string) int {
+	status := func(url, key string) int {
 		t.Helper()
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if key != "" {
-			req.Header.Set("Authorization", "Bearer "+key)
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := get(t, hc, url, key)
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		return resp.StatusCode
@@ -365,7 +362,7 @@ func TestMetricsKeyAndListener(t *testing.T) {
 		{metrics + "/executions", "", http.StatusNotFound},
 		{metrics + "/healthz", "", http.StatusNotFound},
 	} {
-		if got := get(c.url, c.key); got != c.want {
+		if got := status(c.url, c.key); got != c.want {
 			t.Errorf("GET %s (key %q): %d, want %d", c.url, c.key, got, c.want)
 		}
 	}
