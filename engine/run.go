@@ -55,8 +55,9 @@ type run struct {
 	// merge has no data event yet.
 	data      json.RawMessage
 	dataDirty bool
-	// lastReport is when the running step last reported progress, data
-	// or a log line, or began; stall is its stall rule.
+	// lastReport is when the running step last reported progress (as the
+	// emitter took the report), data or a log line, or began; stall is
+	// its stall rule.
 	lastReport time.Time
 	stall      conveyor.Stall
 }
@@ -221,7 +222,7 @@ func (r *run) report(u conveyor.Update, step int) {
 	r.mu.Lock()
 	if step == 0 || step == r.state.step {
 		r.state.apply(u, step == 0)
-		r.dirty, r.lastReport = true, r.e.now()
+		r.dirty = true // the emitter times it (lastReport): no clock read here
 	}
 	r.mu.Unlock()
 	r.kickEmitter()
@@ -291,6 +292,7 @@ func (r *run) emitProgressLocked() time.Duration {
 	}
 	r.dirty = false
 	now := r.e.now()
+	r.lastReport = now
 	r.state.observe(now)
 	p := r.state.snapshot(now)
 	r.mu.Unlock()
@@ -375,10 +377,11 @@ func (r *run) checkStall() {
 	r.emitMu.Lock()
 	defer r.emitMu.Unlock()
 	r.mu.Lock()
-	rule, since, step := r.stall, r.lastReport, r.state.name
+	// A report the emitter has not taken yet (dirty) is no stall.
+	rule, since, step, pending := r.stall, r.lastReport, r.state.name, r.dirty
 	r.mu.Unlock()
 	now := r.e.now()
-	if r.ended || r.stalled.Load() || rule.After <= 0 || now.Sub(since) < rule.After {
+	if pending || r.ended || r.stalled.Load() || rule.After <= 0 || now.Sub(since) < rule.After {
 		return
 	}
 	r.stalled.Store(true)
