@@ -16,6 +16,9 @@ type Batch struct {
 	Progress   BatchProgress `json:"progress"`
 	CreatedAt  time.Time     `json:"created_at"`
 	FinishedAt *time.Time    `json:"finished_at"` // when the last member became final
+	// Idempotency, on a new batch, is the key its submission came with:
+	// the store records it with the batch (Store.CreateBatch).
+	Idempotency *Idempotency `json:"-"`
 }
 
 // Counts are how many members of a batch are in each status. A member
@@ -179,4 +182,16 @@ type NewExecution struct {
 	// (Execution.RetryOf). Only the server sets it, so it is no field of
 	// a request body.
 	RetryOf *string `json:"-"`
+	// Idempotency is the Idempotency-Key of its submission (Execution.Idempotency).
+	// The server sets it from the request's header.
+	Idempotency *Idempotency `json:"-"`
+}
+
+// NewBatch is a batch a client submits: its members, and tags for all
+// of them.
+type NewBatch struct {
+	Executions []NewExecution `json:"executions"`
+	Tags       Tags           `json:"tags"`
+	// Idempotency is the Idempotency-Key of its submission (Batch.Idempotency).
+	Idempotency *Idempotency `json:"-"`
 }

@@ -43,6 +43,7 @@ var httpStatuses = []struct {
 	{EUNSUPPORTED, http.StatusUnsupportedMediaType},
 	{EINVALID, http.StatusUnprocessableEntity},
 	{EUNKNOWNPIPELINE, http.StatusUnprocessableEntity},
+	{EIDEMPOTENCYMISMATCH, http.StatusUnprocessableEntity},
 	{EUNAVAILABLE, http.StatusServiceUnavailable},
 	{EINTERNAL, http.StatusInternalServerError},
 	{EMETHOD, http.StatusMethodNotAllowed},

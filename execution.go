@@ -70,6 +70,9 @@ type Execution struct {
 	// the attempt may have published without storing it (see
 	// SeqReservation); 0 elsewhere.
 	SeqReserved int64 `json:"-"`
+	// Idempotency, on a new execution, is the key its submission came
+	// with: the store records it with the execution (Store.CreateExecutions).
+	Idempotency *Idempotency `json:"-"`
 }
 
 // Progress is how far an execution has come. CurrentStep is 1-based (0

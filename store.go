@@ -23,6 +23,16 @@ type Store interface {
 	// first, claims take the first one first.
 	CreateExecutions(ctx context.Context, es []*Execution) error
 
+	// A new execution (or batch, in CreateBatch) with an Idempotency key
+	// records the key in the same transaction. When the key was first
+	// used less than IdempotencyTTL before the execution's CreatedAt, the
+	// create fails with a *KeyTaken saying what the key names, and nothing
+	// is inserted; an older key is taken over.
+
+	// DeleteExpiredKeys deletes up to limit idempotency keys first used
+	// before before, returning how many it deleted.
+	DeleteExpiredKeys(ctx context.Context, before time.Time, limit int) (int, error)
+
 	// GetExecution returns the execution with the given id, ENOTFOUND if none.
 	GetExecution(ctx context.Context, id string) (*Execution, error)
 

@@ -37,13 +37,22 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	b, err := s.cfg.Runner.SubmitBatch(r.Context(), req.Executions, req.Tags)
+	key, err := idempotencyOf(r, &req)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.submitted(b.Total)
+	b, created, err := s.cfg.Runner.SubmitBatch(r.Context(), conveyor.NewBatch{Executions: req.Executions, Tags: req.Tags, Idempotency: key})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	w.Header().Set("Location", "/batches/"+b.ID)
+	if !created {
+		writeJSON(w, http.StatusOK, b)
+		return
+	}
+	s.submitted(b.Total)
 	writeJSON(w, http.StatusAccepted, b)
 }
 

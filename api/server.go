@@ -25,14 +25,14 @@ import (
 type Runner interface {
 	// SubmitExecution durably records a pending execution; see
 	// engine.Engine.SubmitExecution.
-	SubmitExecution(ctx context.Context, n conveyor.NewExecution) (*conveyor.Execution, error)
+	SubmitExecution(ctx context.Context, n conveyor.NewExecution) (ex *conveyor.Execution, created bool, err error)
 	// Cancel cancels an execution; see engine.Engine.Cancel.
 	Cancel(ctx context.Context, id string) (*conveyor.Execution, error)
 	Pipeline(name string) (*conveyor.Pipeline, bool)
 	Pipelines() []*conveyor.Pipeline // sorted by name
 	Running() int                    // executions running on this node
 	// SubmitBatch durably records a batch; see engine.Engine.SubmitBatch.
-	SubmitBatch(ctx context.Context, items []conveyor.NewExecution, tags conveyor.Tags) (*conveyor.Batch, error)
+	SubmitBatch(ctx context.Context, nb conveyor.NewBatch) (b *conveyor.Batch, created bool, err error)
 	// CancelBatch cancels a batch's members; see engine.Engine.CancelBatch.
 	CancelBatch(ctx context.Context, id string) (*conveyor.Batch, error)
 }
@@ -310,19 +310,29 @@ func (s *Server) createExecution(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.submit(w, r, conveyor.NewExecution{Pipeline: req.Pipeline, Input: req.Input, Tags: req.Tags, Webhook: req.Webhook})
-}
-
-// submit submits an admitted execution and answers 202 with its
-// Location and the execution.
-func (s *Server) submit(w http.ResponseWriter, r *http.Request, ne conveyor.NewExecution) {
-	ex, err := s.cfg.Runner.SubmitExecution(r.Context(), ne)
+	key, err := idempotencyOf(r, &req)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.submitted(1)
+	s.submit(w, r, conveyor.NewExecution{Pipeline: req.Pipeline, Input: req.Input, Tags: req.Tags, Webhook: req.Webhook, Idempotency: key})
+}
+
+// submit submits an admitted execution and answers 202 with its
+// Location and the execution, or 200 when its idempotency key named an
+// execution already.
+func (s *Server) submit(w http.ResponseWriter, r *http.Request, ne conveyor.NewExecution) {
+	ex, created, err := s.cfg.Runner.SubmitExecution(r.Context(), ne)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	w.Header().Set("Location", "/executions/"+ex.ID)
+	if !created {
+		writeJSON(w, http.StatusOK, ex)
+		return
+	}
+	s.submitted(1)
 	writeJSON(w, http.StatusAccepted, ex)
 }
 

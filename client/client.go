@@ -22,6 +22,8 @@ type Client struct {
 	baseURL string
 	http    *http.Client
 	apiKey  string
+	// idempotencyKey is sent with submissions (WithIdempotencyKey).
+	idempotencyKey string
 }
 
 // New returns a client for the server at baseURL, e.g.
@@ -38,6 +40,19 @@ func New(baseURL string, httpClient *http.Client) *Client {
 func (c *Client) WithAPIKey(key string) *Client {
 	cc := *c
 	cc.apiKey = key
+	return &cc
+}
+
+// WithIdempotencyKey returns a copy of c whose submissions (Submit,
+// SubmitWithTags, SubmitBatch) send key as their Idempotency-Key: sent
+// again within conveyor.IdempotencyTTL, the same submission returns what
+// the first one created instead of creating it twice, and another
+// submission with the key fails with conveyor.EIDEMPOTENCYMISMATCH. Use
+// one key per submission, and the copy for that submission and its
+// retries.
+func (c *Client) WithIdempotencyKey(key string) *Client {
+	cc := *c
+	cc.idempotencyKey = key
 	return &cc
 }
 
@@ -67,7 +82,16 @@ func (c *Client) SubmitWithTags(ctx context.Context, pipeline string, input any,
 		body["tags"] = tags
 	}
 	var ex conveyor.Execution
-	return &ex, c.do(ctx, http.MethodPost, "/executions", body, &ex)
+	return &ex, c.submit(ctx, "/executions", body, &ex)
+}
+
+// submit posts a submission with the client's idempotency key, if any.
+func (c *Client) submit(ctx context.Context, path string, in, out any) error {
+	var h http.Header
+	if c.idempotencyKey != "" {
+		h = http.Header{"Idempotency-Key": {c.idempotencyKey}}
+	}
+	return c.doWith(ctx, http.MethodPost, path, h, in, out)
 }
 
 // Get returns an execution. A missing one is a *conveyor.Error with code
@@ -147,7 +171,7 @@ func (c *Client) SubmitBatch(ctx context.Context, items []conveyor.NewExecution,
 		body["tags"] = tags
 	}
 	var b conveyor.Batch
-	return &b, c.do(ctx, http.MethodPost, "/batches", body, &b)
+	return &b, c.submit(ctx, "/batches", body, &b)
 }
 
 // Batch returns a batch with its counts and progress.
@@ -234,6 +258,11 @@ func (c *Client) Pipeline(ctx context.Context, name string) (*conveyor.PipelineI
 // do sends a JSON request and decodes a JSON answer into out (left alone on
 // 204). Error answers become *conveyor.Error.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	return c.doWith(ctx, method, path, nil, in, out)
+}
+
+// doWith is do with more request headers.
+func (c *Client) doWith(ctx context.Context, method, path string, header http.Header, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -245,6 +274,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, body)
 	if err != nil {
 		return err
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")

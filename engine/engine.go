@@ -247,25 +247,44 @@ func (e *Engine) Pipelines() []*conveyor.Pipeline {
 // cut short by ctx: a caller that gave up must not leave others half done,
 // nor learn "failed" of an execution that was stored.
 func (e *Engine) Submit(ctx context.Context, pipeline string, input json.RawMessage, tags conveyor.Tags) (*conveyor.Execution, error) {
-	return e.SubmitExecution(ctx, conveyor.NewExecution{Pipeline: pipeline, Input: input, Tags: tags})
+	ex, _, err := e.SubmitExecution(ctx, conveyor.NewExecution{Pipeline: pipeline, Input: input, Tags: tags})
+	return ex, err
 }
 
 // SubmitExecution is Submit with everything a new execution may carry:
-// its own webhook too.
-func (e *Engine) SubmitExecution(ctx context.Context, n conveyor.NewExecution) (*conveyor.Execution, error) {
+// its own webhook and an idempotency key too. created is false when the
+// key named an execution already, which it returns as it is now: a
+// repeat of the request that created it. The same key with another
+// request is EIDEMPOTENCYMISMATCH.
+func (e *Engine) SubmitExecution(ctx context.Context, n conveyor.NewExecution) (ex *conveyor.Execution, created bool, err error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	ex, err := e.newExecution(n, e.now())
-	if err != nil {
-		return nil, err
+	if ex, err = e.newExecution(n, e.now()); err != nil {
+		return nil, false, err
 	}
 	if err := e.creator.create(ex); err != nil {
-		return nil, err
+		var taken *conveyor.KeyTaken
+		if errors.As(err, &taken) {
+			ex, err = e.replayExecution(ctx, taken, ex.Idempotency)
+		}
+		return ex, false, err
 	}
 	e.cfg.Metrics.Submitted(ex.Pipeline)
 	e.nudge()
-	return ex, nil
+	return ex, true, nil
+}
+
+// replayExecution answers a submission whose key names an execution.
+func (e *Engine) replayExecution(ctx context.Context, taken *conveyor.KeyTaken, id *conveyor.Idempotency) (*conveyor.Execution, error) {
+	if err := taken.Replay(id); err != nil {
+		return nil, err
+	}
+	ex, err := e.cfg.Store.GetExecution(ctx, taken.ExecutionID)
+	if conveyor.ErrorCode(err) == conveyor.ENOTFOUND {
+		return nil, conveyor.Errorf(conveyor.ECONFLICT, "Idempotency-Key %q created execution %s, which has been deleted", id.Key, taken.ExecutionID)
+	}
+	return ex, err
 }
 
 // newExecution is a new pending execution, checked: the pipeline exists
@@ -292,9 +311,10 @@ func (e *Engine) newExecution(n conveyor.NewExecution, now time.Time) (*conveyor
 		Status:    conveyor.StatusPending,
 		Input:     input,
 		Tags:      n.Tags,
-		Webhook:   n.Webhook,
-		RetryOf:   n.RetryOf,
-		CreatedAt: now,
+		Webhook:     n.Webhook,
+		RetryOf:     n.RetryOf,
+		CreatedAt:   now,
+		Idempotency: n.Idempotency,
 	}
 	return ex, ex.ValidateNew()
 }
@@ -303,30 +323,36 @@ func (e *Engine) newExecution(n conveyor.NewExecution, now time.Time) (*conveyor
 // nothing, and wakes the claim loop. Each item is checked as Submit
 // checks one; a bad item fails the batch with its code and a message that
 // names it, executions[i]. The batch's tags go to every member, an item's
-// own tag winning on the same key.
-func (e *Engine) SubmitBatch(ctx context.Context, items []conveyor.NewExecution, tags conveyor.Tags) (*conveyor.Batch, error) {
+// own tag winning on the same key. An idempotency key works as in
+// SubmitExecution: created is false when it named a batch already.
+func (e *Engine) SubmitBatch(ctx context.Context, nb conveyor.NewBatch) (b *conveyor.Batch, created bool, err error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
-		return nil, fmt.Errorf("new batch id: %w", err)
+		return nil, false, fmt.Errorf("new batch id: %w", err)
 	}
 	now := e.now()
-	b := &conveyor.Batch{ID: id.String(), CreatedAt: now, Tags: tags}
-	es := make([]*conveyor.Execution, len(items))
-	for i, it := range items {
-		it.Tags = conveyor.MemberTags(tags, it.Tags)
+	b = &conveyor.Batch{ID: id.String(), CreatedAt: now, Tags: nb.Tags, Idempotency: nb.Idempotency}
+	es := make([]*conveyor.Execution, len(nb.Executions))
+	for i, it := range nb.Executions {
+		it.Tags = conveyor.MemberTags(nb.Tags, it.Tags)
 		if es[i], err = e.newExecution(it, now); err != nil {
-			return nil, &conveyor.Error{Code: conveyor.ErrorCode(err), Message: fmt.Sprintf("executions[%d]: %s", i, conveyor.ErrorMessage(err))}
+			return nil, false, &conveyor.Error{Code: conveyor.ErrorCode(err), Message: fmt.Sprintf("executions[%d]: %s", i, conveyor.ErrorMessage(err))}
 		}
 		es[i].BatchID = &b.ID
 	}
 	began := time.Now()
 	err = e.cfg.Store.CreateBatch(ctx, b, es)
 	e.cfg.Metrics.StoreCommitted(commitSubmit, time.Since(began))
+	var taken *conveyor.KeyTaken
+	if errors.As(err, &taken) {
+		b, err = e.replayBatch(ctx, taken, nb.Idempotency)
+		return b, false, err
+	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	for _, ex := range es {
 		e.cfg.Metrics.Submitted(ex.Pipeline)
@@ -334,7 +360,19 @@ func (e *Engine) SubmitBatch(ctx context.Context, items []conveyor.NewExecution,
 	e.nudge()
 	b.Total, b.Counts.Pending = len(es), len(es)
 	b.Settle(0)
-	return b, nil
+	return b, true, nil
+}
+
+// replayBatch answers a batch submission whose key names a batch.
+func (e *Engine) replayBatch(ctx context.Context, taken *conveyor.KeyTaken, id *conveyor.Idempotency) (*conveyor.Batch, error) {
+	if err := taken.Replay(id); err != nil {
+		return nil, err
+	}
+	b, err := e.cfg.Store.GetBatch(ctx, taken.BatchID)
+	if conveyor.ErrorCode(err) == conveyor.ENOTFOUND {
+		return nil, conveyor.Errorf(conveyor.ECONFLICT, "Idempotency-Key %q created batch %s, which has been deleted", id.Key, taken.BatchID)
+	}
+	return b, err
 }
 
 // CancelBatch cancels every member of a batch that is not final, each as

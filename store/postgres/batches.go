@@ -67,6 +67,15 @@ func (db *DB) CreateBatch(ctx context.Context, b *conveyor.Batch, es []*conveyor
 		if err != nil {
 			return storeError("create batch", err)
 		}
+		keys := executionKeys(es)
+		if b.Idempotency != nil {
+			keys.add(b.Idempotency, nil, &b.ID, b.CreatedAt)
+		}
+		if len(keys.keys) > 0 {
+			if err := keys.take(ctx, tx); err != nil {
+				return err
+			}
+		}
 		_, err = tx.Exec(ctx, sqlInsertExecutions, args...)
 		return err
 	})

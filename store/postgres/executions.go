@@ -37,11 +37,24 @@ func (db *DB) CreateExecutions(ctx context.Context, es []*conveyor.Execution) er
 			return err
 		}
 	}
+	if err := conveyor.RepeatedKey(es); err != nil {
+		return err
+	}
 	args, err := insertArgs(es)
 	if err != nil {
 		return err
 	}
-	_, err = db.pool.Exec(ctx, sqlInsertExecutions, args...)
+	if keys := executionKeys(es); len(keys.keys) == 0 {
+		_, err = db.pool.Exec(ctx, sqlInsertExecutions, args...)
+	} else {
+		err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+			if err := keys.take(ctx, tx); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, sqlInsertExecutions, args...)
+			return err
+		})
+	}
 	if err := db.createError(ctx, "create executions", es, err); err != nil {
 		return err
 	}
@@ -53,7 +66,11 @@ func (db *DB) CreateExecutions(ctx context.Context, es []*conveyor.Execution) er
 // execution when the unique index on id refused one.
 func (db *DB) createError(ctx context.Context, what string, es []*conveyor.Execution, err error) error {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == uniqueViolation {
+	var taken *conveyor.KeyTaken
+	switch {
+	case errors.As(err, &taken):
+		return taken
+	case errors.As(err, &pgErr) && pgErr.Code == uniqueViolation:
 		return db.conflict(ctx, es)
 	}
 	if err != nil {

@@ -58,7 +58,13 @@ func (db *DB) CreateBatch(ctx context.Context, b *conveyor.Batch, es []*conveyor
 			return fmt.Errorf("create batch: %w", err)
 		}
 		defer insert.Close()
-		return insertTags(ctx, insert, b.Tags, num)
+		if err := insertTags(ctx, insert, b.Tags, num); err != nil {
+			return err
+		}
+		if b.Idempotency != nil {
+			return takeKey(ctx, tx, b.Idempotency, nil, &b.ID, b.CreatedAt)
+		}
+		return nil
 	})
 }
 

@@ -36,6 +36,9 @@ func (db *DB) CreateExecutions(ctx context.Context, es []*conveyor.Execution) er
 			return err
 		}
 	}
+	if err := conveyor.RepeatedKey(es); err != nil {
+		return err
+	}
 	return db.create(ctx, "create executions", es, nil)
 }
 
@@ -97,6 +100,13 @@ func (db *DB) create(ctx context.Context, what string, es []*conveyor.Execution,
 	if tagged {
 		if _, err := tx.StmtContext(ctx, db.st.insertTagsSince).ExecContext(ctx, first); err != nil {
 			return fmt.Errorf("%s: tags: %w", what, err)
+		}
+	}
+	for _, e := range es {
+		if e.Idempotency != nil {
+			if err := takeKey(ctx, tx, e.Idempotency, &e.ID, nil, e.CreatedAt); err != nil {
+				return err
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {

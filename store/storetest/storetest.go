@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) conveyor.Store) {
 		{"Logs", logsCases},
 		{"Data", dataCases},
 		{"Webhook", webhookCases},
+		{"IdempotencyKeys", keyCases},
 		{"Ping", pingCases},
 	}
 	for _, g := range groups {
