@@ -306,11 +306,11 @@ func (e *Engine) newExecution(n conveyor.NewExecution, now time.Time) (*conveyor
 		return nil, fmt.Errorf("new execution id: %w", err)
 	}
 	ex := &conveyor.Execution{
-		ID:        id.String(),
-		Pipeline:  pipeline,
-		Status:    conveyor.StatusPending,
-		Input:     input,
-		Tags:      n.Tags,
+		ID:          id.String(),
+		Pipeline:    pipeline,
+		Status:      conveyor.StatusPending,
+		Input:       input,
+		Tags:        n.Tags,
 		Webhook:     n.Webhook,
 		RetryOf:     n.RetryOf,
 		CreatedAt:   now,
