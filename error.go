@@ -21,6 +21,9 @@ const (
 	ERATELIMITED     = "rate_limited"       // over a limit of the client's or the node's; retry after Retry-After
 	EUNAVAILABLE     = "unavailable"        // the server cannot serve now (shutting down, database down)
 	EINTERNAL        = "internal"           // a bug or an unexpected failure
+	// An Idempotency-Key came back with another request than the one
+	// that first used it.
+	EIDEMPOTENCYMISMATCH = "idempotency_mismatch"
 
 	// Codes an execution can fail with.
 	ETIMEOUT     = "timeout"     // a step or the whole execution ran out of time

@@ -19,10 +19,6 @@ const IdempotencyTTL = 24 * time.Hour
 // MaxIdempotencyKeyLen is the longest Idempotency-Key accepted.
 const MaxIdempotencyKeyLen = 255
 
-// EIDEMPOTENCYMISMATCH says an Idempotency-Key came back with another
-// request than the one that first used it.
-const EIDEMPOTENCYMISMATCH = "idempotency_mismatch"
-
 // Idempotency is the Idempotency-Key a submission came with and a digest
 // of its request: the method, the path and the body, so that a repeat can
 // be told from a different request under the same key.
