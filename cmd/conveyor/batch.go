@@ -26,6 +26,7 @@ import (
 func batchCmd(newClient func() *client.Client) *cobra.Command {
 	var pipeline string
 	var tagFlags []string
+	var key string
 	var output *outputFormat
 	cmd := &cobra.Command{
 		Use:   "batch FILE",
@@ -56,7 +57,11 @@ A bad line is an error naming it, and then nothing is submitted.`,
 			if err != nil {
 				return err
 			}
-			b, err := newClient().SubmitBatch(cmd.Context(), items.executions, tags)
+			c, err := keyed(newClient(), key)
+			if err != nil {
+				return err
+			}
+			b, err := c.SubmitBatch(cmd.Context(), items.executions, tags)
 			if err != nil {
 				return items.locate(err)
 			}
@@ -70,6 +75,7 @@ A bad line is an error naming it, and then nothing is submitted.`,
 	output = addOutputFlag(cmd)
 	cmd.Flags().StringVar(&pipeline, "pipeline", "", "run every line's input with this pipeline; each line is then only an input")
 	cmd.Flags().StringArrayVar(&tagFlags, "tag", nil, "tag every member with key:value (repeatable); a line's own tag wins")
+	cmd.Flags().StringVar(&key, "idempotency-key", "", "send this Idempotency-Key: the same batch sent again with it within 24 h prints the first batch's id instead of submitting another")
 	return cmd
 }
 

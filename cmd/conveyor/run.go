@@ -24,6 +24,7 @@ func runCmd(newClient func() *client.Client) *cobra.Command {
 	var input string
 	var detach bool
 	var runTags []string
+	var key string
 	var opts watchOpts
 	run := &cobra.Command{
 		Use:   "run PIPELINE",
@@ -49,7 +50,10 @@ Ctrl-C stops watching, not the execution (exit 130); with
 			if err != nil {
 				return err
 			}
-			c := newClient()
+			c, err := keyed(newClient(), key)
+			if err != nil {
+				return err
+			}
 			ex, err := c.SubmitWithTags(cmd.Context(), args[0], in, tags)
 			if err != nil {
 				return err
@@ -67,6 +71,7 @@ Ctrl-C stops watching, not the execution (exit 130); with
 	run.Flags().StringVar(&input, "input", "", "input as a JSON object")
 	run.Flags().BoolVarP(&detach, "detach", "d", false, "print the execution id and return at once")
 	run.Flags().StringArrayVar(&runTags, "tag", nil, "tag the execution with key:value (repeatable)")
+	run.Flags().StringVar(&key, "idempotency-key", "", "send this Idempotency-Key: run again with the same key and input within 24 h, it watches the first execution instead of starting another")
 	run.Flags().BoolVar(&opts.cancelOnInterrupt, "cancel-on-interrupt", false, "on Ctrl-C, cancel the execution and wait for its end, instead of leaving it running")
 	opts.output = addOutputFlag(run)
 	return run
@@ -359,4 +364,17 @@ func formatDuration(d time.Duration) string {
 func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// keyed is c sending key as the Idempotency-Key of its submissions, c
+// itself when key is empty. A malformed key is an error before anything
+// is sent.
+func keyed(c *client.Client, key string) (*client.Client, error) {
+	if key == "" {
+		return c, nil
+	}
+	if err := conveyor.ValidateIdempotencyKey(key); err != nil {
+		return nil, fmt.Errorf("--idempotency-key: %s", conveyor.ErrorMessage(err))
+	}
+	return c.WithIdempotencyKey(key), nil
 }
