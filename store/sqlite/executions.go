@@ -102,12 +102,8 @@ func (db *DB) create(ctx context.Context, what string, es []*conveyor.Execution,
 			return fmt.Errorf("%s: tags: %w", what, err)
 		}
 	}
-	for _, e := range es {
-		if e.Idempotency != nil {
-			if err := takeKey(ctx, tx, e.Idempotency, &e.ID, nil, e.CreatedAt); err != nil {
-				return err
-			}
-		}
+	if err := takeExecutionKeys(ctx, tx, es); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("%s: %w", what, err)

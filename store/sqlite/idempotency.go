@@ -48,6 +48,18 @@ func takeKey(ctx context.Context, tx *sql.Tx, id *conveyor.Idempotency, executio
 	return taken
 }
 
+// takeExecutionKeys records the keys of es in tx, as takeKey.
+func takeExecutionKeys(ctx context.Context, tx *sql.Tx, es []*conveyor.Execution) error {
+	for _, e := range es {
+		if e.Idempotency != nil {
+			if err := takeKey(ctx, tx, e.Idempotency, &e.ID, nil, e.CreatedAt); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // DeleteExpiredKeys implements conveyor.Store.
 func (db *DB) DeleteExpiredKeys(ctx context.Context, before time.Time, limit int) (int, error) {
 	res, err := db.w.ExecContext(ctx, sqlDeleteExpiredKeys, before.UnixNano(), limit)

@@ -16,8 +16,9 @@ func (f *fixture) keyed(key, digest string) *conveyor.Execution {
 }
 
 // wantTaken fails unless err is a *KeyTaken for key naming the execution
-// or batch want, first used with digest.
-func (f *fixture) wantTaken(err error, key, digest, execution, batch string) *conveyor.KeyTaken {
+// or batch want, first used with digest; it returns when the key was
+// first used.
+func (f *fixture) wantTaken(err error, key, digest, execution, batch string) time.Time {
 	f.t.Helper()
 	var taken *conveyor.KeyTaken
 	if !errors.As(err, &taken) {
@@ -27,7 +28,7 @@ func (f *fixture) wantTaken(err error, key, digest, execution, batch string) *co
 		f.t.Fatalf("KeyTaken = %+v, want key %q digest %q execution %q batch %q", taken, key, digest, execution, batch)
 	}
 	wantCode(f.t, "KeyTaken", err, conveyor.ECONFLICT)
-	return taken
+	return taken.CreatedAt
 }
 
 var keyCases = []testCase{
@@ -38,9 +39,8 @@ var keyCases = []testCase{
 		// request both learn what the key names and create nothing.
 		for _, digest := range []string{"d1", "d2"} {
 			again := f.keyed("k-1", digest)
-			taken := f.wantTaken(f.s.CreateExecution(f.ctx, again), "k-1", "d1", first.ID, "")
-			if !taken.CreatedAt.Equal(first.CreatedAt) {
-				f.t.Errorf("KeyTaken.CreatedAt = %v, want %v", taken.CreatedAt, first.CreatedAt)
+			if used := f.wantTaken(f.s.CreateExecution(f.ctx, again), "k-1", "d1", first.ID, ""); !used.Equal(first.CreatedAt) {
+				f.t.Errorf("KeyTaken.CreatedAt = %v, want %v", used, first.CreatedAt)
 			}
 			f.wantNone(again)
 		}
