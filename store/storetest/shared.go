@@ -31,6 +31,7 @@ func RunShared(t *testing.T, newDatabase func(t *testing.T) OpenNodeFunc) {
 		{"RenewLeases", renewCases},
 		{"RescueExpired", rescueCases},
 		{"Webhook", sharedWebhookCases},
+		{"Resume", sharedResumeCases},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
