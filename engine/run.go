@@ -282,9 +282,15 @@ func (r *run) checkpoint(n int, data json.RawMessage) error {
 }
 
 // saveCheckpoint stores c, a resume point of this attempt, and waits
-// for the commit. ECONFLICT when the attempt no longer runs here.
+// for the commit. The progress goes with it, not sampled away: a retry
+// continues from at least where the resume point was. ECONFLICT when
+// the attempt no longer runs here.
 func (r *run) saveCheckpoint(c conveyor.Checkpoint) error {
 	c.ExecutionID, c.Attempt = r.ex.ID, r.ex.Attempt
+	r.emitMu.Lock()
+	r.emitProgressLocked()
+	r.storeUnstoredLocked() // queued ahead of c: committed when c is
+	r.emitMu.Unlock()
 	stored, err := r.e.writer.writeCheckpoint(c)
 	if err != nil {
 		return err
