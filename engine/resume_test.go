@@ -117,7 +117,7 @@ func TestResumeGoStepsAndHandlers(t *testing.T) {
 			if x.Attempt > 1 {
 				var r row
 				if ok, err := x.LastCheckpoint(&r); !ok || err != nil || r.Row != 7 {
-					return fmt.Errorf("last checkpoint %v, %v, %+v; want row 7", ok, err, r)
+					return fmt.Errorf("last checkpoint %v, %+v, want row 7: %w", ok, r, err)
 				}
 				return nil
 			}
@@ -134,7 +134,7 @@ func TestResumeGoStepsAndHandlers(t *testing.T) {
 				var page struct{ Page int }
 				ok, err := x.LastCheckpoint(&page)
 				if err != nil || ok != (resume && x.Attempt > 1) || ok && page.Page != 3 {
-					return fmt.Errorf("attempt %d: last checkpoint %v, %v, %+v", x.Attempt, ok, err, page)
+					return fmt.Errorf("attempt %d: last checkpoint %v, %+v: %w", x.Attempt, ok, page, err)
 				}
 				if x.Attempt > 1 {
 					mu.Lock()

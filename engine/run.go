@@ -545,13 +545,7 @@ func (r *run) finish(err error) {
 			ev.Error = conveyor.Errorf(conveyor.ESTEPFAILED, "%s", conveyor.CleanText(err.Error()))
 		}
 		if ev.Type == "" {
-			ev.Type = conveyor.EventFailed
-			if r.p != nil && conveyor.Retryable(r.ex.Attempt, r.p.Retries) {
-				ev.Type = conveyor.EventRetrying
-				if !r.recorded.Load() {
-					ev.Progress = nil // the next attempt starts over
-				}
-			}
+			r.failOrRetry(&ev)
 		}
 	}
 
@@ -603,6 +597,20 @@ func (r *run) finish(err error) {
 		attrs = append(attrs, "error", ev.Error.Error())
 	}
 	r.e.cfg.Logger.Info("execution "+string(ev.Type), attrs...)
+}
+
+// failOrRetry makes ev, the end of an attempt that failed, a failed
+// event or, with retries left, a retrying one, which keeps the progress
+// only when the next attempt resumes from it (conveyor.Execution.Resumable).
+func (r *run) failOrRetry(ev *conveyor.Event) {
+	ev.Type = conveyor.EventFailed
+	if r.p == nil || !conveyor.Retryable(r.ex.Attempt, r.p.Retries) {
+		return
+	}
+	ev.Type = conveyor.EventRetrying
+	if !r.recorded.Load() {
+		ev.Progress = nil // the next attempt starts over
+	}
 }
 
 // unstorable is the failed event that replaces a final event the store
