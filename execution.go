@@ -60,6 +60,14 @@ type Execution struct {
 	// when none.
 	Webhook *ExecutionWebhook `json:"webhook,omitempty"`
 
+	// ResumeStep and Checkpoint are where the attempts of a pipeline
+	// with Resume got to (see ResumeOf): the step that began last (0:
+	// none, or a handler's) and the checkpoint it recorded last (nil:
+	// none). The engine's, not shown to clients; lists leave Checkpoint
+	// out.
+	ResumeStep int             `json:"-"`
+	Checkpoint json.RawMessage `json:"-"`
+
 	// Node is the id of the node that runs or last ran it.
 	Node string `json:"node,omitempty"`
 	// LastSeq is the seq of the newest event of this execution.

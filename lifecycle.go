@@ -98,13 +98,17 @@ func (why Interruption) message(ex *Execution) string {
 
 // Interrupt ends ex's running attempt, which lost its runner, at now:
 // back to pending with a retrying event while retries (the pipeline's)
-// allow another attempt, otherwise failed with EINTERRUPTED, keeping its
-// last progress. It applies the event to ex and returns it.
+// allow another attempt, keeping its last progress if it is Resumable,
+// otherwise failed with EINTERRUPTED, keeping its last progress. It
+// applies the event to ex and returns it.
 func (ex *Execution) Interrupt(now time.Time, retries int, why Interruption) Event {
 	ev := Event{ExecutionID: ex.ID, Seq: ex.interruptSeq(), Time: now, Attempt: ex.Attempt}
 	if Retryable(ex.Attempt, retries) {
 		ev.Type, ev.Status = EventRetrying, StatusPending
 		ev.Error = Errorf(EINTERRUPTED, "%s; retrying", why.message(ex))
+		if ex.Resumable() {
+			ev.Progress = ex.Progress
+		}
 	} else {
 		ev.Type, ev.Status, ev.Progress = EventFailed, StatusFailed, ex.Progress
 		ev.Error = Errorf(EINTERRUPTED, "%s and no retries were left", why.message(ex))
@@ -116,8 +120,9 @@ func (ex *Execution) Interrupt(now time.Time, retries int, why Interruption) Eve
 // Apply changes ex as ev records: every event moves LastSeq and may bring
 // progress or data; a stalled event sets StalledSince and any other clears
 // it; one that ends the attempt sets the status, the error and the
-// result, and a final one the finish time; retrying clears the progress
-// for the next attempt.
+// result, and a final one the finish time; retrying sets the progress
+// the event carries (none, unless the next attempt resumes: see
+// Resumable).
 func (ex *Execution) Apply(ev *Event) {
 	ex.LastSeq = ev.Seq
 	if ev.Progress != nil {
@@ -132,7 +137,7 @@ func (ex *Execution) Apply(ev *Event) {
 	}
 	ex.Status, ex.Error, ex.Result = StatusOf(ev.Type), ev.Error, ev.Result
 	if ev.Type == EventRetrying {
-		ex.Progress = nil
+		ex.Progress = ev.Progress
 		return
 	}
 	t := ev.Time

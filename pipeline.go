@@ -3,6 +3,7 @@ package conveyor
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -20,6 +21,10 @@ type Pipeline struct {
 	Stall       Stall         // its steps' stall alerts, unless a step sets its own
 	Steps       []Step
 	Handler     HandlerFunc
+
+	// Resume starts a retried attempt at the step that did not finish,
+	// with its last checkpoint, instead of at step 1 (see ResumeOf).
+	Resume bool
 }
 
 // Step is one step of a declarative pipeline.
@@ -100,11 +105,18 @@ type Exec struct {
 	Attempt  int
 	Input    json.RawMessage
 	Step     string // name of the running step; "" in a handler
+	// ResumeCheckpoint is the checkpoint the step (or handler) resumes
+	// from, JSON: the last one an earlier attempt recorded in it, in a
+	// pipeline with Resume. nil on a first attempt, and when there is none.
+	ResumeCheckpoint json.RawMessage
 
 	ProgressFunc func(Update)
 	LogFunc      func(stream, line string)
 	ResultFunc   func(json.RawMessage)
 	DataFunc     func(patch json.RawMessage) error
+	// CheckpointFunc stores a checkpoint (checked by CheckpointJSON) and
+	// returns once it is stored.
+	CheckpointFunc func(checkpoint json.RawMessage) error
 }
 
 // Progress reports progress. It never blocks on subscribers. Texts are
@@ -182,6 +194,44 @@ func (x *Exec) SetDataJSON(patch json.RawMessage) error {
 	return x.DataFunc(patch)
 }
 
+// Checkpoint records v, marshalled to JSON, as the running step's (or
+// handler's) checkpoint: in a pipeline with Resume, a retried attempt
+// starts in that step with the last one (LastCheckpoint). It returns
+// once the checkpoint is stored, so work done before it is not lost to
+// a crash; a pipeline without Resume stores none. EINVALID when v is
+// null or over MaxCheckpointBytes of JSON; the checkpoint stays as it
+// was.
+func (x *Exec) Checkpoint(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return Errorf(EINVALID, "checkpoint: %v", err)
+	}
+	return x.CheckpointJSON(b)
+}
+
+// CheckpointJSON is Checkpoint for a checkpoint already in JSON, as an
+// exec step's ::checkpoint line gives it.
+func (x *Exec) CheckpointJSON(checkpoint json.RawMessage) error {
+	b, err := CheckpointJSON(checkpoint)
+	if err != nil || x.CheckpointFunc == nil {
+		return err
+	}
+	return x.CheckpointFunc(b)
+}
+
+// LastCheckpoint decodes into v the checkpoint the step (or handler)
+// resumes from (ResumeCheckpoint) and reports true; false, leaving v
+// alone, when there is none, as on a first attempt.
+func (x *Exec) LastCheckpoint(v any) (bool, error) {
+	if x.ResumeCheckpoint == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(x.ResumeCheckpoint, v); err != nil {
+		return true, fmt.Errorf("decode checkpoint: %w", err)
+	}
+	return true, nil
+}
+
 // PipelineInfo is how the API shows a pipeline. Durations are Go duration
 // strings ("5m0s"), omitted when not set.
 type PipelineInfo struct {
@@ -189,6 +239,7 @@ type PipelineInfo struct {
 	Description string     `json:"description,omitempty"`
 	Kind        string     `json:"kind"` // "steps" or "handler"
 	Retries     int        `json:"retries"`
+	Resume      bool       `json:"resume"`
 	Timeout     string     `json:"timeout,omitempty"`
 	StallAfter  string     `json:"stall_after,omitempty"`
 	OnStall     string     `json:"on_stall,omitempty"`
@@ -207,7 +258,7 @@ type StepInfo struct {
 
 // Info describes p for the API.
 func (p *Pipeline) Info() PipelineInfo {
-	v := PipelineInfo{Name: p.Name, Description: p.Description, Kind: "steps", Retries: p.Retries, Steps: []StepInfo{}}
+	v := PipelineInfo{Name: p.Name, Description: p.Description, Kind: "steps", Retries: p.Retries, Resume: p.Resume, Steps: []StepInfo{}}
 	if p.Handler != nil {
 		v.Kind = "handler"
 	}

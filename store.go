@@ -67,11 +67,21 @@ type Store interface {
 	// Append writes events of running attempts in one transaction and
 	// applies each to its execution: LastSeq = Seq; Progress when set; for
 	// final events also the status, FinishedAt, Error, Result; for retrying,
-	// status pending, the error recorded and progress cleared. A write whose
+	// status pending, the error recorded and the progress the event
+	// carries (cleared when it carries none). A write whose
 	// attempt is not the execution's current running attempt is dropped
 	// (fencing): a stale writer never overwrites newer state. Append marks
 	// each write Dropped or not.
 	Append(ctx context.Context, writes []Event) error
+
+	// SaveCheckpoints records where running attempts are, for resume
+	// (Pipeline.ResumeOf), in one transaction: each write, in order,
+	// sets its execution's ResumeStep to Step and Checkpoint to Data
+	// (nil clears it). A write whose attempt is not the execution's
+	// current running attempt is dropped (fencing, as Append's); it
+	// marks each write Dropped or not. EINVALID as Checkpoint.Validate
+	// says, and then it writes nothing.
+	SaveCheckpoints(ctx context.Context, writes []Checkpoint) error
 
 	// Events returns up to limit events of an execution with seq > after,
 	// in seq order.

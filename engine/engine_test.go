@@ -73,6 +73,12 @@ func (n *node) start(pipelines map[string]string) {
 		}
 		ps[name] = p
 	}
+	n.startPipelines(ps)
+}
+
+// startPipelines starts the engine with the pipelines.
+func (n *node) startPipelines(ps map[string]*conveyor.Pipeline) {
+	n.t.Helper()
 	eng, err := engine.New(engine.Config{
 		Store: n.store, Pipelines: ps, Concurrency: 8, PollInterval: 50 * time.Millisecond,
 		PublishFunc: func(ev conveyor.Event) {

@@ -34,6 +34,23 @@ func (s *progressState) beginStep(n, total int, name string, now time.Time) {
 	s.derive()
 }
 
+// resume continues from p, where the attempt before got to: its
+// percentage stays the floor (the first progress is where it was, not 0)
+// and its metrics are kept; a handler's step, total, name and message
+// too, as it owns its steps. A declarative pipeline's step begins next.
+func (s *progressState) resume(p *conveyor.Progress, ownSteps bool) {
+	if p.Percentage != nil {
+		s.pct = min(*p.Percentage, conveyor.MaxRunningPercentage)
+	}
+	s.metrics = maps.Clone(p.Metrics)
+	if ownSteps {
+		s.step, s.name, s.message = p.CurrentStep, p.CurrentStepName, p.Message
+		if p.TotalSteps != nil {
+			s.total = *p.TotalSteps
+		}
+	}
+}
+
 // apply merges an update. ownSteps is true for handlers, which say which
 // step they are on; a declarative step only reports inside itself.
 func (s *progressState) apply(u conveyor.Update, ownSteps bool) {

@@ -18,6 +18,7 @@ type run struct {
 	e      *Engine
 	ex     *conveyor.Execution
 	p      *conveyor.Pipeline // nil if the pipeline no longer exists
+	resume conveyor.Resume    // where the attempt starts (conveyor.Pipeline.ResumeOf)
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	kick   chan struct{} // wakes the emitter: progress is waiting
@@ -45,6 +46,14 @@ type run struct {
 	// while it is set, any report (a log line too) makes the emitter
 	// publish and store progress at once, which ends the stall.
 	stalled atomic.Bool
+
+	// recorded says the store holds where this execution's attempts got
+	// to (conveyor.Execution.Resumable): then a retry keeps the progress.
+	// checkpointMu orders the writes of resume points, so that a late
+	// checkpoint of a step that ended cannot land after the next step's
+	// begin.
+	recorded     atomic.Bool
+	checkpointMu sync.Mutex
 
 	mu     sync.Mutex // guards the fields below, written by Exec reports
 	state  progressState
@@ -83,13 +92,18 @@ func (e *Engine) newRun(c conveyor.Claim) *run {
 	r.lastReport = c.Started.Time
 	if r.p != nil {
 		r.stall = r.p.StallOf(-1) // a handler's; each step sets its own
+		r.resume = r.p.ResumeOf(c.Execution)
 	}
+	r.recorded.Store(c.Execution.Resumable())
 	r.state.timing.history = e.history[c.Execution.Pipeline]
 	// The started event was just stored: the first progress sample is due
 	// an interval after it, so an execution shorter than that stores none.
 	r.storedAt = c.Started.Time
 	if r.p != nil && r.p.Handler == nil {
 		r.state.total = len(r.p.Steps)
+	}
+	if p := r.resume.Progress; p != nil {
+		r.state.resume(p, r.p.Handler != nil)
 	}
 	e.cfg.PublishFunc(c.Started)
 	if c.Execution.CancelRequested {
@@ -130,9 +144,18 @@ func (r *run) execute() (err error) {
 	}()
 
 	if r.p.Handler != nil {
-		return stepError(ctx, r.p.Handler(ctx, r.newExec("", 0)))
+		x := r.newExec("", 0)
+		x.ResumeCheckpoint = r.resume.Checkpoint
+		if r.resume.Progress != nil {
+			r.mu.Lock()
+			r.dirty = true // the first progress is where the last attempt got to
+			r.mu.Unlock()
+			r.kickEmitter()
+		}
+		return stepError(ctx, r.p.Handler(ctx, x))
 	}
-	for i, step := range r.p.Steps {
+	for i := r.resume.Step - 1; i < len(r.p.Steps); i++ {
+		step := r.p.Steps[i]
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
@@ -143,13 +166,22 @@ func (r *run) execute() (err error) {
 		r.lastReport, r.stall = now, r.p.StallOf(i)
 		r.mu.Unlock()
 		r.kickEmitter() // the emitter publishes it and times its store write
+		// The step the attempt resumes at is recorded already, with the
+		// checkpoint it resumes from.
+		if r.p.Resume && i+1 != r.ex.ResumeStep {
+			r.recordStep(i + 1)
+		}
 
 		sctx, cancel := ctx, context.CancelFunc(func() {})
 		if step.Timeout > 0 {
 			sctx, cancel = context.WithTimeoutCause(ctx, step.Timeout,
 				conveyor.Errorf(conveyor.ETIMEOUT, "step %q timed out after %s", step.Name, step.Timeout))
 		}
-		err := stepError(sctx, step.Run(sctx, r.newExec(step.Name, i+1)))
+		x := r.newExec(step.Name, i+1)
+		if i+1 == r.resume.Step {
+			x.ResumeCheckpoint = r.resume.Checkpoint
+		}
+		err := stepError(sctx, step.Run(sctx, x))
 		cancel()
 		if err != nil {
 			var ce *conveyor.Error
@@ -213,7 +245,61 @@ func (r *run) newExec(stepName string, step int) *conveyor.Exec {
 			r.result = b
 			r.mu.Unlock()
 		},
+		CheckpointFunc: func(checkpoint json.RawMessage) error {
+			return r.checkpoint(step, checkpoint)
+		},
 	}
+}
+
+// recordStep records durably, before declarative step n runs, that it
+// began, so that a retry after a crash resumes there. If the store
+// cannot keep it, the step runs all the same: a retry then resumes at an
+// earlier step, which runs again.
+func (r *run) recordStep(n int) {
+	r.checkpointMu.Lock()
+	defer r.checkpointMu.Unlock()
+	if err := r.saveCheckpoint(conveyor.Checkpoint{Step: n}); err != nil {
+		r.e.cfg.Logger.Error("record the step that began", "execution", r.ex.ID, "step", n, "err", err)
+	}
+}
+
+// checkpoint is Exec.Checkpoint of declarative step n (0: the handler):
+// it returns once the checkpoint is stored. A pipeline without Resume
+// keeps none; a step that has ended may no longer record one.
+func (r *run) checkpoint(n int, data json.RawMessage) error {
+	if !r.p.Resume {
+		return nil
+	}
+	r.checkpointMu.Lock()
+	defer r.checkpointMu.Unlock()
+	r.mu.Lock()
+	current := r.state.step
+	r.mu.Unlock()
+	if n > 0 && n != current {
+		return conveyor.Errorf(conveyor.ECONFLICT, "step %d has ended: its checkpoint is not stored", n)
+	}
+	return r.saveCheckpoint(conveyor.Checkpoint{Step: n, Data: data})
+}
+
+// saveCheckpoint stores c, a resume point of this attempt, and waits
+// for the commit. The progress goes with it, not sampled away: a retry
+// continues from at least where the resume point was. ECONFLICT when
+// the attempt no longer runs here.
+func (r *run) saveCheckpoint(c conveyor.Checkpoint) error {
+	c.ExecutionID, c.Attempt = r.ex.ID, r.ex.Attempt
+	r.emitMu.Lock()
+	r.emitProgressLocked()
+	r.storeUnstoredLocked() // queued ahead of c: committed when c is
+	r.emitMu.Unlock()
+	stored, err := r.e.writer.writeCheckpoint(c)
+	if err != nil {
+		return err
+	}
+	if stored.Dropped {
+		return conveyor.Errorf(conveyor.ECONFLICT, "attempt %d of execution %s no longer runs here: the checkpoint is not stored", r.ex.Attempt, r.ex.ID)
+	}
+	r.recorded.Store(true)
+	return nil
 }
 
 // report is Exec.Progress: update the state and wake the emitter. It
@@ -459,10 +545,7 @@ func (r *run) finish(err error) {
 			ev.Error = conveyor.Errorf(conveyor.ESTEPFAILED, "%s", conveyor.CleanText(err.Error()))
 		}
 		if ev.Type == "" {
-			ev.Type = conveyor.EventFailed
-			if r.p != nil && conveyor.Retryable(r.ex.Attempt, r.p.Retries) {
-				ev.Type, ev.Progress = conveyor.EventRetrying, nil
-			}
+			r.failOrRetry(&ev)
 		}
 	}
 
@@ -514,6 +597,20 @@ func (r *run) finish(err error) {
 		attrs = append(attrs, "error", ev.Error.Error())
 	}
 	r.e.cfg.Logger.Info("execution "+string(ev.Type), attrs...)
+}
+
+// failOrRetry makes ev, the end of an attempt that failed, a failed
+// event or, with retries left, a retrying one, which keeps the progress
+// only when the next attempt resumes from it (conveyor.Execution.Resumable).
+func (r *run) failOrRetry(ev *conveyor.Event) {
+	ev.Type = conveyor.EventFailed
+	if r.p == nil || !conveyor.Retryable(r.ex.Attempt, r.p.Retries) {
+		return
+	}
+	ev.Type = conveyor.EventRetrying
+	if !r.recorded.Load() {
+		ev.Progress = nil // the next attempt starts over
+	}
 }
 
 // unstorable is the failed event that replaces a final event the store

@@ -11,8 +11,9 @@ import (
 // maxBatch bounds how many queued writes go into one transaction.
 const maxBatch = 1000
 
-// writer commits events and log lines in batches from one goroutine: what
-// queues while a transaction runs goes into the next (group commit).
+// writer commits events, checkpoints and log lines in batches from one
+// goroutine: what queues while a transaction runs goes into the next
+// (group commit).
 type writer struct {
 	store  conveyor.Store
 	logger *slog.Logger
@@ -24,16 +25,19 @@ type writer struct {
 }
 
 type writeReq struct {
-	event *conveyor.Event
-	line  *conveyor.LogLine
-	done  chan writeResult // nil: nobody waits for the commit
+	event      *conveyor.Event
+	checkpoint *conveyor.Checkpoint
+	line       *conveyor.LogLine
+	done       chan writeResult // nil: nobody waits for the commit
 }
 
-// writeResult is the event as the store kept it (a completed event may
-// have become cancelled: see conveyor.Store.Append) or why it was not.
+// writeResult is the event or checkpoint as the store kept it (a
+// completed event may have become cancelled: see conveyor.Store.Append)
+// or why it was not.
 type writeResult struct {
-	event conveyor.Event
-	err   error
+	event      conveyor.Event
+	checkpoint conveyor.Checkpoint
+	err        error
 }
 
 func newWriter(store conveyor.Store, logger *slog.Logger, logsStored func(id string), metrics Metrics) *writer {
@@ -62,6 +66,15 @@ func (w *writer) writeDurable(ev conveyor.Event) (conveyor.Event, error) {
 	return r.event, r.err
 }
 
+// writeCheckpoint queues c and waits until it is committed. It returns c
+// as the store kept it (Dropped when fenced off).
+func (w *writer) writeCheckpoint(c conveyor.Checkpoint) (conveyor.Checkpoint, error) {
+	done := make(chan writeResult, 1)
+	w.reqs <- writeReq{checkpoint: &c, done: done}
+	r := <-done
+	return r.checkpoint, r.err
+}
+
 func (w *writer) writeLog(line conveyor.LogLine) {
 	w.reqs <- writeReq{line: &line}
 }
@@ -75,29 +88,35 @@ func (w *writer) close() {
 func (w *writer) loop() {
 	defer close(w.done)
 	type waiter struct {
-		event int // index in events
-		done  chan writeResult
+		event      int // index in events, or -1
+		checkpoint int // index in checkpoints, or -1
+		done       chan writeResult
 	}
 	var (
-		events  []conveyor.Event
-		lines   []conveyor.LogLine
-		waiters []waiter
+		events      []conveyor.Event
+		checkpoints []conveyor.Checkpoint
+		lines       []conveyor.LogLine
+		waiters     []waiter
 	)
 	add := func(r writeReq) {
+		wt := waiter{-1, -1, r.done}
 		if r.event != nil {
-			events = append(events, *r.event)
+			wt.event, events = len(events), append(events, *r.event)
+		}
+		if r.checkpoint != nil {
+			wt.checkpoint, checkpoints = len(checkpoints), append(checkpoints, *r.checkpoint)
 		}
 		if r.line != nil {
 			lines = append(lines, *r.line)
 		}
 		if r.done != nil {
-			waiters = append(waiters, waiter{len(events) - 1, r.done})
+			waiters = append(waiters, wt)
 		}
 	}
 	for r := range w.reqs {
 		add(r)
 	drain:
-		for len(events)+len(lines) < maxBatch {
+		for len(events)+len(checkpoints)+len(lines) < maxBatch {
 			select {
 			case r, ok := <-w.reqs:
 				if !ok {
@@ -109,13 +128,21 @@ func (w *writer) loop() {
 			}
 		}
 		began := time.Now()
+		cpErrs := w.flushCheckpoints(checkpoints)
 		errs := w.flush(events, lines)
 		w.metrics.StoreCommitted(commitWrite, time.Since(began))
 		for _, wt := range waiters {
-			wt.done <- writeResult{events[wt.event], errs[wt.event]}
+			var r writeResult
+			if wt.event >= 0 {
+				r.event, r.err = events[wt.event], errs[wt.event]
+			} else {
+				r.checkpoint, r.err = checkpoints[wt.checkpoint], cpErrs[wt.checkpoint]
+			}
+			wt.done <- r
 		}
 		clear(events)
-		events, lines, waiters = events[:0], lines[:0], waiters[:0]
+		clear(checkpoints)
+		events, checkpoints, lines, waiters = events[:0], checkpoints[:0], lines[:0], waiters[:0]
 	}
 }
 
@@ -156,6 +183,29 @@ func (w *writer) flush(events []conveyor.Event, lines []conveyor.LogLine) []erro
 				errs[i] = err
 			}
 		}
+	}
+	return errs
+}
+
+// flushCheckpoints commits checkpoints and returns the error of each,
+// nil when stored (or fenced off: then the store marked it Dropped).
+// They go before the batch's events: an event that ends an attempt
+// would fence off a checkpoint its run recorded before it.
+func (w *writer) flushCheckpoints(checkpoints []conveyor.Checkpoint) []error {
+	errs := make([]error, len(checkpoints))
+	if len(checkpoints) == 0 {
+		return errs
+	}
+	err := w.retry("write checkpoints", func(ctx context.Context) error { return w.store.SaveCheckpoints(ctx, checkpoints) })
+	if conveyor.ErrorCode(err) == conveyor.EINVALID && len(checkpoints) > 1 {
+		// As for events: one refused write must not sink the others.
+		for i := range checkpoints {
+			errs[i] = w.retry("write checkpoint", func(ctx context.Context) error { return w.store.SaveCheckpoints(ctx, checkpoints[i:i+1]) })
+		}
+		return errs
+	}
+	for i := range errs {
+		errs[i] = err
 	}
 	return errs
 }

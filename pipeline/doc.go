@@ -10,6 +10,7 @@
 //	name: resize-images      # default: the file name without extension
 //	description: Resize every image in a bucket
 //	retries: 1               # extra attempts after a failure, 0-100
+//	resume: true             # a retry starts at the step that did not finish
 //	timeout: 10m             # the whole execution; Go duration
 //	steps:                   # 1 to 1000, run in order
 //	  - name: prepare        # required, unique in the pipeline
@@ -48,6 +49,7 @@
 //	CONVEYOR_STEP          the step's name
 //	CONVEYOR_ATTEMPT       1 for the first attempt, 2 for the first retry, ...
 //	CONVEYOR_INPUT         the execution's input, JSON; empty when over MaxEnvInput
+//	CONVEYOR_CHECKPOINT    the checkpoint the step resumes from, JSON; empty when none
 //
 // The input JSON is also written to its stdin, which is then closed; that
 // is the way to read a large input. Input never becomes part of a command
@@ -62,6 +64,18 @@
 //
 // A malformed progress line is logged like any other line; it never fails
 // the step. Lines longer than conveyor.MaxLogLineBytes are cut.
+//
+// Data lines (see ParseDataLine) merge a JSON object into the
+// execution's data; checkpoint lines (see ParseCheckpointLine) record
+// where the step is, which a retried attempt of a pipeline with
+// resume: true starts the step again with, in CONVEYOR_CHECKPOINT:
+//
+//	echo '::data {"rows": 1200}'
+//	echo '::checkpoint {"next_row": 1200}'
+//
+// A checkpoint is stored before the lines after it are read. A data or
+// checkpoint line that cannot be taken (malformed JSON, too large) is
+// logged to stderr with why; it never fails the step.
 //
 // Exit status 0 completes the step; anything else fails it with the status
 // and the last line of stderr. When the step is cancelled or times out, the

@@ -154,25 +154,42 @@ func (s *ExecSpec) Run(ctx context.Context, x *conveyor.Exec) error {
 }
 
 // stdoutLine handles a line of an exec step's standard output: a
-// progress line reports progress, a data line sets data, anything else
-// (a malformed progress line too) is logged. A data line that cannot be
-// merged is logged to stderr with why, and the data stays as it was.
+// progress line reports progress, a data line sets data, a checkpoint
+// line records a checkpoint (stored before the next line is read),
+// anything else (a malformed progress line too) is logged. A data or
+// checkpoint line that cannot be taken is logged to stderr with why,
+// and the data or checkpoint stays as it was.
 func stdoutLine(x *conveyor.Exec, line string) {
 	if u, ok, err := ParseProgressLine(line); ok && err == nil {
 		x.Progress(u)
 		return
 	}
-	patch, ok, err := ParseDataLine(line)
-	if !ok {
+	var err error
+	if patch, ok, perr := ParseDataLine(line); ok {
+		if err = perr; err == nil {
+			err = x.SetDataJSON(patch)
+		}
+	} else if cp, ok, perr := ParseCheckpointLine(line); ok {
+		if err = perr; err == nil {
+			err = x.CheckpointJSON(cp)
+		}
+	} else {
 		x.LogTo("stdout", line)
 		return
 	}
-	if err == nil {
-		err = x.SetDataJSON(patch)
-	}
 	if err != nil {
-		x.LogTo("stderr", line+" (refused: "+conveyor.ErrorMessage(err)+")")
+		x.LogTo("stderr", refused(line, err))
 	}
+}
+
+// refused is the log line of a data or checkpoint line that was not
+// taken: the line, cut if need be so that why fits.
+func refused(line string, err error) string {
+	why := " (refused: " + conveyor.ErrorMessage(err) + ")"
+	if len(line)+len(why) > conveyor.MaxLogLineBytes {
+		line = conveyor.TruncateUTF8(line, conveyor.MaxLogLineBytes-len(why)-len(conveyor.TruncatedMark)) + conveyor.TruncatedMark
+	}
+	return line + why
 }
 
 // environ is the server's environment, then the step's, then the
@@ -192,7 +209,8 @@ func (s *ExecSpec) environ(x *conveyor.Exec, input []byte) []string {
 	if len(input) > MaxEnvInput {
 		input = nil // set, though, so that no CONVEYOR_INPUT of the server's own shows through
 	}
-	return append(env, "CONVEYOR_INPUT="+string(input))
+	// Empty when none, for the same reason.
+	return append(env, "CONVEYOR_INPUT="+string(input), "CONVEYOR_CHECKPOINT="+string(x.ResumeCheckpoint))
 }
 
 // waitOrStop waits for the program; if ctx ends first it sends SIGTERM to

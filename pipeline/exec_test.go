@@ -275,3 +275,50 @@ func TestExecSlowLogConsumerLosesNothing(t *testing.T) {
 		t.Errorf("lines = %q, want %q", lines, want)
 	}
 }
+
+// TestExecCheckpoints: ::checkpoint lines record checkpoints, in order
+// with the other lines; one that cannot be taken is logged with why; the
+// checkpoint a step resumes from is in CONVEYOR_CHECKPOINT, empty when
+// there is none.
+func TestExecCheckpoints(t *testing.T) {
+	t.Parallel()
+	s := sh(`echo "from $CONVEYOR_CHECKPOINT"
+echo '::checkpoint {"row": 1}'
+echo '::checkpoint {"row": '
+echo '::checkpoint null'
+echo '::checkpoint'
+printf '::checkpoint "%s"\n' "$(head -c 70000 /dev/zero | tr '\0' x)"
+echo '::checkpoint 	"tab"  '
+echo '::checkpoints are fine here'
+echo '::checkpoint {"row": 2}'`)
+	rec := &recorder{}
+	x := rec.exec()
+	x.ResumeCheckpoint = json.RawMessage(`{"row": 0}`)
+	if err := s.Run(t.Context(), x); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rec.recorded(), []string{`{"row": 1}`, `"tab"`, `{"row": 2}`}; !slices.Equal(got, want) {
+		t.Errorf("checkpoints %q, want %q", got, want)
+	}
+	lines := rec.lines()
+	if len(lines) != 6 || lines[0] != `from {"row": 0}` || lines[5] != "::checkpoints are fine here" {
+		t.Fatalf("log %.200q, want the checkpoint it resumes from, four refused lines, one plain line", lines)
+	}
+	for i, why := range []string{"checkpoint is not valid JSON", "checkpoint must not be null", "checkpoint is not valid JSON",
+		"checkpoint line is over 65536 bytes"} {
+		l := lines[i+1]
+		if !strings.HasPrefix(l, "::checkpoint") || !strings.HasSuffix(l, "(refused: "+why+")") || len(l) > conveyor.MaxLogLineBytes {
+			t.Errorf("log line %d: %d bytes %.60q…, want the refused line saying %q", i+1, len(l), l, why)
+		}
+	}
+
+	// No checkpoint: the variable is empty. A checkpoint the engine
+	// cannot keep is logged with why.
+	rec = &recorder{refuse: conveyor.Errorf(conveyor.ECONFLICT, "the attempt no longer runs here")}
+	if err := sh(`echo "from $CONVEYOR_CHECKPOINT."; echo '::checkpoint 1'`).Run(t.Context(), rec.exec()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rec.lines(), []string{"from .", "::checkpoint 1 (refused: the attempt no longer runs here)"}; !slices.Equal(got, want) {
+		t.Errorf("log %q, want %q", got, want)
+	}
+}

@@ -173,6 +173,7 @@ type (
 		Name        string    `yaml:"name"`
 		Description string    `yaml:"description"`
 		Retries     int       `yaml:"retries"`
+		Resume      bool      `yaml:"resume"`
 		Timeout     string    `yaml:"timeout"`
 		StallAfter  string    `yaml:"stall_after"`
 		OnStall     string    `yaml:"on_stall"`
@@ -324,7 +325,7 @@ func kindName(t reflect.Type) string {
 }
 
 func (d *document) pipeline(raw *rawPipeline) *conveyor.Pipeline {
-	p := &conveyor.Pipeline{Name: raw.Name, Description: raw.Description, Retries: raw.Retries}
+	p := &conveyor.Pipeline{Name: raw.Name, Description: raw.Description, Retries: raw.Retries, Resume: raw.Resume}
 	switch {
 	case p.Name == "":
 		p.Name = strings.TrimSuffix(filepath.Base(d.file), filepath.Ext(d.file))

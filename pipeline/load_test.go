@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +64,10 @@ func TestParseErrors(t *testing.T) {
 		{"name too long", "name: " + strings.Repeat("a", 129) + "\nsteps: [{name: s, noop: {}}]\n", []string{"p.yaml:1: name: "}},
 		{"retries out of range", "retries: 101\nsteps: [{name: s, noop: {}}]\n", []string{"p.yaml:1: retries: ", "0 to 100, got 101"}},
 		{"retries not a number", "retries: many\nsteps: [{name: s, noop: {}}]\n", []string{"p.yaml:1: retries: ", `expected an integer, got "many"`}},
+		{"resume a number", "name: x\nresume: 1\nsteps: [{name: s, noop: {}}]\n", []string{"p.yaml:2: resume: ", `expected true or false, got "1"`}},
+		{"resume a string", "resume: \"true\"\nsteps: [{name: s, noop: {}}]\n", []string{"p.yaml:1: resume: ", `expected true or false, got "true"`}},
+		{"resume a word", "resume: always\nsteps: [{name: s, noop: {}}]\n", []string{"p.yaml:1: resume: ", `expected true or false, got "always"`}},
+		{"resume a list", "resume: [true]\nsteps: [{name: s, noop: {}}]\n", []string{"p.yaml:1: resume: "}},
 		{"exec without command", "steps:\n  - name: a\n    exec:\n      env: {A: b}\n", []string{"p.yaml:3: steps[0].exec.command: ", "required"}},
 		{"exec empty command", "steps:\n  - name: a\n    exec: {command: []}\n", []string{"p.yaml:3: steps[0].exec.command: ", "required"}},
 		{"exec empty program", "steps:\n  - name: a\n    exec: {command: [\"\", x]}\n", []string{"p.yaml:3: steps[0].exec.command[0]: ", "must not be empty"}},
@@ -141,6 +146,7 @@ func TestParseFull(t *testing.T) {
 name: resize-images
 description: Resize every image in a bucket
 retries: 1
+resume: true
 timeout: 10m
 stall_after: 30s
 steps:
@@ -169,7 +175,8 @@ steps:
 	if p == nil {
 		t.Fatalf("pipelines = %v, want resize-images", ps)
 	}
-	if p.Name != "resize-images" || p.Description != "Resize every image in a bucket" || p.Retries != 1 || p.Timeout != 10*time.Minute || p.Handler != nil {
+	if p.Name != "resize-images" || p.Description != "Resize every image in a bucket" || p.Retries != 1 || !p.Resume ||
+		p.Timeout != 10*time.Minute || p.Handler != nil {
 		t.Errorf("pipeline = %+v", p)
 	}
 	wantKinds := []string{"sleep", "exec", "http", "http", "noop"}
@@ -221,7 +228,7 @@ steps:
 	js := string(b)
 	for _, want := range []string{`"duration":"300ms"`, `"command":["./resize.sh","--all"]`, `"QUALITY":"\u003credacted\u003e"`,
 		`"grace":"5s"`, `"method":"POST"`, `"expect":201`, `"X-A":"\u003credacted\u003e"`, `"timeout":"5m0s"`,
-		`"stall_after":"30s","steps"`, `"stall_after":"2m0s","on_stall":"fail"`} {
+		`"stall_after":"30s","steps"`, `"stall_after":"2m0s","on_stall":"fail"`, `"retries":1,"resume":true`} {
 		if !strings.Contains(js, want) {
 			t.Errorf("info JSON %s does not contain %s", js, want)
 		}
@@ -293,7 +300,7 @@ func TestExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"hello", "count", "fail", "slow", "noop", "upload"} {
+	for _, name := range []string{"hello", "count", "fail", "slow", "noop", "upload", "resume"} {
 		if ps[name] == nil {
 			t.Errorf("example %q missing", name)
 		}
@@ -345,6 +352,37 @@ func TestExamples(t *testing.T) {
 		const want = `{"bytes":52428800,"files":5,"url":"https://example.com/uploads/files.tar"}`
 		if string(rec.data) != want || len(rec.lines()) != 0 {
 			t.Errorf("data %s, log lines %q; want %s and no lines", rec.data, rec.lines(), want)
+		}
+	})
+	t.Run("resume fails once in load, then resumes at its checkpoint", func(t *testing.T) {
+		t.Parallel()
+		p := ps["resume"]
+		if !p.Resume || p.Retries != 1 || len(p.Steps) != 3 || p.Steps[1].Name != "load" {
+			t.Fatalf("resume: %+v, want resume: true, one retry, a load step second", p)
+		}
+		load := p.Steps[1].Run
+		first := &recorder{}
+		x := first.exec()
+		x.Attempt = 1
+		if err := load(t.Context(), x); conveyor.ErrorCode(err) != conveyor.ESTEPFAILED || !strings.Contains(err.Error(), "the database went away") {
+			t.Fatalf("attempt 1: %v, want the step to fail", err)
+		}
+		cps := first.recorded()
+		if want := []string{`{"next": 2}`, `{"next": 3}`, `{"next": 4}`}; !slices.Equal(cps, want) {
+			t.Fatalf("attempt 1 checkpoints %q, want %q", cps, want)
+		}
+		second := &recorder{}
+		x = second.exec()
+		x.ResumeCheckpoint = json.RawMessage(cps[len(cps)-1])
+		if err := load(t.Context(), x); err != nil {
+			t.Fatalf("attempt 2: %v", err)
+		}
+		var loaded []float64
+		for _, u := range second.progress() {
+			loaded = append(loaded, u.Done)
+		}
+		if want := []float64{4, 5, 6}; !slices.Equal(loaded, want) || !slices.Equal(second.lines(), []string{"resuming at batch 4"}) {
+			t.Errorf("attempt 2 loaded %v and logged %q, want %v after saying it resumes at batch 4", loaded, second.lines(), want)
 		}
 	})
 	t.Run("fail exits 3", func(t *testing.T) {

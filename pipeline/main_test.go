@@ -36,6 +36,9 @@ type recorder struct {
 	updates []conveyor.Update
 	logs    []string
 	data    json.RawMessage // the data merged from every SetData
+	// checkpoints are those recorded; refuse makes recording fail.
+	checkpoints []string
+	refuse      error
 }
 
 func (r *recorder) exec() *conveyor.Exec {
@@ -55,6 +58,15 @@ func (r *recorder) exec() *conveyor.Exec {
 			defer r.mu.Unlock()
 			r.logs = append(r.logs, line)
 		},
+		CheckpointFunc: func(checkpoint json.RawMessage) error {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if r.refuse != nil {
+				return r.refuse
+			}
+			r.checkpoints = append(r.checkpoints, string(checkpoint))
+			return nil
+		},
 		DataFunc: func(patch json.RawMessage) error {
 			r.mu.Lock()
 			defer r.mu.Unlock()
@@ -71,6 +83,12 @@ func (r *recorder) progress() []conveyor.Update {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]conveyor.Update(nil), r.updates...)
+}
+
+func (r *recorder) recorded() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.checkpoints...)
 }
 
 func (r *recorder) lines() []string {

@@ -33,13 +33,37 @@ const DataPrefix = "::data"
 // Whether the JSON is an object, and whether the merge fits, is for
 // conveyor.MergeData to say.
 func ParseDataLine(line string) (patch []byte, ok bool, err error) {
-	rest, found := strings.CutPrefix(line, DataPrefix)
+	return parseJSONLine(line, DataPrefix, "data")
+}
+
+// CheckpointPrefix starts a checkpoint line on an exec step's standard
+// output: "::checkpoint {json}" records the step's checkpoint
+// (conveyor.Exec.Checkpoint), which a retried attempt of a pipeline with
+// resume: true gets in CONVEYOR_CHECKPOINT.
+const CheckpointPrefix = "::checkpoint"
+
+// ParseCheckpointLine parses a line an exec step printed, as
+// ParseDataLine does: ok reports whether it is a checkpoint line, err
+// that its JSON is malformed (or was cut: a line is at most
+// conveyor.MaxLogLineBytes). Whether it fits is for
+// conveyor.CheckpointJSON to say.
+func ParseCheckpointLine(line string) (checkpoint []byte, ok bool, err error) {
+	return parseJSONLine(line, CheckpointPrefix, "checkpoint")
+}
+
+// parseJSONLine parses a line that starts with prefix and a space (or is
+// just prefix) and holds one JSON value, the what of its errors.
+func parseJSONLine(line, prefix, what string) (value []byte, ok bool, err error) {
+	rest, found := strings.CutPrefix(line, prefix)
 	if !found || (rest != "" && rest[0] != ' ' && rest[0] != '\t') {
 		return nil, false, nil
 	}
 	rest = strings.TrimSpace(rest)
 	if !json.Valid([]byte(rest)) {
-		return nil, true, conveyor.Errorf(conveyor.EINVALID, "data is not valid JSON")
+		if len(line) >= conveyor.MaxLogLineBytes-len(conveyor.TruncatedMark) && strings.HasSuffix(line, conveyor.TruncatedMark) {
+			return nil, true, conveyor.Errorf(conveyor.EINVALID, "%s line is over %d bytes", what, conveyor.MaxLogLineBytes)
+		}
+		return nil, true, conveyor.Errorf(conveyor.EINVALID, "%s is not valid JSON", what)
 	}
 	return []byte(rest), true, nil
 }

@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"encoding/json"
 	"math"
 	"strings"
 	"testing"
@@ -189,4 +190,55 @@ func TestParseDataLine(t *testing.T) {
 			t.Errorf("ParseDataLine(%q) = %q, %v, %v; want %q, %v, error %v", tc.line, patch, ok, err, tc.patch, tc.ok, tc.err)
 		}
 	}
+}
+
+func TestParseCheckpointLine(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		line, checkpoint string
+		ok, err          bool
+	}{
+		{`::checkpoint {"row": 1}`, `{"row": 1}`, true, false},
+		{"::checkpoint\t[1, 2]  ", `[1, 2]`, true, false},
+		{`::checkpoint 42`, `42`, true, false},
+		{`::checkpoint null`, `null`, true, false}, // valid JSON; conveyor.CheckpointJSON refuses null
+		{`::checkpoint {"row": `, "", true, true},
+		{`::checkpoint`, "", true, true},
+		{`::checkpoints saved`, "", false, false},
+		{`echo ::checkpoint {}`, "", false, false},
+	} {
+		cp, ok, err := pipeline.ParseCheckpointLine(tc.line)
+		if string(cp) != tc.checkpoint || ok != tc.ok || (err != nil) != tc.err {
+			t.Errorf("ParseCheckpointLine(%q) = %q, %v, %v; want %q, %v, error %v", tc.line, cp, ok, err, tc.checkpoint, tc.ok, tc.err)
+		}
+	}
+}
+
+// FuzzParseJSONLines fuzzes the ::data and ::checkpoint lines: a line is
+// one only with its prefix, and what it gives is valid JSON.
+func FuzzParseJSONLines(f *testing.F) {
+	for _, s := range []string{
+		`::data {"rows": 1}`, "::data\t{}", `::data {"a": `, "::data", "::database",
+		`::checkpoint {"next": 4}`, "::checkpoint \"x\"", "::checkpoint null", `::checkpoint {"`, "::checkpoints", "hello",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		for _, p := range []struct {
+			prefix string
+			parse  func(string) ([]byte, bool, error)
+		}{{pipeline.DataPrefix, pipeline.ParseDataLine}, {pipeline.CheckpointPrefix, pipeline.ParseCheckpointLine}} {
+			v, ok, err := p.parse(line)
+			switch {
+			case ok && !strings.HasPrefix(line, p.prefix):
+				t.Fatalf("%s: ok for a line without the prefix", p.prefix)
+			case !ok && (err != nil || v != nil):
+				t.Fatalf("%s: %q, %v for a line that is not one", p.prefix, v, err)
+			case ok && err == nil && (!json.Valid(v) || !strings.Contains(line, string(v))):
+				t.Fatalf("%s: %q is not the JSON of the line", p.prefix, v)
+			case ok && err != nil && v != nil:
+				t.Fatalf("%s: %q with error %v", p.prefix, v, err)
+			}
+		}
+	})
 }

@@ -36,8 +36,8 @@ func ListQuery(columns string, f conveyor.ListFilter, param func(v any) string) 
 	cols := strings.Split(columns, ",")
 	for i, c := range cols {
 		switch c = strings.TrimSpace(c); {
-		case c == "input" && !f.WithInput, c == "result" && !f.WithResult, c == "data" && !f.WithData:
-			cols[i] = "NULL" // left out of lists unless asked for: see ListFilter
+		case c == "input" && !f.WithInput, c == "result" && !f.WithResult, c == "data" && !f.WithData, c == "checkpoint":
+			cols[i] = "NULL" // left out of lists unless asked for (see ListFilter); a checkpoint always
 		default:
 			cols[i] = "e." + c
 		}

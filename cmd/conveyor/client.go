@@ -140,6 +140,9 @@ func pipelinesCmd(newClient func() *client.Client) *cobra.Command {
 			if len(args) == 1 {
 				p := ps[0]
 				fmt.Printf("%s: %s pipeline, %d retries", p.Name, p.Kind, p.Retries)
+				if p.Resume {
+					fmt.Print(", resumes from checkpoints")
+				}
 				if p.Timeout != "" {
 					fmt.Printf(", timeout %s", p.Timeout)
 				}

@@ -396,7 +396,11 @@ func (db *DB) interrupt(ctx context.Context, query string, args []any, now time.
 func finish(ctx context.Context, tx pgx.Tx, ev *conveyor.Event) error {
 	var err error
 	if ev.Type == conveyor.EventRetrying {
-		_, err = tx.Exec(ctx, sqlRequeue, ev.Seq, errorColumn(ev.Error), ev.ExecutionID)
+		var progress *string
+		if progress, err = progressColumn(ev.Progress); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, sqlRequeue, ev.Seq, errorColumn(ev.Error), ev.ExecutionID, progress)
 	} else {
 		_, err = tx.Exec(ctx, sqlFinish, string(ev.Status), ev.Time, ev.Seq, errorColumn(ev.Error), ev.ExecutionID)
 	}
@@ -488,10 +492,11 @@ func scanExecution(sc scanner) (*conveyor.Execution, int64, error) {
 		node                           *string
 		tags, data, webhook            []byte
 		stalled                        *time.Time
+		checkpoint                     []byte
 	)
 	err := sc.Scan(&num, &ex.ID, &ex.Pipeline, &status, &input, &progress, &result, &errJS,
 		&ex.Attempt, &ex.CreatedAt, &started, &finished, &ex.LastSeq, &ex.CancelRequested, &node, &tags, &ex.BatchID, &ex.SeqReserved,
-		&data, &stalled, &webhook, &ex.RetryOf)
+		&data, &stalled, &webhook, &ex.RetryOf, &ex.ResumeStep, &checkpoint)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -504,7 +509,7 @@ func scanExecution(sc scanner) (*conveyor.Execution, int64, error) {
 		}
 	}
 	ex.Status = conveyor.Status(status)
-	ex.Input, ex.Result, ex.Data = input, result, data
+	ex.Input, ex.Result, ex.Data, ex.Checkpoint = input, result, data, checkpoint
 	if stalled != nil {
 		t := stalled.UTC()
 		ex.StalledSince = &t

@@ -11,7 +11,7 @@ package postgres
 // executionColumns are what scanExecution reads, in its order.
 const executionColumns = `num, id, pipeline, status, input, progress, result, error,
 	attempt, created_at, started_at, finished_at, last_seq, cancel_requested, node, tags, batch_id, seq_reserved,
-	data, stalled_since, webhook, retry_of`
+	data, stalled_since, webhook, retry_of, resume_step, checkpoint`
 
 const (
 	// sqlInsertExecutions inserts a batch of new executions (parallel
@@ -132,6 +132,8 @@ const (
 				(array_agg(error) FILTER (WHERE status IS NOT NULL))[1] AS error,
 				(array_agg(result) FILTER (WHERE status IS NOT NULL))[1] AS result,
 				(array_agg(time) FILTER (WHERE status IS NOT NULL))[1] AS time,
+				-- A retrying write's progress is the next attempt's.
+				(array_agg(progress) FILTER (WHERE status IS NOT NULL))[1] AS end_progress,
 				(array_agg(exec_data ORDER BY ord DESC) FILTER (WHERE exec_data IS NOT NULL))[1] AS exec_data,
 				-- The newest write's: NULL but for a stalled event.
 				(array_agg(stalled_since ORDER BY ord DESC))[1] AS stalled_since
@@ -140,7 +142,7 @@ const (
 		UPDATE executions e SET
 			last_seq = o.last_seq,
 			status = coalesce(o.status, e.status),
-			progress = CASE WHEN o.status = 'pending' THEN NULL ELSE coalesce(o.progress::jsonb, e.progress) END,
+			progress = CASE WHEN o.status = 'pending' THEN o.end_progress::jsonb ELSE coalesce(o.progress::jsonb, e.progress) END,
 			error = CASE WHEN o.status IS NULL THEN e.error ELSE o.error::jsonb END,
 			result = CASE WHEN o.status IS NULL OR o.status = 'pending' THEN e.result ELSE o.result::json END,
 			finished_at = CASE WHEN o.status IS NULL OR o.status = 'pending' THEN e.finished_at ELSE o.time END,
@@ -163,8 +165,29 @@ const (
 	sqlFinish = `UPDATE executions SET status = $1, finished_at = $2, last_seq = $3,
 		error = $4, result = NULL, lease_until = NULL, stalled_since = NULL WHERE id = $5`
 
-	sqlRequeue = `UPDATE executions SET status = 'pending', last_seq = $1, progress = NULL,
+	sqlRequeue = `UPDATE executions SET status = 'pending', last_seq = $1, progress = $4::jsonb,
 		error = $2, lease_until = NULL, stalled_since = NULL WHERE id = $3`
+
+	// sqlSaveCheckpoints applies a batch of checkpoint writes (parallel
+	// arrays, in batch order) in one statement: each execution takes the
+	// last write of its running attempt; the others are fenced off, as
+	// sqlAppend's. It returns the executions and attempts that took one.
+	sqlSaveCheckpoints = `WITH w AS (
+			SELECT * FROM unnest($1::text[], $2::integer[], $3::integer[], $4::text[])
+				WITH ORDINALITY AS w(id, attempt, step, checkpoint, ord)
+		), x AS (
+			SELECT id, attempt FROM executions
+			WHERE id = ANY($1::text[]) AND status = 'running'
+			ORDER BY id
+			FOR NO KEY UPDATE
+		), last AS (
+			SELECT DISTINCT ON (w.id) w.id, w.attempt, w.step, w.checkpoint
+			FROM w JOIN x ON x.id = w.id AND x.attempt = w.attempt
+			ORDER BY w.id, w.ord DESC
+		)
+		UPDATE executions e SET resume_step = last.step, checkpoint = last.checkpoint::json
+		FROM last WHERE e.id = last.id
+		RETURNING e.id, last.attempt`
 
 	sqlInsertEvent = `INSERT INTO events (execution_id, seq, type, data) VALUES ($1, $2, $3, $4)`
 

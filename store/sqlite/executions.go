@@ -320,7 +320,11 @@ func finish(ctx context.Context, tx *sql.Tx, insert *sql.Stmt, ev *conveyor.Even
 	errCode, errMsg := errorColumns(ev.Error)
 	var err error
 	if ev.Type == conveyor.EventRetrying {
-		_, err = tx.ExecContext(ctx, sqlRequeue, ev.Seq, errCode, errMsg, ev.ExecutionID)
+		var progress any
+		if progress, err = progressJSON(ev.Progress); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, sqlRequeue, ev.Seq, errCode, errMsg, ev.ExecutionID, progress)
 	} else {
 		_, err = tx.ExecContext(ctx, sqlFinish, string(ev.Status), ev.Time.UnixNano(), ev.Seq, errCode, errMsg, ev.ExecutionID)
 	}
@@ -354,10 +358,11 @@ func scanExecution(sc scanner) (*conveyor.Execution, int64, error) {
 		started, finished       sql.NullInt64
 		stalled                 sql.NullInt64
 		tags, data, webhook     []byte
+		checkpoint              []byte
 	)
 	err := sc.Scan(&num, &ex.ID, &ex.Pipeline, &status, &input, &progress, &result, &errCode, &errMsg,
 		&ex.Attempt, &created, &started, &finished, &ex.LastSeq, &ex.CancelRequested, &tags, &ex.BatchID, &data, &stalled,
-		&webhook, &ex.RetryOf)
+		&webhook, &ex.RetryOf, &ex.ResumeStep, &checkpoint)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -370,7 +375,7 @@ func scanExecution(sc scanner) (*conveyor.Execution, int64, error) {
 		}
 	}
 	ex.Status = conveyor.Status(status)
-	ex.Input, ex.Result, ex.Data = input, result, data
+	ex.Input, ex.Result, ex.Data, ex.Checkpoint = input, result, data, checkpoint
 	if progress != nil {
 		ex.Progress = new(conveyor.Progress)
 		if err := json.Unmarshal(progress, ex.Progress); err != nil {

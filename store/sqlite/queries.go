@@ -13,7 +13,7 @@ import (
 // executionColumns are what scanExecution reads, in its order.
 const executionColumns = `num, id, pipeline, status, input, progress, result, error_code, error_message,
 	attempt, created_at, started_at, finished_at, last_seq, cancel_requested, tags, batch_id, data, stalled_since, webhook,
-	retry_of`
+	retry_of, resume_step, checkpoint`
 
 const (
 	sqlInsertExecution = `INSERT INTO executions
@@ -65,9 +65,15 @@ const (
 	// then writes it as cancelled (conveyor.Event.CancelInstead).
 	sqlAppendCompleted = sqlAppendFinal + ` AND NOT cancel_requested`
 
-	sqlAppendRetrying = `UPDATE executions SET last_seq = ?1, status = 'pending', progress = NULL,
+	// The retrying event's progress (?6) is the next attempt's, NULL
+	// unless it resumes (conveyor.Execution.Resumable).
+	sqlAppendRetrying = `UPDATE executions SET last_seq = ?1, status = 'pending', progress = ?6,
 		error_code = ?2, error_message = ?3, stalled_since = NULL` + fenceRetrying
 	fenceRetrying = ` WHERE id = ?4 AND attempt = ?5 AND status = 'running' AND last_seq < ?1`
+
+	// The fenced write of SaveCheckpoints, as Append's.
+	sqlSaveCheckpoint = `UPDATE executions SET resume_step = ?1, checkpoint = ?2
+		WHERE id = ?3 AND attempt = ?4 AND status = 'running'`
 
 	sqlInsertEvent = `INSERT INTO events (execution_id, seq, type, data) VALUES (?, ?, ?, ?)`
 
@@ -80,7 +86,7 @@ const (
 	sqlFinish = `UPDATE executions SET status = ?1, finished_at = ?2, last_seq = ?3,
 		error_code = ?4, error_message = ?5, result = NULL, stalled_since = NULL WHERE id = ?6`
 
-	sqlRequeue = `UPDATE executions SET status = 'pending', last_seq = ?1, progress = NULL,
+	sqlRequeue = `UPDATE executions SET status = 'pending', last_seq = ?1, progress = ?5,
 		error_code = ?2, error_message = ?3, stalled_since = NULL WHERE id = ?4`
 
 	// Lines of unknown executions are dropped, like writes of Append.
@@ -107,6 +113,7 @@ type statements struct {
 	appendFinal     *sql.Stmt
 	appendCompleted *sql.Stmt
 	appendRetrying  *sql.Stmt
+	saveCheckpoint  *sql.Stmt
 	insertEvent     *sql.Stmt
 	insertLog       *sql.Stmt
 	trimLogs        *sql.Stmt
@@ -128,6 +135,7 @@ func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
 		{w, &st.appendFinal, sqlAppendFinal},
 		{w, &st.appendCompleted, sqlAppendCompleted},
 		{w, &st.appendRetrying, sqlAppendRetrying},
+		{w, &st.saveCheckpoint, sqlSaveCheckpoint},
 		{w, &st.insertEvent, sqlInsertEvent},
 		{w, &st.insertLog, sqlInsertLog},
 		{w, &st.trimLogs, sqlTrimLogs},

@@ -32,6 +32,7 @@ func RunShared(t *testing.T, newDatabase func(t *testing.T) OpenNodeFunc) {
 		{"RescueExpired", rescueCases},
 		{"Webhook", sharedWebhookCases},
 		{"IdempotencyKeys", sharedKeyCases},
+		{"Resume", sharedResumeCases},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

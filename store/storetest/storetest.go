@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) conveyor.Store) {
 		{"RecoverInterrupted", recoverCases},
 		{"Logs", logsCases},
 		{"Data", dataCases},
+		{"Resume", resumeCases},
 		{"Webhook", webhookCases},
 		{"IdempotencyKeys", keyCases},
 		{"Ping", pingCases},
@@ -313,6 +314,12 @@ func diffExecution(got, want *conveyor.Execution) []string {
 		add("Data", string(got.Data), string(want.Data))
 	}
 	d = append(d, diffTimePtr("StalledSince", got.StalledSince, want.StalledSince)...)
+	if got.ResumeStep != want.ResumeStep {
+		add("ResumeStep", got.ResumeStep, want.ResumeStep)
+	}
+	if !jsonEqual(got.Checkpoint, want.Checkpoint) {
+		add("Checkpoint", string(got.Checkpoint), string(want.Checkpoint))
+	}
 	return d
 }
 
