@@ -462,6 +462,8 @@ func (r *run) finish(err error) {
 			ev.Type = conveyor.EventFailed
 			if r.p != nil && conveyor.Retryable(r.ex.Attempt, r.p.Retries) {
 				ev.Type, ev.Progress = conveyor.EventRetrying, nil
+				at := r.e.retryPolicy(r.ex.Pipeline).RetryAt(now, r.ex.Attempt)
+				ev.RetryAt = &at
 			}
 		}
 	}
@@ -507,6 +509,7 @@ func (r *run) finish(err error) {
 	// Counted before it is published: whoever sees the final message
 	// and then scrapes finds it counted.
 	r.e.cfg.Metrics.Finished(r.ex.Pipeline, conveyor.StatusOf(ev.Type), now.Sub(r.state.started))
+	r.e.wakeAt(ev.RetryAt) // the claim loop, nudged as the run ends, claims the retry then
 	r.e.cfg.PublishFunc(ev)
 	attrs := []any{"execution", r.ex.ID, "pipeline", r.ex.Pipeline,
 		"attempt", r.ex.Attempt, "duration", now.Sub(r.state.started).Round(time.Millisecond)}
