@@ -24,6 +24,7 @@ func runCmd(newClient func() *client.Client) *cobra.Command {
 	var input string
 	var detach bool
 	var runTags []string
+	var delay, runAt string
 	var opts watchOpts
 	run := &cobra.Command{
 		Use:   "run PIPELINE",
@@ -35,7 +36,10 @@ line per status change and at most one progress line a second. At the end
 it prints the result, or the error and the last log lines.
 
 Ctrl-C stops watching, not the execution (exit 130); with
---cancel-on-interrupt it cancels the execution and waits for its end.`,
+--cancel-on-interrupt it cancels the execution and waits for its end.
+
+With --delay or --run-at the execution stays pending until then; run
+watches it wait (or returns at once with --detach).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var in json.RawMessage
@@ -50,7 +54,8 @@ Ctrl-C stops watching, not the execution (exit 130); with
 				return err
 			}
 			c := newClient()
-			ex, err := c.SubmitWithTags(cmd.Context(), args[0], in, tags)
+			ex, err := c.SubmitExecution(cmd.Context(), conveyor.NewExecution{Pipeline: args[0], Input: in, Tags: tags,
+				Delay: delay, RunAt: runAt})
 			if err != nil {
 				return err
 			}
@@ -67,6 +72,9 @@ Ctrl-C stops watching, not the execution (exit 130); with
 	run.Flags().StringVar(&input, "input", "", "input as a JSON object")
 	run.Flags().BoolVarP(&detach, "detach", "d", false, "print the execution id and return at once")
 	run.Flags().StringArrayVar(&runTags, "tag", nil, "tag the execution with key:value (repeatable)")
+	run.Flags().StringVar(&delay, "delay", "", "start no earlier than this long from now, a Go duration (90s, 1h30m)")
+	run.Flags().StringVar(&runAt, "run-at", "", "start no earlier than this RFC 3339 time (2025-06-01T12:00:00Z)")
+	run.MarkFlagsMutuallyExclusive("delay", "run-at")
 	run.Flags().BoolVar(&opts.cancelOnInterrupt, "cancel-on-interrupt", false, "on Ctrl-C, cancel the execution and wait for its end, instead of leaving it running")
 	opts.output = addOutputFlag(run)
 	return run
