@@ -126,9 +126,9 @@ func (n *NewExecution) StartAt(now time.Time) (*time.Time, error) {
 		}
 		at = now.Add(d)
 	}
+	at = at.UTC().Truncate(time.Microsecond) // as every store keeps it
 	if !at.After(now) {
 		return nil, nil
 	}
-	at = at.UTC().Truncate(time.Microsecond)
 	return &at, nil
 }

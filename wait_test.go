@@ -143,6 +143,29 @@ func TestStartAt(t *testing.T) {
 	}
 }
 
+// FuzzStartAt: whatever run_at and delay say, StartAt never panics and
+// answers at once (nil), EINVALID, or a time after now at most MaxWait
+// ahead, in UTC.
+func FuzzStartAt(f *testing.F) {
+	for _, s := range [][2]string{{"", "90s"}, {"2026-03-02T00:00:00Z", ""}, {"x", "y"}, {"", "-1ns"},
+		{"9999-12-31T23:59:59Z", ""}, {"", "2562047h"}, {"0001-01-01T00:00:00Z", ""}, {"2026-03-01T12:00:00.000000001+14:00", ""}} {
+		f.Add(s[0], s[1])
+	}
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, runAt, delay string) {
+		n := conveyor.NewExecution{RunAt: runAt, Delay: delay}
+		at, err := n.StartAt(now)
+		switch {
+		case err != nil:
+			if conveyor.ErrorCode(err) != conveyor.EINVALID {
+				t.Fatalf("StartAt(%q, %q): %v, want EINVALID", runAt, delay, err)
+			}
+		case at != nil && (!at.After(now) || at.Sub(now) > conveyor.MaxWait || at.Location() != time.UTC):
+			t.Fatalf("StartAt(%q, %q) = %s, want after %s, at most a year ahead, in UTC", runAt, delay, at, now)
+		}
+	})
+}
+
 func TestPipelineInfoShowsRetryPolicy(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
