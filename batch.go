@@ -178,6 +178,13 @@ type NewExecution struct {
 	Tags     Tags            `json:"tags"`
 	// Webhook is the execution's own webhook (Execution.Webhook).
 	Webhook *ExecutionWebhook `json:"webhook,omitempty"`
+	// RunAt, an RFC 3339 time, or Delay, a Go duration ("90s") from
+	// submission, is the earliest it may start (Execution.RunAt); at
+	// most one of the two. Text as the API takes it, so that a bad one
+	// is EINVALID naming its field (StartAt): time.Format(time.RFC3339)
+	// and Duration.String make them.
+	RunAt string `json:"run_at,omitempty"`
+	Delay string `json:"delay,omitempty"`
 	// RetryOf is the final execution this one retries as new
 	// (Execution.RetryOf). Only the server sets it, so it is no field of
 	// a request body.

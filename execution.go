@@ -48,6 +48,12 @@ type Execution struct {
 	CreatedAt  time.Time  `json:"created_at"`
 	StartedAt  *time.Time `json:"started_at"`
 	FinishedAt *time.Time `json:"finished_at"`
+	// RunAt is the earliest it may start, as submitted to run later
+	// (NewExecution.StartAt); nil when it was not delayed.
+	RunAt *time.Time `json:"run_at"`
+	// RetryAt, while it waits to retry (pending after a retrying event),
+	// is the earliest its next attempt may start; nil otherwise.
+	RetryAt *time.Time `json:"retry_at"`
 
 	// Data is the free-form object its steps set (Exec.SetData, ::data),
 	// merged across reports and attempts; nil until one sets it. Lists
@@ -163,6 +169,9 @@ type Event struct {
 	// (stalled events).
 	Step  string     `json:"step,omitempty"`
 	Since *time.Time `json:"since,omitempty"`
+	// RetryAt is when the next attempt may start (retrying events, and
+	// the status message of an execution waiting to retry).
+	RetryAt *time.Time `json:"retry_at,omitempty"`
 
 	// Dropped is set by Store.Append on a write it did not keep (fenced
 	// off: its attempt no longer runs there), so that the writer does not

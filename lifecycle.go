@@ -97,18 +97,21 @@ func (why Interruption) message(ex *Execution) string {
 }
 
 // Interrupt ends ex's running attempt, which lost its runner, at now:
-// back to pending with a retrying event while retries (the pipeline's)
-// allow another attempt, keeping its last progress if it is Resumable,
+// back to pending with a retrying event while policy (the pipeline's)
+// allows another attempt, which then waits as after any failure
+// (RetryPolicy.RetryAt) and keeps its last progress if it is Resumable;
 // otherwise failed with EINTERRUPTED, keeping its last progress. It
 // applies the event to ex and returns it.
-func (ex *Execution) Interrupt(now time.Time, retries int, why Interruption) Event {
+func (ex *Execution) Interrupt(now time.Time, policy RetryPolicy, why Interruption) Event {
 	ev := Event{ExecutionID: ex.ID, Seq: ex.interruptSeq(), Time: now, Attempt: ex.Attempt}
-	if Retryable(ex.Attempt, retries) {
+	if Retryable(ex.Attempt, policy.Retries) {
 		ev.Type, ev.Status = EventRetrying, StatusPending
 		ev.Error = Errorf(EINTERRUPTED, "%s; retrying", why.message(ex))
 		if ex.Resumable() {
 			ev.Progress = ex.Progress
 		}
+		at := policy.RetryAt(now, ex.Attempt)
+		ev.RetryAt = &at
 	} else {
 		ev.Type, ev.Status, ev.Progress = EventFailed, StatusFailed, ex.Progress
 		ev.Error = Errorf(EINTERRUPTED, "%s and no retries were left", why.message(ex))
@@ -119,10 +122,10 @@ func (ex *Execution) Interrupt(now time.Time, retries int, why Interruption) Eve
 
 // Apply changes ex as ev records: every event moves LastSeq and may bring
 // progress or data; a stalled event sets StalledSince and any other clears
-// it; one that ends the attempt sets the status, the error and the
-// result, and a final one the finish time; retrying sets the progress
-// the event carries (none, unless the next attempt resumes: see
-// Resumable).
+// it; one that ends the attempt sets the status, the error, the result
+// and RetryAt (nil but after retrying), and a final one the finish time;
+// retrying sets the progress the event carries (none, unless the next
+// attempt resumes: see Resumable).
 func (ex *Execution) Apply(ev *Event) {
 	ex.LastSeq = ev.Seq
 	if ev.Progress != nil {
@@ -135,7 +138,7 @@ func (ex *Execution) Apply(ev *Event) {
 	if !ev.Type.EndsAttempt() {
 		return
 	}
-	ex.Status, ex.Error, ex.Result = StatusOf(ev.Type), ev.Error, ev.Result
+	ex.Status, ex.Error, ex.Result, ex.RetryAt = StatusOf(ev.Type), ev.Error, ev.Result, ev.RetryAt
 	if ev.Type == EventRetrying {
 		ex.Progress = ev.Progress
 		return
@@ -160,6 +163,10 @@ func (ev *Event) StalledSince() *time.Time {
 func EncodeEvent(ev *Event) ([]byte, error) {
 	e := *ev
 	e.Time = e.Time.UTC()
+	if e.RetryAt != nil {
+		t := e.RetryAt.UTC()
+		e.RetryAt = &t
+	}
 	b, err := json.Marshal(&e)
 	if err != nil {
 		return nil, Errorf(EINVALID, "event %s #%d of %s cannot be stored: %v", ev.Type, ev.Seq, ev.ExecutionID, err)

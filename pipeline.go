@@ -25,6 +25,11 @@ type Pipeline struct {
 	// Resume starts a retried attempt at the step that did not finish,
 	// with its last checkpoint, instead of at step 1 (see ResumeOf).
 	Resume bool
+	// The waits before retries (RetryPolicy): the first, BackoffExponential
+	// or BackoffFixed, and the longest; zero values take the defaults.
+	RetryDelay    time.Duration
+	RetryBackoff  string
+	RetryMaxDelay time.Duration
 }
 
 // Step is one step of a declarative pipeline.
@@ -244,6 +249,11 @@ type PipelineInfo struct {
 	StallAfter  string     `json:"stall_after,omitempty"`
 	OnStall     string     `json:"on_stall,omitempty"`
 	Steps       []StepInfo `json:"steps"`
+
+	// The retry policy in effect, defaults filled in.
+	RetryDelay    string `json:"retry_delay"`
+	RetryBackoff  string `json:"retry_backoff"`
+	RetryMaxDelay string `json:"retry_max_delay"`
 }
 
 // StepInfo is how the API shows a step.
@@ -258,7 +268,9 @@ type StepInfo struct {
 
 // Info describes p for the API.
 func (p *Pipeline) Info() PipelineInfo {
-	v := PipelineInfo{Name: p.Name, Description: p.Description, Kind: "steps", Retries: p.Retries, Resume: p.Resume, Steps: []StepInfo{}}
+	rp := p.RetryPolicy()
+	v := PipelineInfo{Name: p.Name, Description: p.Description, Kind: "steps", Retries: p.Retries, Resume: p.Resume, Steps: []StepInfo{},
+		RetryDelay: rp.Delay.String(), RetryBackoff: rp.Backoff, RetryMaxDelay: rp.MaxDelay.String()}
 	if p.Handler != nil {
 		v.Kind = "handler"
 	}

@@ -61,7 +61,7 @@ func TestInterruptKeepsResumableProgress(t *testing.T) {
 	} {
 		ex := tt.ex
 		ex.ID, ex.Status, ex.Attempt, ex.LastSeq, ex.Progress = "x", conveyor.StatusRunning, 1, 5, p
-		ev := ex.Interrupt(time.Now(), 1, conveyor.NodeStopped)
+		ev := ex.Interrupt(time.Now(), conveyor.RetryPolicy{Retries: 1}, conveyor.NodeStopped)
 		if ev.Type != conveyor.EventRetrying || ev.Progress != tt.want || ex.Progress != tt.want || ex.Status != conveyor.StatusPending {
 			t.Errorf("%s: %s with progress %v, execution %s with %v; want retrying, pending, with %v", tt.name, ev.Type, ev.Progress, ex.Status, ex.Progress, tt.want)
 		}

@@ -40,11 +40,21 @@ type Store interface {
 	// EINVALID for a malformed cursor.
 	ListExecutions(ctx context.Context, f ListFilter) (*ExecutionPage, error)
 
-	// ClaimPending moves up to limit of the oldest pending executions to
-	// running: attempt+1, started_at = now, and a started event appended. It
-	// returns each claimed execution (as it is after the claim) with that
-	// event.
+	// ClaimPending moves up to limit pending executions to running:
+	// attempt+1, started_at = now, RetryAt cleared, and a started event
+	// appended. It returns each claimed execution (as it is after the
+	// claim) with that event, oldest first. An execution that waits (its
+	// RetryAt, else its RunAt, is set) is not claimed before that time;
+	// once due, it goes first, the earliest due first, before the
+	// others, oldest first. Neither kind costs a claim a scan of the
+	// executions still waiting.
 	ClaimPending(ctx context.Context, limit int, now time.Time) ([]Claim, error)
+
+	// NextDue returns the earliest time after after at which a waiting
+	// pending execution becomes due (see ClaimPending); the zero time
+	// when none waits past after. Its cost does not grow with the
+	// number waiting.
+	NextDue(ctx context.Context, after time.Time) (time.Time, error)
 
 	// CountPending returns how many executions are pending, counting no
 	// further than upTo: the cost grows with the count, so a caller that
@@ -67,8 +77,8 @@ type Store interface {
 	// Append writes events of running attempts in one transaction and
 	// applies each to its execution: LastSeq = Seq; Progress when set; for
 	// final events also the status, FinishedAt, Error, Result; for retrying,
-	// status pending, the error recorded and the progress the event
-	// carries (cleared when it carries none). A write whose
+	// status pending, the error and RetryAt recorded and the progress
+	// the event carries (cleared when it carries none). A write whose
 	// attempt is not the execution's current running attempt is dropped
 	// (fencing): a stale writer never overwrites newer state. Append marks
 	// each write Dropped or not.
@@ -94,10 +104,11 @@ type Store interface {
 	Cancel(ctx context.Context, id string, now time.Time) (*Execution, *Event, error)
 
 	// RecoverInterrupted handles every execution left running by a dead
-	// node: with retries left (attempt <= retries(pipeline)) it goes back to
-	// pending with a retrying event, otherwise it fails with EINTERRUPTED.
-	// It returns the events appended.
-	RecoverInterrupted(ctx context.Context, now time.Time, retries func(pipeline string) int) ([]Event, error)
+	// node, as Execution.Interrupt says with policy(pipeline): with
+	// retries left it goes back to pending with a retrying event and
+	// waits until its RetryAt, otherwise it fails with EINTERRUPTED. A
+	// nil policy is no retries. It returns the events appended.
+	RecoverInterrupted(ctx context.Context, now time.Time, policy func(pipeline string) RetryPolicy) ([]Event, error)
 
 	// AppendLogs appends log lines; each execution keeps its newest
 	// MaxLogLines lines.
@@ -263,7 +274,7 @@ type SharedStore interface {
 
 	// RescueExpired does what RecoverInterrupted does, but only for
 	// executions whose lease expired before now, whichever node had them.
-	RescueExpired(ctx context.Context, now time.Time, retries func(pipeline string) int) ([]Event, error)
+	RescueExpired(ctx context.Context, now time.Time, policy func(pipeline string) RetryPolicy) ([]Event, error)
 }
 
 // Subscription is a live feed of one execution's events, as package hub

@@ -45,6 +45,8 @@ func (e *Execution) ValidateNew() error {
 		return Errorf(EINVALID, "execution result is not valid JSON")
 	case e.RetryOf != nil && !StorableText(*e.RetryOf):
 		return Errorf(EINVALID, "execution retry_of is not storable text")
+	case e.RunAt != nil && !StorableTime(*e.RunAt):
+		return Errorf(EINVALID, "execution run_at %s cannot be stored", e.RunAt)
 	}
 	if e.Webhook != nil {
 		if err := e.Webhook.Validate(); err != nil {
@@ -86,6 +88,8 @@ func (ev *Event) validateReport() error {
 		return Errorf(EINVALID, "event %s #%d of %s holds a NUL or invalid UTF-8 in its step (see CleanText)", ev.Type, ev.Seq, ev.ExecutionID)
 	case ev.Type == EventStalled && (ev.Since == nil || !StorableTime(*ev.Since)):
 		return Errorf(EINVALID, "stalled event #%d of %s has no valid since", ev.Seq, ev.ExecutionID)
+	case ev.RetryAt != nil && (ev.Type != EventRetrying || !StorableTime(*ev.RetryAt)):
+		return Errorf(EINVALID, "event %s #%d of %s: retry_at is for retrying events, at a storable time", ev.Type, ev.Seq, ev.ExecutionID)
 	}
 	return nil
 }

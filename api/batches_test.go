@@ -83,7 +83,11 @@ func TestBatchBadInputCreatesNothing(t *testing.T) {
 		{"no executions field", `{}`, 422, conveyor.EINVALID, "executions"},
 		{"too many items", huge, 413, conveyor.ETOOLARGE, "10000"},
 		{"unknown field", `{"executions": [{"pipeline":"quick"}], "priority": 1}`, 400, conveyor.EBADREQUEST, "priority"},
-		{"unknown item field", `{"executions": [{"pipeline":"quick","delay":"1s"}]}`, 400, conveyor.EBADREQUEST, "delay"},
+		{"unknown item field", `{"executions": [{"pipeline":"quick","priority":1}]}`, 400, conveyor.EBADREQUEST, "priority"},
+		{"bad item delay", `{"executions": [{"pipeline":"quick"}, {"pipeline":"quick","delay":"soon"}]}`, 422, conveyor.EINVALID, "executions[1]: delay"},
+		{"bad item run_at", `{"executions": [{"pipeline":"quick","run_at":"tomorrow"}]}`, 422, conveyor.EINVALID, "executions[0]: run_at"},
+		{"item run_at and delay", `{"executions": [{"pipeline":"quick","run_at":"2030-01-01T00:00:00Z","delay":"1s"}]}`, 422, conveyor.EINVALID, "executions[0]: run_at and delay"},
+		{"item delay over a year", `{"executions": [{"pipeline":"quick","delay":"9000h"}]}`, 422, conveyor.EINVALID, "executions[0]: delay"},
 		{"not json", `{"executions": `, 400, conveyor.EBADREQUEST, "malformed"},
 	} {
 		resp := h.post(t, "/batches", tc.body)

@@ -34,6 +34,9 @@ func FuzzRequestBodies(f *testing.F) {
 		`{"executions":[]}`, `{"executions":[{"pipeline":"nope"}]}`, `{"executions":[null]}`,
 		`{}`, ` { } `, ``, " \t\r\n", "\u00a0", "\v", `null`, `[]`, `"x"`, `1`, `{} {}`, `{"force":true}`,
 		"{\"pipeline\":\"\xff\"}", `{"pipeline":"hold"`,
+		`{"pipeline":"hold","delay":"1h"}`, `{"pipeline":"hold","delay":"-1s"}`, `{"pipeline":"hold","run_at":"x"}`,
+		`{"pipeline":"hold","run_at":"2030-01-01T00:00:00Z","delay":"1s"}`, `{"pipeline":"hold","run_at":"1999-01-01T00:00:00Z"}`,
+		`{"executions":[{"pipeline":"hold","delay":"90s"},{"pipeline":"hold","run_at":"9999-12-31T23:59:59Z"}]}`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -291,6 +291,8 @@ type createRequest struct {
 	Input    json.RawMessage            `json:"input"`
 	Tags     conveyor.Tags              `json:"tags"`
 	Webhook  *conveyor.ExecutionWebhook `json:"webhook"`
+	RunAt    string                     `json:"run_at"` // as conveyor.NewExecution takes them
+	Delay    string                     `json:"delay"`
 }
 
 func (s *Server) createExecution(w http.ResponseWriter, r *http.Request) {
@@ -315,7 +317,8 @@ func (s *Server) createExecution(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.submit(w, r, conveyor.NewExecution{Pipeline: req.Pipeline, Input: req.Input, Tags: req.Tags, Webhook: req.Webhook, Idempotency: key})
+	s.submit(w, r, conveyor.NewExecution{Pipeline: req.Pipeline, Input: req.Input, Tags: req.Tags, Webhook: req.Webhook,
+		RunAt: req.RunAt, Delay: req.Delay, Idempotency: key})
 }
 
 // submit submits an admitted execution and answers 202 with its

@@ -284,7 +284,8 @@ func openingMessages(ex *conveyor.Execution) (conveyor.Event, *conveyor.Event) {
 	status := conveyor.Event{
 		Type: conveyor.EventStatus, ExecutionID: ex.ID, Seq: ex.LastSeq, Time: time.Now().UTC(),
 		Attempt: ex.Attempt, Status: ex.Status, Progress: ex.Progress, Error: ex.Error, Data: ex.Data,
-		Since: ex.StalledSince, // set while the execution is stalled
+		Since:   ex.StalledSince, // set while the execution is stalled
+		RetryAt: ex.RetryAt,      // set while it waits to retry
 	}
 	if !ex.Status.Final() {
 		return status, nil

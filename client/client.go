@@ -94,6 +94,16 @@ func (c *Client) submit(ctx context.Context, path string, in, out any) error {
 	return c.doWith(ctx, http.MethodPost, path, h, in, out)
 }
 
+// SubmitExecution submits n, with everything a submission may carry:
+// tags, its own webhook, and when it may start, RunAt (an RFC 3339 time,
+// t.Format(time.RFC3339Nano)) or Delay (a Go duration, d.String()). It
+// stays pending until then. Bad values are a *conveyor.Error with code
+// conveyor.EINVALID naming the field.
+func (c *Client) SubmitExecution(ctx context.Context, n conveyor.NewExecution) (*conveyor.Execution, error) {
+	var ex conveyor.Execution
+	return &ex, c.do(ctx, http.MethodPost, "/executions", n, &ex)
+}
+
 // Get returns an execution. A missing one is a *conveyor.Error with code
 // conveyor.ENOTFOUND.
 func (c *Client) Get(ctx context.Context, id string) (*conveyor.Execution, error) {

@@ -3,7 +3,8 @@
 // # Running
 //
 // A claim loop takes up to Concurrency pending executions at a time, woken
-// at once by Submit and by finished runs, with a polling fallback. Each run
+// at once by Submit and by finished runs, at the due time of executions
+// that wait (a delayed run, a retry's backoff), with a polling fallback. Each run
 // executes its pipeline's steps in order (or its Go handler) under the
 // pipeline's and the steps' timeouts, and ends in exactly one final event:
 // completed, failed, cancelled, or retrying when the pipeline has retries

@@ -56,6 +56,9 @@ type Config struct {
 	UpkeepInterval time.Duration
 	Logger         *slog.Logger
 	NowFunc        func() time.Time
+	// RetryJitterFunc spreads the wait before each retry; default
+	// conveyor.Jitter, ±10 % at random. Tests make it exact.
+	RetryJitterFunc func(time.Duration) time.Duration
 
 	// Metrics is told what the engine does; default none.
 	Metrics Metrics
@@ -136,6 +139,12 @@ type Engine struct {
 	// history is each pipeline's recent step durations, for ETAs. Its
 	// keys are fixed at New, so runs read it without a lock.
 	history map[string]*stepHistory
+
+	// dueMu guards due: the earliest time at which an execution this
+	// node submitted or retried becomes due, that the claim loop has
+	// not yet taken into its timer (zero: none).
+	dueMu sync.Mutex
+	due   time.Time
 }
 
 // New returns an engine; Start makes it run work.
@@ -154,7 +163,7 @@ func New(cfg Config) (*Engine, error) {
 func (e *Engine) Start(ctx context.Context) error {
 	shared, isShared := e.cfg.Store.(conveyor.SharedStore)
 	if !isShared {
-		evs, err := e.cfg.Store.RecoverInterrupted(ctx, e.now(), e.retriesOf)
+		evs, err := e.cfg.Store.RecoverInterrupted(ctx, e.now(), e.retryPolicy)
 		if err != nil {
 			return fmt.Errorf("recover interrupted executions: %w", err)
 		}
@@ -162,6 +171,7 @@ func (e *Engine) Start(ctx context.Context) error {
 			e.cfg.Logger.Warn("recovered interrupted execution", "execution", ev.ExecutionID, "event", ev.Type, "attempt", ev.Attempt)
 			e.cfg.PublishFunc(ev)
 		}
+		// The claim loop asks the store when these retries are due.
 	}
 
 	e.writer = newWriter(e.cfg.Store, e.cfg.Logger, e.cfg.LogsStoredFunc, e.cfg.Metrics)
@@ -178,11 +188,16 @@ func (e *Engine) Start(ctx context.Context) error {
 	return nil
 }
 
-func (e *Engine) retriesOf(pipeline string) int {
-	if p := e.cfg.Pipelines[pipeline]; p != nil {
-		return p.Retries
+// retryPolicy is the retry policy of the named pipeline: none for a
+// pipeline this node does not have.
+func (e *Engine) retryPolicy(pipeline string) conveyor.RetryPolicy {
+	p := e.cfg.Pipelines[pipeline]
+	if p == nil {
+		return conveyor.RetryPolicy{}
 	}
-	return 0
+	rp := p.RetryPolicy()
+	rp.JitterFunc = e.cfg.RetryJitterFunc
+	return rp
 }
 
 // Stop stops claiming, waits for running executions until ctx is done,
@@ -280,6 +295,7 @@ func (e *Engine) SubmitExecution(ctx context.Context, n conveyor.NewExecution) (
 		return ex, false, err
 	}
 	e.cfg.Metrics.Submitted(ex.Pipeline)
+	e.wakeAt(ex.RunAt)
 	e.nudge()
 	return ex, true, nil
 }
@@ -297,7 +313,8 @@ func (e *Engine) replayExecution(ctx context.Context, taken *conveyor.KeyTaken, 
 }
 
 // newExecution is a new pending execution, checked: the pipeline exists
-// here, the input is a JSON object, and ValidateNew holds.
+// here, the input is a JSON object, run_at or delay are well-formed
+// (NewExecution.StartAt), and ValidateNew holds.
 func (e *Engine) newExecution(n conveyor.NewExecution, now time.Time) (*conveyor.Execution, error) {
 	pipeline := n.Pipeline
 	if pipeline == "" {
@@ -307,6 +324,10 @@ func (e *Engine) newExecution(n conveyor.NewExecution, now time.Time) (*conveyor
 		return nil, conveyor.Errorf(conveyor.EUNKNOWNPIPELINE, "pipeline %q does not exist", pipeline)
 	}
 	input, err := normalizeInput(n.Input)
+	if err != nil {
+		return nil, err
+	}
+	runAt, err := n.StartAt(now)
 	if err != nil {
 		return nil, err
 	}
@@ -323,6 +344,7 @@ func (e *Engine) newExecution(n conveyor.NewExecution, now time.Time) (*conveyor
 		Webhook:     n.Webhook,
 		RetryOf:     n.RetryOf,
 		CreatedAt:   now,
+		RunAt:       runAt,
 		Idempotency: n.Idempotency,
 	}
 	return ex, ex.ValidateNew()
@@ -365,6 +387,7 @@ func (e *Engine) SubmitBatch(ctx context.Context, nb conveyor.NewBatch) (b *conv
 	}
 	for _, ex := range es {
 		e.cfg.Metrics.Submitted(ex.Pipeline)
+		e.wakeAt(ex.RunAt)
 	}
 	e.nudge()
 	b.Total, b.Counts.Pending = len(es), len(es)
@@ -437,22 +460,92 @@ func (e *Engine) nudge() {
 	}
 }
 
+// wakeAt tells the claim loop that an execution becomes due at *t (nil:
+// at once, nothing to tell), for it to claim then; the caller nudges it.
+func (e *Engine) wakeAt(t *time.Time) {
+	if t == nil {
+		return
+	}
+	e.dueMu.Lock()
+	if e.due.IsZero() || t.Before(e.due) {
+		e.due = *t
+	}
+	e.dueMu.Unlock()
+}
+
+// takeDue returns what wakeAt was told since the last call.
+func (e *Engine) takeDue() time.Time {
+	e.dueMu.Lock()
+	defer e.dueMu.Unlock()
+	t := e.due
+	e.due = time.Time{}
+	return t
+}
+
+// claimLoop claims work when woken (a submission, a run that ended, a
+// notice), when a waiting execution becomes due, and every PollInterval.
+// It learns when the next one is due from this node's submissions and
+// retries (wakeAt), and from the store (NextDue) at start, at every poll
+// and after each due time: the poll covers executions that other nodes
+// submitted to run later, within PollInterval.
 func (e *Engine) claimLoop(ctx context.Context) {
 	defer close(e.claimsDone)
 	tick := time.NewTicker(e.cfg.PollInterval)
 	defer tick.Stop()
+	due := newDueTimer()
+	defer due.stop()
+	lookAhead := true
 	for {
 		if full := e.claim(ctx); full {
 			continue // there may be more pending work and room for it
 		}
+		if lookAhead {
+			lookAhead = false
+			next, err := e.cfg.Store.NextDue(ctx, e.now())
+			if err != nil && ctx.Err() == nil {
+				e.cfg.Logger.Error("look for executions due later", "err", err)
+			}
+			due.arm(next, e.now())
+		}
+		due.arm(e.takeDue(), e.now())
 		select {
 		case <-ctx.Done():
 			return
 		case <-e.wake:
+		case <-due.C():
+			due.fired()
+			lookAhead = true
 		case <-tick.C:
+			lookAhead = true
 		}
 	}
 }
+
+// dueTimer fires at the earliest due time it was armed for.
+type dueTimer struct {
+	t  *time.Timer
+	at time.Time // what it is armed for; zero: not armed
+}
+
+func newDueTimer() *dueTimer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &dueTimer{t: t}
+}
+
+// arm makes the timer fire at at (now: the engine's clock), unless it is
+// armed for earlier already or at is zero.
+func (d *dueTimer) arm(at, now time.Time) {
+	if at.IsZero() || !d.at.IsZero() && !at.Before(d.at) {
+		return
+	}
+	d.at = at
+	d.t.Reset(at.Sub(now))
+}
+
+func (d *dueTimer) C() <-chan time.Time { return d.t.C }
+func (d *dueTimer) fired()              { d.at = time.Time{} }
+func (d *dueTimer) stop()               { d.t.Stop() }
 
 // claim claims as many executions as there is room for and starts them. It
 // reports whether it got all it asked for.
@@ -471,7 +564,11 @@ func (e *Engine) claim(ctx context.Context) bool {
 		return false
 	}
 	for _, c := range claims {
-		e.cfg.Metrics.Started(c.Execution.Pipeline, c.Execution.Attempt, c.Started.Time.Sub(c.Execution.CreatedAt))
+		queued := c.Execution.CreatedAt // or, for a delayed run, when it became due
+		if at := c.Execution.RunAt; at != nil && at.After(queued) {
+			queued = *at
+		}
+		e.cfg.Metrics.Started(c.Execution.Pipeline, c.Execution.Attempt, c.Started.Time.Sub(queued))
 		r := e.newRun(c)
 		e.runs[c.Execution.ID] = r
 		e.runsWG.Add(1)

@@ -70,7 +70,7 @@ func (e *Engine) renewLeases(ctx context.Context, shared conveyor.SharedStore) {
 }
 
 func (e *Engine) rescueExpired(ctx context.Context, shared conveyor.SharedStore) {
-	evs, err := shared.RescueExpired(ctx, e.now(), e.retriesOf)
+	evs, err := shared.RescueExpired(ctx, e.now(), e.retryPolicy)
 	if err != nil {
 		if ctx.Err() == nil {
 			e.cfg.Logger.Error("rescue expired executions", "err", err)
@@ -80,6 +80,7 @@ func (e *Engine) rescueExpired(ctx context.Context, shared conveyor.SharedStore)
 	for _, ev := range evs {
 		e.cfg.Logger.Warn("rescued execution whose node stopped renewing its lease", "execution", ev.ExecutionID, "event", ev.Type, "attempt", ev.Attempt)
 		e.cfg.PublishFunc(ev)
+		e.wakeAt(ev.RetryAt)
 	}
 	if len(evs) > 0 {
 		e.nudge()

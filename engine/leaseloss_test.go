@@ -41,11 +41,11 @@ func (s *unrenewable) RenewLeases(ctx context.Context, leases []conveyor.Lease, 
 	return s.DB.RenewLeases(ctx, leases, now)
 }
 
-func (s *unrenewable) RescueExpired(ctx context.Context, now time.Time, retries func(string) int) ([]conveyor.Event, error) {
+func (s *unrenewable) RescueExpired(ctx context.Context, now time.Time, policy func(string) conveyor.RetryPolicy) ([]conveyor.Event, error) {
 	if s.cut.Load() {
 		return nil, fmt.Errorf("connection refused (cut by the test)")
 	}
-	return s.DB.RescueExpired(ctx, now, retries)
+	return s.DB.RescueExpired(ctx, now, policy)
 }
 
 // published collects what one engine publishes to its node's subscribers.

@@ -13,7 +13,7 @@ type Metrics interface {
 	// Submitted counts an execution submitted, a batch member too.
 	Submitted(pipeline string)
 	// Started counts a run started here; queueWait is from the
-	// execution's submission to this start.
+	// execution's submission (a delayed one's run_at) to this start.
 	Started(pipeline string, attempt int, queueWait time.Duration)
 	// Ended counts a run ended here, whatever its outcome.
 	Ended(pipeline string)

@@ -590,6 +590,7 @@ func (r *run) finish(err error) {
 	// Counted before it is published: whoever sees the final message
 	// and then scrapes finds it counted.
 	r.e.cfg.Metrics.Finished(r.ex.Pipeline, conveyor.StatusOf(ev.Type), now.Sub(r.state.started))
+	r.e.wakeAt(ev.RetryAt) // the claim loop, nudged as the run ends, claims the retry then
 	r.e.cfg.PublishFunc(ev)
 	attrs := []any{"execution", r.ex.ID, "pipeline", r.ex.Pipeline,
 		"attempt", r.ex.Attempt, "duration", now.Sub(r.state.started).Round(time.Millisecond)}
@@ -611,6 +612,8 @@ func (r *run) failOrRetry(ev *conveyor.Event) {
 	if !r.recorded.Load() {
 		ev.Progress = nil // the next attempt starts over
 	}
+	at := r.e.retryPolicy(r.ex.Pipeline).RetryAt(ev.Time, r.ex.Attempt)
+	ev.RetryAt = &at
 }
 
 // unstorable is the failed event that replaces a final event the store

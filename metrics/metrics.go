@@ -135,7 +135,7 @@ func New(pipelines []string) *Metrics {
 		}, []string{"pipeline", "status"}),
 		queueWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "conveyor_queue_wait_seconds",
-			Help:    "Time from submission to the start of the first attempt, of executions started on this node.",
+			Help:    "Time from submission (or a delayed run's run_at) to the start of the first attempt, of executions started on this node.",
 			Buckets: queueWaitBuckets,
 		}, []string{"pipeline"}),
 		progress: prometheus.NewCounter(prometheus.CounterOpts{
@@ -231,8 +231,8 @@ func (m *Metrics) Submitted(pipeline string) {
 }
 
 // Started counts a run of pipeline started on this node. queueWait, from
-// submission to this start, is observed for first attempts only: a
-// retry's would include the earlier attempts.
+// submission (a delayed run's run_at) to this start, is observed for
+// first attempts only: a retry's would include the earlier attempts.
 func (m *Metrics) Started(pipeline string, attempt int, queueWait time.Duration) {
 	if m == nil {
 		return

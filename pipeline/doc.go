@@ -11,6 +11,9 @@
 //	description: Resize every image in a bucket
 //	retries: 1               # extra attempts after a failure, 0-100
 //	resume: true             # a retry starts at the step that did not finish
+//	retry_delay: 2s          # wait before the first retry; default 1s
+//	retry_backoff: fixed     # or exponential (default): each wait twice the last
+//	retry_max_delay: 1m      # the longest wait; default 10m; waits are ±10 % jittered
 //	timeout: 10m             # the whole execution; Go duration
 //	steps:                   # 1 to 1000, run in order
 //	  - name: prepare        # required, unique in the pipeline

@@ -178,6 +178,10 @@ type (
 		StallAfter  string    `yaml:"stall_after"`
 		OnStall     string    `yaml:"on_stall"`
 		Steps       []rawStep `yaml:"steps"`
+
+		RetryDelay    string `yaml:"retry_delay"`
+		RetryBackoff  string `yaml:"retry_backoff"`
+		RetryMaxDelay string `yaml:"retry_max_delay"`
 	}
 	rawStep struct {
 		Name       string    `yaml:"name"`
@@ -341,6 +345,7 @@ func (d *document) pipeline(raw *rawPipeline) *conveyor.Pipeline {
 	if raw.Timeout != "" {
 		p.Timeout = d.duration("timeout", raw.Timeout, false)
 	}
+	d.retryWaits(p, raw)
 	p.Stall = d.stall("", raw.StallAfter, raw.OnStall)
 	switch {
 	case len(raw.Steps) == 0:
@@ -422,6 +427,32 @@ func (d *document) duration(field, s string, zeroOK bool) time.Duration {
 		d.errorf(field, "must be positive, got %s", s)
 	}
 	return v
+}
+
+// retryWaits reads retry_delay, retry_backoff and retry_max_delay into p:
+// each wait at most conveyor.MaxWait, the first no longer than the
+// longest.
+func (d *document) retryWaits(p *conveyor.Pipeline, raw *rawPipeline) {
+	wait := func(field, s string) time.Duration {
+		if s == "" {
+			return 0
+		}
+		v := d.duration(field, s, false)
+		if v > conveyor.MaxWait {
+			d.errorf(field, "must be at most a year (%s), got %s", conveyor.MaxWait, s)
+		}
+		return v
+	}
+	p.RetryDelay, p.RetryMaxDelay = wait("retry_delay", raw.RetryDelay), wait("retry_max_delay", raw.RetryMaxDelay)
+	switch raw.RetryBackoff {
+	case "", conveyor.BackoffExponential, conveyor.BackoffFixed:
+		p.RetryBackoff = raw.RetryBackoff
+	default:
+		d.errorf("retry_backoff", "must be %s or %s, got %q", conveyor.BackoffExponential, conveyor.BackoffFixed, raw.RetryBackoff)
+	}
+	if rp := p.RetryPolicy(); p.RetryDelay > 0 && rp.Delay > rp.MaxDelay {
+		d.errorf("retry_delay", "%s is longer than retry_max_delay (%s)", rp.Delay, rp.MaxDelay)
+	}
 }
 
 // stall reads stall_after and on_stall of the pipeline (at "") or of a

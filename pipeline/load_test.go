@@ -68,6 +68,13 @@ func TestParseErrors(t *testing.T) {
 		{"resume a string", "resume: \"true\"\nsteps: [{name: s, noop: {}}]\n", []string{"p.yaml:1: resume: ", `expected true or false, got "true"`}},
 		{"resume a word", "resume: always\nsteps: [{name: s, noop: {}}]\n", []string{"p.yaml:1: resume: ", `expected true or false, got "always"`}},
 		{"resume a list", "resume: [true]\nsteps: [{name: s, noop: {}}]\n", []string{"p.yaml:1: resume: "}},
+		{"bad retry_delay", "retries: 1\nretry_delay: soon\nsteps: [{name: s, noop: {}}]\n", []string{"p.yaml:2: retry_delay: ", `invalid duration "soon"`}},
+		{"zero retry_delay", "retry_delay: 0s\nsteps: [{name: s, noop: {}}]\n", []string{"p.yaml:1: retry_delay: ", "must be positive"}},
+		{"retry_delay over the max", "retry_delay: 20m\nsteps: [{name: s, noop: {}}]\n", []string{"p.yaml:1: retry_delay: ", "20m0s is longer than retry_max_delay (10m0s)"}},
+		{"retry_delay over its max", "retry_delay: 2m\nretry_max_delay: 1m\nsteps: [{name: s, noop: {}}]\n", []string{"p.yaml:1: retry_delay: ", "longer than retry_max_delay (1m0s)"}},
+		{"bad retry_max_delay", "steps: [{name: s, noop: {}}]\nretry_max_delay: [1m]\n", []string{"p.yaml:2: retry_max_delay: ", "expected a string"}},
+		{"retry_max_delay over a year", "retry_max_delay: 9000h\nsteps: [{name: s, noop: {}}]\n", []string{"p.yaml:1: retry_max_delay: ", "must be at most a year"}},
+		{"bad retry_backoff", "retry_backoff: linear\nsteps: [{name: s, noop: {}}]\n", []string{"p.yaml:1: retry_backoff: ", `must be exponential or fixed, got "linear"`}},
 		{"exec without command", "steps:\n  - name: a\n    exec:\n      env: {A: b}\n", []string{"p.yaml:3: steps[0].exec.command: ", "required"}},
 		{"exec empty command", "steps:\n  - name: a\n    exec: {command: []}\n", []string{"p.yaml:3: steps[0].exec.command: ", "required"}},
 		{"exec empty program", "steps:\n  - name: a\n    exec: {command: [\"\", x]}\n", []string{"p.yaml:3: steps[0].exec.command[0]: ", "must not be empty"}},
@@ -147,6 +154,9 @@ name: resize-images
 description: Resize every image in a bucket
 retries: 1
 resume: true
+retry_delay: 2s
+retry_backoff: fixed
+retry_max_delay: 1m
 timeout: 10m
 stall_after: 30s
 steps:
@@ -178,6 +188,9 @@ steps:
 	if p.Name != "resize-images" || p.Description != "Resize every image in a bucket" || p.Retries != 1 || !p.Resume ||
 		p.Timeout != 10*time.Minute || p.Handler != nil {
 		t.Errorf("pipeline = %+v", p)
+	}
+	if p.RetryDelay != 2*time.Second || p.RetryBackoff != conveyor.BackoffFixed || p.RetryMaxDelay != time.Minute {
+		t.Errorf("retry waits = %s, %q, %s; want 2s, fixed, 1m", p.RetryDelay, p.RetryBackoff, p.RetryMaxDelay)
 	}
 	wantKinds := []string{"sleep", "exec", "http", "http", "noop"}
 	if len(p.Steps) != len(wantKinds) {
@@ -228,7 +241,8 @@ steps:
 	js := string(b)
 	for _, want := range []string{`"duration":"300ms"`, `"command":["./resize.sh","--all"]`, `"QUALITY":"\u003credacted\u003e"`,
 		`"grace":"5s"`, `"method":"POST"`, `"expect":201`, `"X-A":"\u003credacted\u003e"`, `"timeout":"5m0s"`,
-		`"stall_after":"30s","steps"`, `"stall_after":"2m0s","on_stall":"fail"`, `"retries":1,"resume":true`} {
+		`"stall_after":"30s","steps"`, `"stall_after":"2m0s","on_stall":"fail"`, `"retries":1,"resume":true`,
+		`"retry_delay":"2s","retry_backoff":"fixed","retry_max_delay":"1m0s"`} {
 		if !strings.Contains(js, want) {
 			t.Errorf("info JSON %s does not contain %s", js, want)
 		}

@@ -316,3 +316,12 @@ func ScanWebhookColumn(b []byte) (*conveyor.ExecutionWebhook, error) {
 	}
 	return &conveyor.ExecutionWebhook{URL: w.URL, Events: w.Events}, nil
 }
+
+// PolicyOf is policy(pipeline), the argument of RecoverInterrupted and
+// RescueExpired: no retries when policy is nil.
+func PolicyOf(policy func(pipeline string) conveyor.RetryPolicy, pipeline string) conveyor.RetryPolicy {
+	if policy == nil {
+		return conveyor.RetryPolicy{}
+	}
+	return policy(pipeline)
+}

@@ -476,6 +476,10 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Parallel()
 		testWebhooks(t, browserCtx)
 	})
+	t.Run("waits", func(t *testing.T) {
+		t.Parallel()
+		testWaits(t, browserCtx)
+	})
 }
 
 // keyNeeded is a JavaScript condition: the page shows that the server

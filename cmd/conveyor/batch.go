@@ -35,6 +35,8 @@ func batchCmd(newClient func() *client.Client) *cobra.Command {
 
 Each non-blank line of FILE is one execution:
   {"pipeline": "resize", "input": {"path": "a.png"}, "tags": {"size": "big"}}
+A line may say when its execution may start, "run_at" (an RFC 3339 time)
+or "delay" (a Go duration such as "90s"); until then it stays pending.
 With --pipeline, each line is only the input, a JSON object:
   {"path": "a.png"}
 A bad line is an error naming it, and then nothing is submitted.`,

@@ -450,7 +450,7 @@ func TestListAndGet(t *testing.T) {
 			t.Errorf("pipelines -o json line %q (%v)", l, err)
 		}
 	}
-	if out := mustCLI(t, n, "", "pipelines", "fails"); !strings.HasPrefix(out, "fails: steps pipeline, 1 retries\n") {
+	if out := mustCLI(t, n, "", "pipelines", "fails"); !strings.HasPrefix(out, "fails: steps pipeline, 1 retries (waits 1s, exponential, up to 10m0s)\n") {
 		t.Errorf("pipelines fails printed:\n%s", out)
 	}
 }

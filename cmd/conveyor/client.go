@@ -84,6 +84,12 @@ func printExecution(ex *conveyor.Execution) error {
 		fmt.Fprintf(w, "progress\t%s\n", progressText(ex.Progress))
 	}
 	fmt.Fprintf(w, "created\t%s\n", ex.CreatedAt.Local().Format(time.DateTime))
+	if ex.RunAt != nil {
+		fmt.Fprintf(w, "starts at\t%s\n", ex.RunAt.Local().Format(time.DateTime))
+	}
+	if ex.RetryAt != nil {
+		fmt.Fprintf(w, "retry at\t%s\n", ex.RetryAt.Local().Format(time.DateTime))
+	}
 	if ex.StartedAt != nil {
 		fmt.Fprintf(w, "duration\t%s\n", formatDuration(runTime(ex)))
 	}
@@ -140,6 +146,9 @@ func pipelinesCmd(newClient func() *client.Client) *cobra.Command {
 			if len(args) == 1 {
 				p := ps[0]
 				fmt.Printf("%s: %s pipeline, %d retries", p.Name, p.Kind, p.Retries)
+				if p.Retries > 0 {
+					fmt.Printf(" (waits %s, %s, up to %s)", p.RetryDelay, p.RetryBackoff, p.RetryMaxDelay)
+				}
 				if p.Resume {
 					fmt.Print(", resumes from checkpoints")
 				}

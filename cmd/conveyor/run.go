@@ -25,6 +25,7 @@ func runCmd(newClient func() *client.Client) *cobra.Command {
 	var detach bool
 	var runTags []string
 	var key string
+	var delay, runAt string
 	var opts watchOpts
 	run := &cobra.Command{
 		Use:   "run PIPELINE",
@@ -36,7 +37,10 @@ line per status change and at most one progress line a second. At the end
 it prints the result, or the error and the last log lines.
 
 Ctrl-C stops watching, not the execution (exit 130); with
---cancel-on-interrupt it cancels the execution and waits for its end.`,
+--cancel-on-interrupt it cancels the execution and waits for its end.
+
+With --delay or --run-at the execution stays pending until then; run
+watches it wait (or returns at once with --detach).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var in json.RawMessage
@@ -54,7 +58,8 @@ Ctrl-C stops watching, not the execution (exit 130); with
 			if err != nil {
 				return err
 			}
-			ex, err := c.SubmitWithTags(cmd.Context(), args[0], in, tags)
+			ex, err := c.SubmitExecution(cmd.Context(), conveyor.NewExecution{Pipeline: args[0], Input: in, Tags: tags,
+				Delay: delay, RunAt: runAt})
 			if err != nil {
 				return err
 			}
@@ -72,6 +77,9 @@ Ctrl-C stops watching, not the execution (exit 130); with
 	run.Flags().BoolVarP(&detach, "detach", "d", false, "print the execution id and return at once")
 	run.Flags().StringArrayVar(&runTags, "tag", nil, "tag the execution with key:value (repeatable)")
 	run.Flags().StringVar(&key, "idempotency-key", "", "send this Idempotency-Key: run again with the same key and input within 24 h, it watches the first execution instead of starting another")
+	run.Flags().StringVar(&delay, "delay", "", "start no earlier than this long from now, a Go duration (90s, 1h30m)")
+	run.Flags().StringVar(&runAt, "run-at", "", "start no earlier than this RFC 3339 time (2025-06-01T12:00:00Z)")
+	run.MarkFlagsMutuallyExclusive("delay", "run-at")
 	run.Flags().BoolVar(&opts.cancelOnInterrupt, "cancel-on-interrupt", false, "on Ctrl-C, cancel the execution and wait for its end, instead of leaving it running")
 	opts.output = addOutputFlag(run)
 	return run

@@ -113,8 +113,9 @@ func (v *lineView) wait() {}
 
 // eventText is what an event says, without its time and execution: its
 // type, the status of an opening status message, the attempt, the
-// progress and the error. Each word once: a completed event reads
-// "completed attempt 1", never "completed completed".
+// progress, the error and until when a retry waits. Each word once: a
+// completed event reads "completed attempt 1", never "completed
+// completed".
 func eventText(ev conveyor.Event) string {
 	words := []string{string(ev.Type)}
 	if ev.Type == conveyor.EventStatus && ev.Status != "" {
@@ -128,6 +129,9 @@ func eventText(ev conveyor.Event) string {
 	}
 	if ev.Error != nil {
 		words = append(words, "error: "+ev.Error.Error())
+	}
+	if ev.RetryAt != nil {
+		words = append(words, "(retry at "+clock(*ev.RetryAt)+")")
 	}
 	return strings.Join(words, " ")
 }

@@ -19,9 +19,10 @@
 //
 // # Claims and leases
 //
-// ClaimPending takes the oldest pending executions with SELECT … FOR NO
-// KEY UPDATE SKIP LOCKED, so claimers on every node proceed in parallel
-// and never take the same execution. A claim records the node
+// ClaimPending takes the pending executions that are due (those waiting
+// for run_at or retry_at once their time has come, then the oldest
+// others) with SELECT … FOR NO KEY UPDATE SKIP LOCKED, so claimers on
+// every node proceed in parallel and never take the same execution. A claim records the node
 // (Options.NodeID) and a lease until now plus Options.Lease. The node
 // running an execution extends its lease with RenewLeases, which also
 // reports the executions the node lost (rescued, or finished) and those
@@ -73,8 +74,10 @@
 // lists, oldest first for claims, and the list cursor), id (unique),
 // pipeline, status, input and result (json, kept byte for byte), progress
 // and error (jsonb), attempt, created_at, started_at, finished_at, last_seq,
-// cancel_requested, node and lease_until. A partial index on the pending
-// executions serves claims; (status, lease_until) serves rescues. events:
+// cancel_requested, node, lease_until, run_at and retry_at. Partial indexes
+// on the pending executions serve claims, one for those that may start
+// at once (num order), one for those that wait (by due time);
+// (status, lease_until) serves rescues. events:
 // (execution_id, seq) primary key, type and the stored conveyor.Event as
 // json. logs: one row per line, the newest conveyor.MaxLogLines kept per
 // execution.

@@ -96,6 +96,8 @@ func appendArgs(writes []conveyor.Event) ([]any, error) {
 		// every write (conveyor.Event.StalledSince): NULL mostly.
 		execData     = make([]*string, len(writes))
 		stalledSince = make([]*time.Time, len(writes))
+		// When a retrying write's next attempt may start: NULL for others.
+		retryAt = make([]*time.Time, len(writes))
 	)
 	for i := range writes {
 		ev := &writes[i]
@@ -110,7 +112,7 @@ func appendArgs(writes []conveyor.Event) ([]any, error) {
 		if ev.Data != nil {
 			execData[i] = ptr(string(ev.Data))
 		}
-		stalledSince[i] = ev.StalledSince()
+		stalledSince[i], retryAt[i] = ev.StalledSince(), ev.RetryAt
 		if ev.Type == conveyor.EventCompleted {
 			alt := *ev
 			alt.CancelInstead()
@@ -128,7 +130,7 @@ func appendArgs(writes []conveyor.Event) ([]any, error) {
 		}
 	}
 	return []any{ids, seqs, attempts, types, data, progress, errs, results, times,
-		cancelledData, cancelledProgress, statuses, execData, stalledSince}, nil
+		cancelledData, cancelledProgress, statuses, execData, stalledSince, retryAt}, nil
 }
 
 // encode is ev as stored, and its progress column.

@@ -100,6 +100,7 @@ func insertArgs(es []*conveyor.Execution) ([]any, error) {
 		batchIDs   = make([]*string, len(es))
 		webhooks   = make([]*string, len(es))
 		retryOfs   = make([]*string, len(es))
+		runAts     = make([]*time.Time, len(es))
 		// One element per tag of any execution.
 		tagIDs, tagKeys, tagValues []string
 	)
@@ -118,12 +119,14 @@ func insertArgs(es []*conveyor.Execution) ([]any, error) {
 		inputs[i], progress[i], results[i], errs[i] = jsonColumn(e.Input), p, jsonColumn(e.Result), errorColumn(e.Error)
 		attempts[i], created[i], started[i], finished[i] = int32(e.Attempt), e.CreatedAt, e.StartedAt, e.FinishedAt
 		lastSeqs[i], cancelReqs[i], batchIDs[i], retryOfs[i] = e.LastSeq, e.CancelRequested, e.BatchID, e.RetryOf
+		runAts[i] = e.RunAt
 		for k, v := range e.Tags {
 			tagIDs, tagKeys, tagValues = append(tagIDs, e.ID), append(tagKeys, k), append(tagValues, v)
 		}
 	}
 	return []any{ids, pipelines, statuses, inputs, progress, results, errs,
-		attempts, created, started, finished, lastSeqs, cancelReqs, tags, batchIDs, tagIDs, tagKeys, tagValues, webhooks, retryOfs}, nil
+		attempts, created, started, finished, lastSeqs, cancelReqs, tags, batchIDs, tagIDs, tagKeys, tagValues, webhooks, retryOfs,
+		runAts}, nil
 }
 
 // placeholder is the param function of store.ListQuery and BatchQuery:
@@ -268,6 +271,19 @@ func (db *DB) ClaimPending(ctx context.Context, limit int, now time.Time) ([]con
 	return claims, nil
 }
 
+// NextDue implements conveyor.Store.
+func (db *DB) NextDue(ctx context.Context, after time.Time) (time.Time, error) {
+	var due time.Time
+	err := db.pool.QueryRow(ctx, sqlNextDue, after).Scan(&due)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, storeError("next due execution", err)
+	}
+	return due.UTC(), nil
+}
+
 // Cancel implements conveyor.Store. After the commit it notifies
 // conveyor_cancel with the id of a running execution, so that the node
 // running it stops it, or conveyor_events with the cancelled event of a
@@ -313,9 +329,8 @@ func (db *DB) Cancel(ctx context.Context, id string, now time.Time) (*conveyor.E
 // RecoverInterrupted implements conveyor.Store for a database this node
 // has to itself: every running execution is taken as interrupted,
 // whichever node claimed it. Nodes sharing a database use RescueExpired.
-// A nil retries means no pipeline has retries.
-func (db *DB) RecoverInterrupted(ctx context.Context, now time.Time, retries func(pipeline string) int) ([]conveyor.Event, error) {
-	evs, err := db.interrupt(ctx, sqlRunning, []any{}, now, retries, conveyor.NodeStopped)
+func (db *DB) RecoverInterrupted(ctx context.Context, now time.Time, policy func(pipeline string) conveyor.RetryPolicy) ([]conveyor.Event, error) {
+	evs, err := db.interrupt(ctx, sqlRunning, []any{}, now, policy, conveyor.NodeStopped)
 	if err != nil {
 		return nil, errorf("recover executions", err)
 	}
@@ -326,8 +341,8 @@ func (db *DB) RecoverInterrupted(ctx context.Context, now time.Time, retries fun
 // running executions whose lease expired before now, whichever node held
 // them. Executions another transaction holds are skipped, so nodes
 // rescuing at once never both act on one.
-func (db *DB) RescueExpired(ctx context.Context, now time.Time, retries func(pipeline string) int) ([]conveyor.Event, error) {
-	evs, err := db.interrupt(ctx, sqlExpired, []any{storedTime(now)}, now, retries, conveyor.LeaseExpired)
+func (db *DB) RescueExpired(ctx context.Context, now time.Time, policy func(pipeline string) conveyor.RetryPolicy) ([]conveyor.Event, error) {
+	evs, err := db.interrupt(ctx, sqlExpired, []any{storedTime(now)}, now, policy, conveyor.LeaseExpired)
 	if err != nil {
 		return nil, errorf("rescue expired executions", err)
 	}
@@ -338,7 +353,7 @@ func (db *DB) RescueExpired(ctx context.Context, now time.Time, retries func(pip
 // conveyor.Execution.Interrupt says. It returns the events appended,
 // oldest execution first, and notifies conveyor_events of them after the
 // commit.
-func (db *DB) interrupt(ctx context.Context, query string, args []any, now time.Time, retries func(string) int,
+func (db *DB) interrupt(ctx context.Context, query string, args []any, now time.Time, policy func(string) conveyor.RetryPolicy,
 	why conveyor.Interruption) ([]conveyor.Event, error) {
 	now = storedTime(now)
 	type interrupted struct {
@@ -369,7 +384,7 @@ func (db *DB) interrupt(ctx context.Context, query string, args []any, now time.
 			return err
 		}
 		for i, ex := range exs {
-			ev := ex.Interrupt(now, retriesOf(retries, ex.Pipeline), why)
+			ev := ex.Interrupt(now, store.PolicyOf(policy, ex.Pipeline), why)
 			if err := finish(ctx, tx, &ev); err != nil {
 				return fmt.Errorf("execution %s: %w", ex.ID, err)
 			}
@@ -400,7 +415,7 @@ func finish(ctx context.Context, tx pgx.Tx, ev *conveyor.Event) error {
 		if progress, err = progressColumn(ev.Progress); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, sqlRequeue, ev.Seq, errorColumn(ev.Error), ev.ExecutionID, progress)
+		_, err = tx.Exec(ctx, sqlRequeue, ev.Seq, errorColumn(ev.Error), ev.ExecutionID, progress, ev.RetryAt)
 	} else {
 		_, err = tx.Exec(ctx, sqlFinish, string(ev.Status), ev.Time, ev.Seq, errorColumn(ev.Error), ev.ExecutionID)
 	}
@@ -408,14 +423,6 @@ func finish(ctx context.Context, tx pgx.Tx, ev *conveyor.Event) error {
 		return err
 	}
 	return insertEvent(ctx, tx, ev)
-}
-
-// retriesOf is retries(pipeline), 0 when retries is nil.
-func retriesOf(retries func(string) int, pipeline string) int {
-	if retries == nil {
-		return 0
-	}
-	return retries(pipeline)
 }
 
 // RenewLeases extends to now plus Options.Lease the leases of the
@@ -493,10 +500,11 @@ func scanExecution(sc scanner) (*conveyor.Execution, int64, error) {
 		tags, data, webhook            []byte
 		stalled                        *time.Time
 		checkpoint                     []byte
+		runAt, retryAt                 *time.Time
 	)
 	err := sc.Scan(&num, &ex.ID, &ex.Pipeline, &status, &input, &progress, &result, &errJS,
 		&ex.Attempt, &ex.CreatedAt, &started, &finished, &ex.LastSeq, &ex.CancelRequested, &node, &tags, &ex.BatchID, &ex.SeqReserved,
-		&data, &stalled, &webhook, &ex.RetryOf, &ex.ResumeStep, &checkpoint)
+		&data, &stalled, &webhook, &ex.RetryOf, &ex.ResumeStep, &checkpoint, &runAt, &retryAt)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -538,7 +546,17 @@ func scanExecution(sc scanner) (*conveyor.Execution, int64, error) {
 	if node != nil {
 		ex.Node = *node
 	}
+	ex.RunAt, ex.RetryAt = utcTime(runAt), utcTime(retryAt)
 	return &ex, num, nil
+}
+
+// utcTime is *t in UTC, nil when t is.
+func utcTime(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }
 
 // storedTime is t as PostgreSQL keeps it, in UTC and whole microseconds,

@@ -266,7 +266,7 @@ func TestListen(t *testing.T) {
 	n.want(conveyor.Notice{Kind: conveyor.NoticeLogs, ExecutionID: "z"})
 
 	// Rescues are announced too.
-	evs, err := a.RescueExpired(ctx, base.Add(time.Hour), func(string) int { return 0 })
+	evs, err := a.RescueExpired(ctx, base.Add(time.Hour), nil)
 	if err != nil || len(evs) != 1 || evs[0].ExecutionID != "y" {
 		t.Fatalf("RescueExpired = %+v, %v; want y failed", evs, err)
 	}

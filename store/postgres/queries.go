@@ -11,7 +11,7 @@ package postgres
 // executionColumns are what scanExecution reads, in its order.
 const executionColumns = `num, id, pipeline, status, input, progress, result, error,
 	attempt, created_at, started_at, finished_at, last_seq, cancel_requested, node, tags, batch_id, seq_reserved,
-	data, stalled_since, webhook, retry_of, resume_step, checkpoint`
+	data, stalled_since, webhook, retry_of, resume_step, checkpoint, run_at, retry_at`
 
 const (
 	// sqlInsertExecutions inserts a batch of new executions (parallel
@@ -22,20 +22,21 @@ const (
 	//
 	// Tags come as three more parallel arrays ($16-$18: execution id,
 	// key, value), one element per tag, inserted with the num each
-	// execution got. $19 and $20 (webhook, retry_of) came later, one
-	// element per execution like $1-$15.
+	// execution got. $19 to $21 (webhook, retry_of, run_at) came later,
+	// one element per execution like $1-$15.
 	sqlInsertExecutions = `WITH inserted AS (
 			INSERT INTO executions
 			(id, pipeline, status, input, progress, result, error,
-			 attempt, created_at, started_at, finished_at, last_seq, cancel_requested, tags, batch_id, webhook, retry_of)
+			 attempt, created_at, started_at, finished_at, last_seq, cancel_requested, tags, batch_id, webhook, retry_of, run_at)
 			SELECT n.id, n.pipeline, n.status, n.input::json, n.progress::jsonb, n.result::json, n.error::jsonb,
 				n.attempt, n.created_at, n.started_at, n.finished_at, n.last_seq, n.cancel_requested,
-				n.tags::jsonb, n.batch_id, n.webhook::jsonb, n.retry_of
+				n.tags::jsonb, n.batch_id, n.webhook::jsonb, n.retry_of, n.run_at
 			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
 				$8::integer[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::bigint[], $13::boolean[],
-				$14::text[], $15::text[], $19::text[], $20::text[])
+				$14::text[], $15::text[], $19::text[], $20::text[], $21::timestamptz[])
 				WITH ORDINALITY AS n(id, pipeline, status, input, progress, result, error,
-					attempt, created_at, started_at, finished_at, last_seq, cancel_requested, tags, batch_id, webhook, retry_of, ord)
+					attempt, created_at, started_at, finished_at, last_seq, cancel_requested, tags, batch_id, webhook, retry_of,
+					run_at, ord)
 			ORDER BY n.ord
 			RETURNING num, id
 		)
@@ -52,18 +53,33 @@ const (
 
 	sqlGetExecution = `SELECT ` + executionColumns + ` FROM executions WHERE id = $1`
 
+	// Walks executions_waiting from $1 to its first entry after it.
+	sqlNextDue = `SELECT coalesce(retry_at, run_at) FROM executions
+		WHERE status = 'pending' AND coalesce(retry_at, run_at) IS NOT NULL AND coalesce(retry_at, run_at) > $1
+		ORDER BY coalesce(retry_at, run_at) LIMIT 1`
+
 	// One statement, so one round trip and an implicit transaction: lock
-	// the oldest pending executions no other claimer holds (the partial
-	// index executions_pending), start them under this node's lease and
-	// append their started events, built here as conveyor.Event JSON.
-	sqlClaimPending = `WITH claimed AS (
-			SELECT num FROM executions WHERE status = 'pending'
-			ORDER BY num LIMIT $1
+	// the pending executions no other claimer holds, those due by $2
+	// (now) first, earliest due first (the partial index
+	// executions_waiting), then the oldest that may start at once
+	// (executions_ready), $1 in all; start them under this node's lease
+	// and append their started events, built here as conveyor.Event JSON.
+	sqlClaimPending = `WITH due AS MATERIALIZED (
+			SELECT num FROM executions
+			WHERE status = 'pending' AND coalesce(retry_at, run_at) IS NOT NULL AND coalesce(retry_at, run_at) <= $2
+			ORDER BY coalesce(retry_at, run_at) LIMIT $1
 			FOR NO KEY UPDATE SKIP LOCKED
+		), ready AS MATERIALIZED (
+			SELECT num FROM executions
+			WHERE status = 'pending' AND coalesce(retry_at, run_at) IS NULL
+			ORDER BY num LIMIT $1 - (SELECT count(*) FROM due)
+			FOR NO KEY UPDATE SKIP LOCKED
+		), claimed AS (
+			SELECT num FROM due UNION ALL SELECT num FROM ready
 		), started AS (
 			UPDATE executions e
 			SET status = 'running', attempt = e.attempt + 1, started_at = $2,
-				last_seq = e.last_seq + 1, node = $3, lease_until = $4, seq_reserved = e.last_seq + 1 + $6
+				last_seq = e.last_seq + 1, node = $3, lease_until = $4, seq_reserved = e.last_seq + 1 + $6, retry_at = NULL
 			FROM claimed WHERE e.num = claimed.num
 			RETURNING e.*
 		), inserted AS (
@@ -95,9 +111,9 @@ const (
 	sqlAppend = `WITH w AS (
 			SELECT * FROM unnest($1::text[], $2::bigint[], $3::integer[], $4::text[],
 				$5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::text[], $12::text[],
-				$13::text[], $14::timestamptz[])
+				$13::text[], $14::timestamptz[], $15::timestamptz[])
 				WITH ORDINALITY AS w(id, seq, attempt, type, data, progress, error, result, time,
-					cancelled_data, cancelled_progress, status, exec_data, stalled_since, ord)
+					cancelled_data, cancelled_progress, status, exec_data, stalled_since, retry_at, ord)
 		), x AS (
 			-- Only by id, so that the unique index on id finds the rows
 			-- whatever the planner thinks of the share of running ones.
@@ -106,7 +122,7 @@ const (
 			ORDER BY id
 			FOR NO KEY UPDATE
 		), fenced AS (
-			SELECT w.id, w.seq, w.attempt, w.ord, w.error, w.time, w.exec_data, w.stalled_since,
+			SELECT w.id, w.seq, w.attempt, w.ord, w.error, w.time, w.exec_data, w.stalled_since, w.retry_at,
 				CASE WHEN c.cancelled THEN 'cancelled' ELSE w.type END AS type,
 				CASE WHEN c.cancelled THEN 'cancelled' ELSE w.status END AS status,
 				CASE WHEN c.cancelled THEN w.cancelled_data ELSE w.data END AS data,
@@ -134,6 +150,7 @@ const (
 				(array_agg(time) FILTER (WHERE status IS NOT NULL))[1] AS time,
 				-- A retrying write's progress is the next attempt's.
 				(array_agg(progress) FILTER (WHERE status IS NOT NULL))[1] AS end_progress,
+				(array_agg(retry_at) FILTER (WHERE status IS NOT NULL))[1] AS retry_at,
 				(array_agg(exec_data ORDER BY ord DESC) FILTER (WHERE exec_data IS NOT NULL))[1] AS exec_data,
 				-- The newest write's: NULL but for a stalled event.
 				(array_agg(stalled_since ORDER BY ord DESC))[1] AS stalled_since
@@ -148,7 +165,9 @@ const (
 			finished_at = CASE WHEN o.status IS NULL OR o.status = 'pending' THEN e.finished_at ELSE o.time END,
 			lease_until = CASE WHEN o.status IS NULL THEN e.lease_until END,
 			data = coalesce(o.exec_data::json, e.data),
-			stalled_since = o.stalled_since
+			stalled_since = o.stalled_since,
+			-- Set by a retrying write, NULL after any other that ends the attempt.
+			retry_at = CASE WHEN o.status IS NULL THEN e.retry_at ELSE o.retry_at END
 		FROM outcome o
 		-- x locked these rows, running this attempt, for the whole statement.
 		WHERE e.id = o.id
@@ -163,10 +182,10 @@ const (
 	sqlRequestCancel = `UPDATE executions SET cancel_requested = true WHERE id = $1`
 
 	sqlFinish = `UPDATE executions SET status = $1, finished_at = $2, last_seq = $3,
-		error = $4, result = NULL, lease_until = NULL, stalled_since = NULL WHERE id = $5`
+		error = $4, result = NULL, lease_until = NULL, stalled_since = NULL, retry_at = NULL WHERE id = $5`
 
 	sqlRequeue = `UPDATE executions SET status = 'pending', last_seq = $1, progress = $4::jsonb,
-		error = $2, lease_until = NULL, stalled_since = NULL WHERE id = $3`
+		error = $2, lease_until = NULL, stalled_since = NULL, retry_at = $5 WHERE id = $3`
 
 	// sqlSaveCheckpoints applies a batch of checkpoint writes (parallel
 	// arrays, in batch order) in one statement: each execution takes the

@@ -23,7 +23,9 @@
 //     the submission order: lists go newest first by it, claims oldest
 //     first, and a list cursor is the num of the last execution returned.
 //     JSON (input, progress, result) is stored as text, times as Unix
-//     nanoseconds, and read back in UTC.
+//     nanoseconds, and read back in UTC. Pending executions that wait
+//     (run_at, retry_at) are claimed from a partial index of their own,
+//     by due time, the others from one in num order.
 //   - events: the event log, keyed by (execution_id, seq), each event
 //     stored as the JSON clients receive.
 //   - logs: output lines in arrival order; each execution keeps its newest

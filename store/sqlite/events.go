@@ -61,7 +61,7 @@ func (db *DB) Append(ctx context.Context, writes []conveyor.Event) error {
 		switch {
 		case ev.Type == conveyor.EventRetrying:
 			errCode, errMsg := errorColumns(ev.Error)
-			ok, err = applied(retrying.ExecContext(ctx, ev.Seq, errCode, errMsg, ev.ExecutionID, ev.Attempt, enc[i].progress))
+			ok, err = applied(retrying.ExecContext(ctx, ev.Seq, errCode, errMsg, ev.ExecutionID, ev.Attempt, enc[i].progress, timeColumn(ev.RetryAt)))
 		case ev.Type == conveyor.EventCompleted:
 			if ok, err = appendFinal(completed, ev, enc[i].progress); err == nil && !ok {
 				// Fenced off, or a cancel is requested: then it ends cancelled.

@@ -20,7 +20,7 @@ func (db *DB) CreateExecution(ctx context.Context, e *conveyor.Execution) error 
 }
 
 // insertArgs is the number of parameters of sqlInsertExecution.
-const insertArgs = 18
+const insertArgs = 19
 
 // CreateExecutions implements conveyor.Store: one IMMEDIATE transaction on
 // the writer, the prepared insert once per execution, in batch order, then
@@ -62,7 +62,8 @@ func (db *DB) create(ctx context.Context, what string, es []*conveyor.Execution,
 		}
 		args = append(args, e.ID, e.Pipeline, string(e.Status), jsonColumn(e.Input),
 			progress, jsonColumn(e.Result), errCode, errMsg, e.Attempt, e.CreatedAt.UnixNano(),
-			timeColumn(e.StartedAt), timeColumn(e.FinishedAt), e.LastSeq, e.CancelRequested, tags, e.BatchID, webhook, e.RetryOf)
+			timeColumn(e.StartedAt), timeColumn(e.FinishedAt), e.LastSeq, e.CancelRequested, tags, e.BatchID, webhook, e.RetryOf,
+			timeColumn(e.RunAt))
 	}
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -234,6 +235,19 @@ func (db *DB) ClaimPending(ctx context.Context, limit int, now time.Time) ([]con
 	return claims, nil
 }
 
+// NextDue implements conveyor.Store.
+func (db *DB) NextDue(ctx context.Context, after time.Time) (time.Time, error) {
+	var due int64
+	err := db.r.QueryRowContext(ctx, sqlNextDue, after.UnixNano()).Scan(&due)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("next due execution: %w", err)
+	}
+	return fromUnixNano(due), nil
+}
+
 // Cancel implements conveyor.Store.
 func (db *DB) Cancel(ctx context.Context, id string, now time.Time) (*conveyor.Execution, *conveyor.Event, error) {
 	if err := conveyor.Lookup(id); err != nil {
@@ -271,9 +285,8 @@ func (db *DB) Cancel(ctx context.Context, id string, now time.Time) (*conveyor.E
 	return ex, ev, nil
 }
 
-// RecoverInterrupted implements conveyor.Store. A nil retries means no
-// pipeline has retries.
-func (db *DB) RecoverInterrupted(ctx context.Context, now time.Time, retries func(pipeline string) int) ([]conveyor.Event, error) {
+// RecoverInterrupted implements conveyor.Store.
+func (db *DB) RecoverInterrupted(ctx context.Context, now time.Time, policy func(pipeline string) conveyor.RetryPolicy) ([]conveyor.Event, error) {
 	now = now.UTC()
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -301,7 +314,7 @@ func (db *DB) RecoverInterrupted(ctx context.Context, now time.Time, retries fun
 
 	var evs []conveyor.Event
 	for _, ex := range running {
-		ev := ex.Interrupt(now, retriesOf(retries, ex.Pipeline), conveyor.NodeStopped)
+		ev := ex.Interrupt(now, store.PolicyOf(policy, ex.Pipeline), conveyor.NodeStopped)
 		if err := finish(ctx, tx, db.st.insertEvent, &ev); err != nil {
 			return nil, fmt.Errorf("recover execution %s: %w", ex.ID, err)
 		}
@@ -324,7 +337,7 @@ func finish(ctx context.Context, tx *sql.Tx, insert *sql.Stmt, ev *conveyor.Even
 		if progress, err = progressJSON(ev.Progress); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, sqlRequeue, ev.Seq, errCode, errMsg, ev.ExecutionID, progress)
+		_, err = tx.ExecContext(ctx, sqlRequeue, ev.Seq, errCode, errMsg, ev.ExecutionID, progress, timeColumn(ev.RetryAt))
 	} else {
 		_, err = tx.ExecContext(ctx, sqlFinish, string(ev.Status), ev.Time.UnixNano(), ev.Seq, errCode, errMsg, ev.ExecutionID)
 	}
@@ -332,14 +345,6 @@ func finish(ctx context.Context, tx *sql.Tx, insert *sql.Stmt, ev *conveyor.Even
 		return err
 	}
 	return insertEvent(ctx, tx.StmtContext(ctx, insert), ev)
-}
-
-// retriesOf is retries(pipeline), 0 when retries is nil.
-func retriesOf(retries func(string) int, pipeline string) int {
-	if retries == nil {
-		return 0
-	}
-	return retries(pipeline)
 }
 
 // Column encodings: times are Unix nanoseconds, JSON is text, and absent
@@ -359,10 +364,11 @@ func scanExecution(sc scanner) (*conveyor.Execution, int64, error) {
 		stalled                 sql.NullInt64
 		tags, data, webhook     []byte
 		checkpoint              []byte
+		runAt, retryAt          sql.NullInt64
 	)
 	err := sc.Scan(&num, &ex.ID, &ex.Pipeline, &status, &input, &progress, &result, &errCode, &errMsg,
 		&ex.Attempt, &created, &started, &finished, &ex.LastSeq, &ex.CancelRequested, &tags, &ex.BatchID, &data, &stalled,
-		&webhook, &ex.RetryOf, &ex.ResumeStep, &checkpoint)
+		&webhook, &ex.RetryOf, &ex.ResumeStep, &checkpoint, &runAt, &retryAt)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -398,10 +404,20 @@ func scanExecution(sc scanner) (*conveyor.Execution, int64, error) {
 		t := fromUnixNano(finished.Int64)
 		ex.FinishedAt = &t
 	}
+	ex.RunAt, ex.RetryAt = nullTime(runAt), nullTime(retryAt)
 	return &ex, num, nil
 }
 
 func fromUnixNano(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+// nullTime reads a time column that may be NULL.
+func nullTime(n sql.NullInt64) *time.Time {
+	if !n.Valid {
+		return nil
+	}
+	t := fromUnixNano(n.Int64)
+	return &t
+}
 
 func timeColumn(t *time.Time) any {
 	if t == nil {

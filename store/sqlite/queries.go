@@ -13,13 +13,13 @@ import (
 // executionColumns are what scanExecution reads, in its order.
 const executionColumns = `num, id, pipeline, status, input, progress, result, error_code, error_message,
 	attempt, created_at, started_at, finished_at, last_seq, cancel_requested, tags, batch_id, data, stalled_since, webhook,
-	retry_of, resume_step, checkpoint`
+	retry_of, resume_step, checkpoint, run_at, retry_at`
 
 const (
 	sqlInsertExecution = `INSERT INTO executions
 		(id, pipeline, status, input, progress, result, error_code, error_message,
-		 attempt, created_at, started_at, finished_at, last_seq, cancel_requested, tags, batch_id, webhook, retry_of)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		 attempt, created_at, started_at, finished_at, last_seq, cancel_requested, tags, batch_id, webhook, retry_of, run_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`
 
 	// sqlInsertTagsSince makes the execution_tags rows of every execution
@@ -35,11 +35,28 @@ const (
 
 	sqlGetExecution = `SELECT ` + executionColumns + ` FROM executions WHERE id = ?`
 
-	// The subquery walks executions_status_num: pending, oldest first.
+	// The subqueries walk executions_waiting, by due time, up to ?1 (now),
+	// and executions_ready, oldest first: at most ?2 entries of each.
+	// The due ones go first (waited = 0). INDEXED BY, because without
+	// statistics SQLite prefers executions_status_num, whose pending
+	// entries include every waiting execution.
 	sqlClaimPending = `UPDATE executions
-		SET status = 'running', attempt = attempt + 1, started_at = ?1, last_seq = last_seq + 1
-		WHERE num IN (SELECT num FROM executions WHERE status = 'pending' ORDER BY num LIMIT ?2)
+		SET status = 'running', attempt = attempt + 1, started_at = ?1, last_seq = last_seq + 1, retry_at = NULL
+		WHERE num IN (SELECT num FROM (
+				SELECT num, 0 AS waited FROM (SELECT num FROM executions INDEXED BY executions_waiting
+					WHERE status = 'pending' AND coalesce(retry_at, run_at) IS NOT NULL AND coalesce(retry_at, run_at) <= ?1
+					ORDER BY coalesce(retry_at, run_at) LIMIT ?2)
+				UNION ALL
+				SELECT num, 1 FROM (SELECT num FROM executions INDEXED BY executions_ready
+					WHERE status = 'pending' AND coalesce(retry_at, run_at) IS NULL
+					ORDER BY num LIMIT ?2))
+			ORDER BY waited, num LIMIT ?2)
 		RETURNING ` + executionColumns
+
+	// Walks executions_waiting from ?1 to its first entry after it.
+	sqlNextDue = `SELECT coalesce(retry_at, run_at) FROM executions INDEXED BY executions_waiting
+		WHERE status = 'pending' AND coalesce(retry_at, run_at) IS NOT NULL AND coalesce(retry_at, run_at) > ?1
+		ORDER BY coalesce(retry_at, run_at) LIMIT 1`
 
 	// Walks executions_status_num, and no further than ?1 rows of it.
 	sqlCountPending = `SELECT count(*) FROM (SELECT 1 FROM executions WHERE status = 'pending' LIMIT ?1)`
@@ -68,7 +85,7 @@ const (
 	// The retrying event's progress (?6) is the next attempt's, NULL
 	// unless it resumes (conveyor.Execution.Resumable).
 	sqlAppendRetrying = `UPDATE executions SET last_seq = ?1, status = 'pending', progress = ?6,
-		error_code = ?2, error_message = ?3, stalled_since = NULL` + fenceRetrying
+		error_code = ?2, error_message = ?3, stalled_since = NULL, retry_at = ?7` + fenceRetrying
 	fenceRetrying = ` WHERE id = ?4 AND attempt = ?5 AND status = 'running' AND last_seq < ?1`
 
 	// The fenced write of SaveCheckpoints, as Append's.
@@ -84,10 +101,10 @@ const (
 	sqlRequestCancel = `UPDATE executions SET cancel_requested = 1 WHERE id = ?`
 
 	sqlFinish = `UPDATE executions SET status = ?1, finished_at = ?2, last_seq = ?3,
-		error_code = ?4, error_message = ?5, result = NULL, stalled_since = NULL WHERE id = ?6`
+		error_code = ?4, error_message = ?5, result = NULL, stalled_since = NULL, retry_at = NULL WHERE id = ?6`
 
 	sqlRequeue = `UPDATE executions SET status = 'pending', last_seq = ?1, progress = ?5,
-		error_code = ?2, error_message = ?3, stalled_since = NULL WHERE id = ?4`
+		error_code = ?2, error_message = ?3, stalled_since = NULL, retry_at = ?6 WHERE id = ?4`
 
 	// Lines of unknown executions are dropped, like writes of Append.
 	sqlInsertLog = `INSERT INTO logs (execution_id, time, attempt, step, stream, line)

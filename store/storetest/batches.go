@@ -148,7 +148,7 @@ var batchCases = []testCase{
 	{"CountsFollowRecovery", func(f *fixture) {
 		b, _ := f.createBatch(2, nil)
 		f.claim(2, at(60))
-		if _, err := f.s.RecoverInterrupted(f.ctx, at(90), func(string) int { return 0 }); err != nil {
+		if _, err := f.s.RecoverInterrupted(f.ctx, at(90), noRetries); err != nil {
 			f.t.Fatal(err)
 		}
 		f.checkBatch(b.ID, conveyor.Counts{Failed: 2}, conveyor.StatusFailed, 100)

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"slices"
+	"time"
 
 	"github.com/conveyor-run/conveyor"
 )
@@ -112,8 +113,7 @@ var cancelCases = []testCase{
 
 var recoverCases = []testCase{
 	{"RetryOrFail", func(f *fixture) {
-		retries := map[string]int{"retry-once": 1, "no-retries": 0}
-		retriesFunc := func(pipeline string) int { return retries[pipeline] }
+		retriesFunc := retriesOf(map[string]int{"retry-once": 1, "no-retries": 0})
 
 		// Running attempt 1 with a retry left: back to pending.
 		again := f.start("retry-once")
@@ -151,17 +151,20 @@ var recoverCases = []testCase{
 			f.t.Fatalf("RecoverInterrupted returned %d events for %d executions, want 4 for 4", len(evs), len(byID))
 		}
 
-		// The retried execution: pending, error interrupted, progress cleared.
+		// The retried execution: pending, error interrupted, progress
+		// cleared, waiting to retry as the policy says.
 		b := before[again.ID]
 		ev := byID[again.ID]
 		if ev.Type != conveyor.EventRetrying || ev.Error == nil || ev.Error.Code != conveyor.EINTERRUPTED || ev.Error.Message == "" {
 			f.t.Errorf("retried execution: event %s", toJSON(ev))
 		}
-		wantEv := conveyor.Event{Type: conveyor.EventRetrying, ExecutionID: again.ID, Seq: interruptSeq(b), Time: now, Attempt: 1, Status: conveyor.StatusPending, Error: ev.Error}
+		retryAt := now.Add(retryWait)
+		wantEv := conveyor.Event{Type: conveyor.EventRetrying, ExecutionID: again.ID, Seq: interruptSeq(b), Time: now, Attempt: 1, Status: conveyor.StatusPending, Error: ev.Error,
+			RetryAt: &retryAt}
 		checkEvent(f.t, ev, wantEv)
 		checkEvents(f.t, f.eventsAfter(again.ID, b.LastSeq), []conveyor.Event{wantEv})
 		want := *b
-		want.Status, want.Progress, want.Error, want.LastSeq = conveyor.StatusPending, nil, ev.Error, interruptSeq(b)
+		want.Status, want.Progress, want.Error, want.LastSeq, want.RetryAt = conveyor.StatusPending, nil, ev.Error, interruptSeq(b), &retryAt
 		got := f.get(again.ID)
 		want.StartedAt = got.StartedAt // left open until the next claim
 		checkExecution(f.t, got, &want)
@@ -193,19 +196,24 @@ var recoverCases = []testCase{
 		if evs, err := f.s.RecoverInterrupted(f.ctx, at(1001), retriesFunc); err != nil || len(evs) != 0 {
 			f.t.Errorf("second RecoverInterrupted = %d events, %v; want none", len(evs), err)
 		}
-		// The retried execution is claimed again, oldest first.
-		claims := f.claim(10, at(1002))
-		if got := claimIDs(claims); !slices.Equal(got, []string{again.ID, pending.ID}) {
-			f.t.Fatalf("claims after recovery = %v, want %s, %s", got, again.ID, pending.ID)
+		// The retried execution waits until its retry_at, then is claimed
+		// again.
+		if claims := f.claim(10, retryAt.Add(-time.Microsecond)); !slices.Equal(claimIDs(claims), []string{pending.ID}) {
+			f.t.Fatalf("claims before the retry is due = %v, want only %s", claimIDs(claims), pending.ID)
 		}
-		if c := claims[0]; c.Execution.Attempt != 2 || c.Started.Seq != interruptSeq(b)+1 {
-			f.t.Errorf("recovered execution claimed with attempt %d, started seq %d; want 2, %d", c.Execution.Attempt, c.Started.Seq, interruptSeq(b)+1)
+		claims := f.claim(10, retryAt)
+		if got := claimIDs(claims); !slices.Equal(got, []string{again.ID}) {
+			f.t.Fatalf("claims once the retry is due = %v, want %s", got, again.ID)
+		}
+		if c := claims[0]; c.Execution.Attempt != 2 || c.Started.Seq != interruptSeq(b)+1 || c.Execution.RetryAt != nil {
+			f.t.Errorf("recovered execution claimed with attempt %d, started seq %d, retry at %v; want 2, %d, nil",
+				c.Execution.Attempt, c.Started.Seq, c.Execution.RetryAt, interruptSeq(b)+1)
 		}
 	}},
 
 	{"NothingRunning", func(f *fixture) {
 		f.create("alpha")
-		evs, err := f.s.RecoverInterrupted(f.ctx, at(1000), func(string) int { return 3 })
+		evs, err := f.s.RecoverInterrupted(f.ctx, at(1000), retriesOf(map[string]int{"alpha": 3}))
 		if err != nil || len(evs) != 0 {
 			f.t.Errorf("RecoverInterrupted = %d events, %v; want none", len(evs), err)
 		}

@@ -69,7 +69,7 @@ var dataCases = []testCase{
 	{"RecoveryEndsAStall", func(f *fixture) {
 		ex := f.start("alpha")
 		f.append(stalledEvent(ex, 2, "load", at(3)))
-		if _, err := f.s.RecoverInterrupted(f.ctx, at(100), func(string) int { return 1 }); err != nil {
+		if _, err := f.s.RecoverInterrupted(f.ctx, at(100), retriesOf(map[string]int{"alpha": 1})); err != nil {
 			f.t.Fatalf("RecoverInterrupted: %v", err)
 		}
 		if got := f.get(ex.ID); got.StalledSince != nil || got.Status != conveyor.StatusPending {

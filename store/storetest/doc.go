@@ -68,6 +68,9 @@
 //     0..MaxListLimit or an unknown status, and no empty trailing page;
 //     executions created after a page was read do not shift the next one.
 //   - ClaimPending returns its claims oldest first; limit 0 claims none.
+//     An execution waiting until its RetryAt (else its RunAt) is claimed
+//     at that instant, not a microsecond before; a claim clears RetryAt
+//     and keeps RunAt. NextDue(after) is strictly after after.
 //   - Append validates the whole batch first (EINVALID and nothing written
 //     for a write without execution id, type, positive seq or time, with a
 //     result that is not JSON, or of the stream-only types status and

@@ -81,12 +81,21 @@ func expiry(t time.Time) time.Time {
 	return t.Add(testLease + time.Microsecond)
 }
 
-// noRetries and retriesOf are RescueExpired's retries arguments.
-func noRetries(string) int { return 0 }
+// noRetries and retriesOf are RescueExpired's policy arguments.
+func noRetries(string) conveyor.RetryPolicy { return conveyor.RetryPolicy{} }
 
-func retriesOf(m map[string]int) func(string) int {
-	return func(pipeline string) int { return m[pipeline] }
+// retriesOf gives each pipeline its retries in m and waits without
+// jitter: a retry of a first attempt waits exactly retryWait.
+func retriesOf(m map[string]int) func(string) conveyor.RetryPolicy {
+	return func(pipeline string) conveyor.RetryPolicy {
+		return conveyor.RetryPolicy{Retries: m[pipeline], Delay: retryWait, JitterFunc: noJitter}
+	}
 }
+
+// retryWait is the wait of retriesOf's policies after a first attempt.
+const retryWait = 3 * time.Second
+
+func noJitter(d time.Duration) time.Duration { return d }
 
 func (f *sharedFixture) claimOn(s conveyor.SharedStore, limit int, now time.Time) []conveyor.Claim {
 	f.t.Helper()
@@ -145,7 +154,7 @@ func (f *sharedFixture) wantRenewal(r conveyor.Renewal, lost, cancelRequested []
 
 // wantRescued runs RescueExpired on s and fails unless it appended one
 // event for each of ids and no other. It returns the events by execution.
-func (f *sharedFixture) wantRescued(s conveyor.SharedStore, now time.Time, retries func(string) int, ids ...string) map[string]conveyor.Event {
+func (f *sharedFixture) wantRescued(s conveyor.SharedStore, now time.Time, retries func(string) conveyor.RetryPolicy, ids ...string) map[string]conveyor.Event {
 	f.t.Helper()
 	evs, err := s.RescueExpired(f.ctx, now, retries)
 	if err != nil {
@@ -299,7 +308,8 @@ var renewCases = []sharedCase{
 		f.claimOn(f.a, 3, claimedAt)
 		rescuedAt := expiry(claimedAt)
 		f.wantRescued(f.b, rescuedAt, retries, reclaimed.ID, requeued.ID, failed.ID)
-		f.claimOneOn(f.b, reclaimed.ID, rescuedAt)
+		reclaimedAt := rescuedAt.Add(retryWait) // once the retry is due
+		f.claimOneOn(f.b, reclaimed.ID, reclaimedAt)
 
 		ids := []string{reclaimed.ID, requeued.ID, failed.ID}
 		f.wantRenewal(f.renew(f.a, ids, rescuedAt), ids, nil)
@@ -311,8 +321,8 @@ var renewCases = []sharedCase{
 			f.t.Errorf("%s after node a renewed it: status %s, want pending", requeued.ID, got.Status)
 		}
 		// Node b's lease is its own claim's.
-		f.wantRescued(f.a, rescuedAt.Add(testLease), retries)
-		f.wantRescued(f.a, expiry(rescuedAt), retries, reclaimed.ID)
+		f.wantRescued(f.a, reclaimedAt.Add(testLease), retries)
+		f.wantRescued(f.a, expiry(reclaimedAt), retries, reclaimed.ID)
 	}},
 
 	{"CancelRequested", func(f *sharedFixture) {
@@ -426,7 +436,7 @@ var rescueCases = []sharedCase{
 			before = append(before, f.get(ex.ID))
 		}
 		for _, s := range f.nodes() {
-			f.wantRescued(s, at(100000), func(string) int { return 3 })
+			f.wantRescued(s, at(100000), retriesOf(map[string]int{"alpha": 3}))
 		}
 		for _, ex := range before {
 			checkExecution(f.t, f.get(ex.ID), ex)
@@ -462,18 +472,21 @@ var rescueCases = []sharedCase{
 		byID := f.wantRescued(f.b, now, retries, again.ID, noRetriesEx.ID, lastTry.ID, unknownPipeline.ID)
 
 		// The retried execution: pending, error interrupted naming the node
-		// whose lease expired, progress cleared.
+		// whose lease expired, progress cleared, waiting to retry as the
+		// policy says.
 		b := before[again.ID]
 		ev := byID[again.ID]
 		if ev.Type != conveyor.EventRetrying || ev.Error == nil || ev.Error.Code != conveyor.EINTERRUPTED || !strings.Contains(ev.Error.Message, nodeA) {
 			f.t.Errorf("retried execution: event %s, want retrying with code %s naming %s", toJSON(ev), conveyor.EINTERRUPTED, nodeA)
 		}
 		// The rescue's seq comes after what the lost node reserved.
-		wantEv := conveyor.Event{Type: conveyor.EventRetrying, ExecutionID: again.ID, Seq: b.SeqReserved + 1, Time: now, Attempt: 1, Status: conveyor.StatusPending, Error: ev.Error}
+		retryAt := now.Add(retryWait)
+		wantEv := conveyor.Event{Type: conveyor.EventRetrying, ExecutionID: again.ID, Seq: b.SeqReserved + 1, Time: now, Attempt: 1, Status: conveyor.StatusPending, Error: ev.Error,
+			RetryAt: &retryAt}
 		checkEvent(f.t, ev, wantEv)
 		checkEvents(f.t, f.eventsAfter(again.ID, b.LastSeq), []conveyor.Event{wantEv})
 		want := *b
-		want.Status, want.Progress, want.Error, want.LastSeq = conveyor.StatusPending, nil, ev.Error, b.SeqReserved+1
+		want.Status, want.Progress, want.Error, want.LastSeq, want.RetryAt = conveyor.StatusPending, nil, ev.Error, b.SeqReserved+1, &retryAt
 		got := f.getOn(f.b, again.ID)
 		want.StartedAt = got.StartedAt // left open until the next claim
 		checkExecution(f.t, got, &want)
@@ -503,11 +516,15 @@ var rescueCases = []sharedCase{
 		for _, s := range f.nodes() {
 			f.wantRescued(s, now, retries)
 		}
-		// The other node claims the retry: its next attempt, its node.
-		c := f.claimOneOn(f.b, again.ID, at(1001))
-		if c.Execution.Attempt != 2 || c.Execution.Node != nodeB || c.Started.Seq != b.SeqReserved+2 {
-			f.t.Errorf("rescued execution claimed with attempt %d, node %q, started seq %d; want 2, %q, %d",
-				c.Execution.Attempt, c.Execution.Node, c.Started.Seq, nodeB, b.SeqReserved+2)
+		// The other node claims the retry once it is due: its next
+		// attempt, its node.
+		if claims := f.claimOn(f.b, 1, retryAt.Add(-time.Microsecond)); len(claims) != 0 {
+			f.t.Errorf("claim before the retry is due = %v, want none", claimIDs(claims))
+		}
+		c := f.claimOneOn(f.b, again.ID, retryAt)
+		if c.Execution.Attempt != 2 || c.Execution.Node != nodeB || c.Started.Seq != b.SeqReserved+2 || c.Execution.RetryAt != nil {
+			f.t.Errorf("rescued execution claimed with attempt %d, node %q, started seq %d, retry at %v; want 2, %q, %d, nil",
+				c.Execution.Attempt, c.Execution.Node, c.Started.Seq, c.Execution.RetryAt, nodeB, b.SeqReserved+2)
 		}
 	}},
 
@@ -544,7 +561,7 @@ var rescueCases = []sharedCase{
 
 		// Claimed again by the other node: attempt 1 is still fenced off,
 		// attempt 2 writes.
-		current := f.claimOneOn(f.b, requeued.ID, expiry(claimedAt)).Execution
+		current := f.claimOneOn(f.b, requeued.ID, expiry(claimedAt).Add(retryWait)).Execution
 		f.append(
 			progressEvent(stale[requeued.ID], 5, progress(2, 2, 90)),
 			finalEvent(stale[requeued.ID], conveyor.EventCompleted, 6),

@@ -26,6 +26,7 @@ func Run(t *testing.T, newStore func(t *testing.T) conveyor.Store) {
 		{"GetExecution", getCases},
 		{"ListExecutions", listCases},
 		{"ClaimPending", claimCases},
+		{"Wait", waitCases},
 		{"CountPending", countPendingCases},
 		{"CountByStatus", countByStatusCases},
 		{"Throughput", throughputCases},
@@ -320,6 +321,8 @@ func diffExecution(got, want *conveyor.Execution) []string {
 	if !jsonEqual(got.Checkpoint, want.Checkpoint) {
 		add("Checkpoint", string(got.Checkpoint), string(want.Checkpoint))
 	}
+	d = append(d, diffTimePtr("RunAt", got.RunAt, want.RunAt)...)
+	d = append(d, diffTimePtr("RetryAt", got.RetryAt, want.RetryAt)...)
 	return d
 }
 
@@ -392,6 +395,7 @@ func diffEvent(got, want conveyor.Event) []string {
 		add("Step", got.Step, want.Step)
 	}
 	d = append(d, diffTimePtr("Since", got.Since, want.Since)...)
+	d = append(d, diffTimePtr("RetryAt", got.RetryAt, want.RetryAt)...)
 	return d
 }
 

@@ -249,6 +249,17 @@
   const nowISO = () => new Date().toISOString();
   const shortID = (id) => id.length > 13 ? id.slice(0, 8) + '…' + id.slice(-4) : id;
 
+  // waitText says until when a pending execution waits to start (run_at)
+  // or to retry (retry_at), if it still does: a time of day, or a date
+  // and time when not today, so that the text never goes stale.
+  function waitText(ex) {
+    const at = ex.status === 'pending' ? parseTime(ex.retry_at || ex.run_at) : NaN;
+    if (!(at > Date.now())) return '';
+    const d = new Date(at);
+    const when = d.toDateString() === new Date().toDateString() ? d.toLocaleTimeString() : d.toLocaleString();
+    return (ex.retry_at ? 'retry at ' : 'starts at ') + when;
+  }
+
   function runTime(ex) {
     if (!ex.started_at) return '';
     const end = ex.finished_at ? parseTime(ex.finished_at) : Date.now();
@@ -307,6 +318,7 @@
       finished_at: live.finishedAt || ex.finished_at,
       data: live.data !== undefined ? live.data : ex.data,
       stalled_since: live.stalledSince !== undefined ? live.stalledSince : ex.stalled_since,
+      retry_at: live.retryAt !== undefined ? live.retryAt : ex.retry_at,
     });
   }
 
@@ -344,6 +356,10 @@
     // any other message ends the stall.
     if (m.data !== undefined) next.data = m.data;
     next.stalledSince = m.type === 'stalled' || m.type === 'status' ? (m.since || null) : null;
+    // A retrying (or status) message says until when a retry waits; a
+    // start or an end ends the wait.
+    if (m.type === 'retrying' || m.type === 'status') next.retryAt = m.retry_at || null;
+    else if (m.type === 'started' || FINAL.has(m.type)) next.retryAt = null;
     state.live.set(id, next);
 
     const ex = known(id);
@@ -878,7 +894,7 @@
     if (pct === null) parts.bar.removeAttribute('aria-valuenow');
     else parts.bar.setAttribute('aria-valuenow', String(Math.floor(pct)));
     setText(parts.pct, pct === null ? (indeterminate ? '…' : '') : Math.floor(pct) + '%');
-    setText(parts.step, ex.status === 'pending' && !p ? 'waiting to start' : stepText(p));
+    setText(parts.step, ex.status === 'pending' && !p ? waitText(ex) || 'waiting to start' : stepText(p));
     const showError = errorAsMessage && !!ex.error;
     const msg = showError ? ex.error.message : (p && p.message) || '';
     setText(parts.msg, msg);
@@ -1793,6 +1809,8 @@
       ['Tags', tags.length ? el('span', { class: 'tags' }, tags) : '—'], ['Batch', ex.batch_id ? batchLink(ex.batch_id) : '—'],
       ...(ex.retry_of ? [['Retry of', retryOfLink(ex.retry_of)]] : []),
       ['Attempts', ex.attempt], ['Node', ex.node || '—'], ['Created', timeEl(ex.created_at)],
+      ...(ex.run_at ? [['Starts at', timeEl(ex.run_at)]] : []),
+      ...(ex.retry_at && ex.status === 'pending' ? [['Retry at', timeEl(ex.retry_at)]] : []),
       [ex.attempt > 1 ? 'Started (attempt ' + ex.attempt + ')' : 'Started', timeEl(ex.started_at)], ['Finished', timeEl(ex.finished_at)],
       ['Run time', el('span', { id: 'detail-run-time' }, totalRunTime(ex, d.events))], ['Last event', ex.last_seq ? '#' + ex.last_seq : '—'],
     ];
