@@ -196,7 +196,13 @@ func TestRetryWaitsForRetryAt(t *testing.T) {
 	const delay = 1500 * time.Millisecond
 	h := setup(t, 1, &conveyor.Pipeline{Name: "flaky", Retries: 1, RetryDelay: delay, Steps: []conveyor.Step{{Name: "s", Run: flaky}}})
 	ex := h.submit("flaky", nil)
-	s := h.watch(ex.ID)
+	// From seq 0: the stored events replay, so the retrying message is
+	// there even if the first attempt failed before the stream opened.
+	s, err := h.client.WatchAfter(t.Context(), ex.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
 	retrying := skipTo(t, s, conveyor.EventRetrying)
 	if retrying.RetryAt == nil {
 		t.Fatalf("retrying message without retry_at: %+v", retrying)

@@ -153,7 +153,7 @@ var sharedResumeCases = []sharedCase{
 		byID := f.wantRescued(f.b, at(100000), retriesOf(map[string]int{"resume": 1}), resumable.ID, fresh.ID)
 		checkResumedProgress(f.fixture, []conveyor.Event{byID[resumable.ID], byID[fresh.ID]}, before, fresh.ID)
 		// The other node claims it with where it got to.
-		c := f.claimOneOn(f.b, resumable.ID, at(100001))
+		c := f.claimOneOn(f.b, resumable.ID, at(100000).Add(retryWait))
 		if got := c.Execution; !jsonEqual(got.Checkpoint, before.Checkpoint) || !equalProgress(got.Progress, before.Progress) {
 			f.t.Errorf("claimed on node b: checkpoint %s, progress %s; want %s, %s", got.Checkpoint, toJSON(got.Progress), before.Checkpoint, toJSON(before.Progress))
 		}
