@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) conveyor.Store) {
 		{"RecoverInterrupted", recoverCases},
 		{"Logs", logsCases},
 		{"Data", dataCases},
+		{"Retention", retentionCases},
 		{"Webhook", webhookCases},
 		{"Ping", pingCases},
 	}
