@@ -17,7 +17,7 @@ import (
 // Defaults of Config.
 const (
 	DefaultInterval  = time.Minute
-	DefaultBatchTime = 50 * time.Millisecond
+	DefaultBatchTime = 20 * time.Millisecond
 )
 
 // Batch sizes: a task's batches start at firstBatch records and adapt to
