@@ -23,6 +23,10 @@ const (
 
 	sqlDeleteExecutions = `DELETE FROM executions WHERE num IN (SELECT value FROM json_each(?))`
 
+	// A checkpoint that waits for no one: what the WAL holds that no
+	// reader still needs goes into the database file.
+	sqlCheckpoint = `PRAGMA wal_checkpoint(PASSIVE)`
+
 	// The batches of ?1 that have no member left, found by the index
 	// executions_batch_num.
 	sqlDeleteEmptyBatches = `DELETE FROM batches WHERE id IN (SELECT value FROM json_each(?1))
@@ -107,6 +111,16 @@ func (db *DB) PruneExecutions(ctx context.Context, cutoff time.Time, limit int) 
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("prune executions: %w", err)
+	}
+	// Deleting writes much to the WAL, which SQLite copies back into the
+	// database in a checkpoint once it passes 1000 pages: by default in
+	// the connection whose commit passed them, the writer, where every
+	// other write waits for it. Checkpointing on a reader connection
+	// instead leaves the writer free meanwhile (while 200,000 executions
+	// were pruned, a progress write's p99 went from 82-86 ms to 32-35 ms,
+	// docs/benchmarks.md).
+	if _, err := db.r.ExecContext(ctx, sqlCheckpoint); err != nil {
+		return 0, fmt.Errorf("prune executions: checkpoint: %w", err)
 	}
 	return len(exs), nil
 }

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -98,9 +99,13 @@ func BenchProgressWhilePruning(b *testing.B, s conveyor.Store) {
 
 	b.Run("Pruning", func(b *testing.B) {
 		deleted := 0
+		var batches []time.Duration // how long each took
 		p, err := retention.New(retention.Config{
 			Tasks: []retention.Task{{Name: "executions", PruneFunc: func(ctx context.Context, now time.Time, limit int) (int, error) {
-				return s.PruneExecutions(ctx, now.Add(-benchRetention), limit)
+				start := time.Now()
+				n, err := s.PruneExecutions(ctx, now.Add(-benchRetention), limit)
+				batches = append(batches, time.Since(start))
+				return n, err
 			}}},
 			DeletedFunc: func(_ string, n int) { deleted += n },
 		})
@@ -121,6 +126,10 @@ func BenchProgressWhilePruning(b *testing.B, s conveyor.Store) {
 					b.Fatal(err)
 				}
 				reportWrites(b, lat)
+				slices.Sort(batches)
+				b.ReportMetric(float64(batches[len(batches)/2])/float64(time.Millisecond), "batch-p50-ms")
+				b.ReportMetric(float64(batches[len(batches)*99/100])/float64(time.Millisecond), "batch-p99-ms")
+				b.ReportMetric(float64(deleted)/float64(len(batches)), "executions/batch")
 				b.ReportMetric(float64(deleted), "executions-deleted")
 				b.ReportMetric(took.Seconds(), "prune-s")
 				b.ReportMetric(float64(deleted)/took.Seconds(), "deleted/s")
