@@ -112,7 +112,8 @@ func (p *Pruner) Start(ctx context.Context) {
 	go p.loop(ctx)
 }
 
-// Stop ends the round under way after its batch and waits for it.
+// Stop ends the round under way, cancelling the batch in flight (its
+// transaction rolls back: it goes again at the next start), and waits.
 func (p *Pruner) Stop() {
 	if p.stop == nil {
 		return

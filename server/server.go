@@ -525,7 +525,7 @@ func (s *Server) shutdownEngine() {
 
 func (s *Server) closeStorage() {
 	if s.pruner != nil {
-		s.pruner.Stop() // after its batch: each is short
+		s.pruner.Stop() // a batch cut short goes again at the next start
 		s.pruner = nil
 	}
 	if s.webhooks != nil {
