@@ -103,6 +103,21 @@ type Store interface {
 	// already final, ENOTFOUND if unknown.
 	Cancel(ctx context.Context, id string, now time.Time) (*Execution, *Event, error)
 
+	// DeleteExecution deletes a final execution with its events, log
+	// lines, tags and webhook deliveries, and its batch if it was the
+	// batch's last member, in one transaction (see
+	// Execution.CheckDelete). ECONFLICT if not final, ENOTFOUND if
+	// unknown.
+	DeleteExecution(ctx context.Context, id string) error
+
+	// PruneExecutions deletes, as DeleteExecution does and in one short
+	// transaction, up to limit of the executions that Execution.Expired
+	// says have expired by cutoff, those that finished first first. It
+	// returns how many it deleted: fewer than limit when no more have
+	// expired. On a shared store one node prunes at a time: a call while
+	// another node's is under way deletes nothing and returns 0.
+	PruneExecutions(ctx context.Context, cutoff time.Time, limit int) (int, error)
+
 	// RecoverInterrupted handles every execution left running by a dead
 	// node, as Execution.Interrupt says with policy(pipeline): with
 	// retries left it goes back to pending with a retrying event and

@@ -153,6 +153,7 @@ func New(cfg Config) *Server {
 	s.handle("GET /executions/progress/sse", keyOrStreamToken, s.streamManySSE)
 	s.handle("GET /executions/progress/ws", keyOrStreamToken, s.streamManyWebSocket)
 	s.handle("GET /executions/{id}", keyOnly, s.getExecution)
+	s.handle("DELETE /executions/{id}", keyOnly, s.deleteExecution)
 	s.handle("GET /executions/{id}/progress", keyOnly, s.getProgress)
 	s.handle("GET /executions/{id}/progress/ws", keyOrStreamToken, s.streamWebSocket)
 	s.handle("GET /executions/{id}/progress/sse", keyOrStreamToken, s.streamSSE)
@@ -543,6 +544,23 @@ func (s *Server) cancelExecution(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, ex)
+}
+
+// deleteExecution deletes a final execution and everything kept of it
+// (conveyor.Store.DeleteExecution): 204, or 409 while it is pending or
+// running. A stream of it has already ended (it is final); one opened
+// later finds no execution.
+func (s *Server) deleteExecution(w http.ResponseWriter, r *http.Request) {
+	var body struct{}
+	if err := decodeBody(w, r, &body, true); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.cfg.Store.DeleteExecution(r.Context(), r.PathValue("id")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // retryExecution submits a final execution again as a new one of the

@@ -133,6 +133,13 @@ func (c *Client) Retry(ctx context.Context, id string) (*conveyor.Execution, err
 	return &ex, c.do(ctx, http.MethodPost, "/executions/"+url.PathEscape(id)+"/retry", struct{}{}, &ex)
 }
 
+// Delete deletes a final execution with its events, log lines and data
+// (and its batch, if it was the batch's last member). ECONFLICT while it
+// is pending or running, ENOTFOUND if there is none.
+func (c *Client) Delete(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/executions/"+url.PathEscape(id), nil, nil)
+}
+
 // List returns one page of executions, newest first, without their Input
 // and Result unless f.WithInput or f.WithResult asks for them.
 func (c *Client) List(ctx context.Context, f conveyor.ListFilter) (*conveyor.ExecutionPage, error) {

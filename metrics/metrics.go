@@ -49,6 +49,12 @@ const (
 	WebhookResultFailed    = "failed"    // it did not and no attempt is left, or it answered 410 Gone
 )
 
+// Kinds of records that retention deletes, the label of
+// conveyor_retention_deleted_total (package retention's task names).
+const (
+	RetentionExecutions = "executions" // final executions older than the retention
+)
+
 // Kinds of store commits, the label of conveyor_store_commit_seconds.
 const (
 	CommitSubmit = "submit" // a group commit of submissions, or a batch
@@ -60,6 +66,7 @@ var (
 	limitNames = []string{LimitRate, LimitStreamsPerClient, LimitStreams, LimitPending, LimitConnections}
 	commits    = []string{CommitSubmit, CommitWrite}
 	webhooks   = []string{WebhookResultDelivered, WebhookResultRetry, WebhookResultFailed}
+	retained   = []string{RetentionExecutions}
 	// finals are the statuses an execution ends in, in the order of
 	// pipelineMetrics' arrays.
 	finals = [...]conveyor.Status{conveyor.StatusCompleted, conveyor.StatusFailed, conveyor.StatusCancelled}
@@ -92,6 +99,8 @@ type Metrics struct {
 	limits      map[string]prometheus.Counter  // by limit
 	webhooks    *prometheus.CounterVec
 	webhookRes  map[string]prometheus.Counter // by result
+	deleted     *prometheus.CounterVec
+	deletedKind map[string]prometheus.Counter // by kind
 
 	// pipelines holds the children of each configured pipeline; it is
 	// not written after New, so reads take no lock. others holds those
@@ -146,6 +155,10 @@ func New(pipelines []string) *Metrics {
 			Name: "conveyor_webhook_deliveries_total",
 			Help: "Webhook delivery attempts made by this node, by result.",
 		}, []string{"result"}),
+		deleted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "conveyor_retention_deleted_total",
+			Help: "Records this node deleted because they expired, by kind: executions older than the retention, with their events and logs.",
+		}, []string{"kind"}),
 		pipelines: make(map[string]*pipelineMetrics, len(pipelines)),
 		others:    map[string]*pipelineMetrics{},
 	}
@@ -166,10 +179,11 @@ func New(pipelines []string) *Metrics {
 	m.commit = children(commit.WithLabelValues, commits)
 	m.limits = children(limits.WithLabelValues, limitNames)
 	m.webhookRes = children(m.webhooks.WithLabelValues, webhooks)
+	m.deletedKind = children(m.deleted.WithLabelValues, retained)
 	for _, name := range pipelines {
 		m.pipelines[name] = m.newPipeline(name)
 	}
-	m.reg.MustRegister(m.submitted, m.finished, m.running, m.duration, m.queueWait, subscribers, m.progress, commit, limits, m.webhooks,
+	m.reg.MustRegister(m.submitted, m.finished, m.running, m.duration, m.queueWait, subscribers, m.progress, commit, limits, m.webhooks, m.deleted,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 	return m
@@ -333,4 +347,17 @@ func (m *Metrics) WebhookDelivered(result string) {
 		return
 	}
 	m.webhooks.WithLabelValues(result).Inc()
+}
+
+// RetentionDeleted counts n records of kind (RetentionExecutions, or
+// another fixed word: a retention task's name) deleted as expired.
+func (m *Metrics) RetentionDeleted(kind string, n int) {
+	if m == nil {
+		return
+	}
+	c := m.deletedKind[kind]
+	if c == nil {
+		c = m.deleted.WithLabelValues(kind)
+	}
+	c.Add(float64(n))
 }

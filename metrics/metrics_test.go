@@ -50,6 +50,7 @@ func TestNilMetrics(t *testing.T) {
 	m.StreamClosed(metrics.TransportSSE)
 	m.LimitRejected(metrics.LimitRate)
 	m.WebhookDelivered(metrics.WebhookResultDelivered)
+	m.RetentionDeleted(metrics.RetentionExecutions, 3)
 }
 
 // The costs the engine pays per progress message and per execution.

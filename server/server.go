@@ -28,6 +28,7 @@ import (
 	"github.com/conveyor-run/conveyor/metrics"
 	"github.com/conveyor-run/conveyor/pipeline"
 	"github.com/conveyor-run/conveyor/relay"
+	"github.com/conveyor-run/conveyor/retention"
 	"github.com/conveyor-run/conveyor/store/postgres"
 	"github.com/conveyor-run/conveyor/store/sqlite"
 	"github.com/conveyor-run/conveyor/webhook"
@@ -115,6 +116,12 @@ type Config struct {
 	// WebhookAllowPrivate lets webhooks reach loopback, private and
 	// link-local addresses (tests, receivers on the same network).
 	WebhookAllowPrivate bool
+
+	// Retention, when set, is how long final executions are kept after
+	// they finished: older ones are deleted in the background
+	// (docs/deploy.md#retention). Zero keeps them forever; otherwise at
+	// least conveyor.MinRetention.
+	Retention time.Duration
 }
 
 func (c *Config) validate() error {
@@ -147,6 +154,9 @@ func (c *Config) validate() error {
 	}
 	if err := c.defaultLimits(); err != nil {
 		return err
+	}
+	if c.Retention < 0 || c.Retention > 0 && c.Retention < conveyor.MinRetention {
+		return fmt.Errorf("retention must be at least %s (0: keep executions forever), got %s", conveyor.MinRetention, c.Retention)
 	}
 	if c.NodeID == "" {
 		host, _ := os.Hostname()
@@ -198,7 +208,8 @@ type Server struct {
 	logWakeups *hub.Wakeups
 	engine     *engine.Engine
 	webhooks   *webhook.Sender
-	relay      *relay.Relay // on a shared store only
+	pruner     *retention.Pruner // nil when nothing expires
+	relay      *relay.Relay      // on a shared store only
 	api        *api.Server
 	http       *http.Server
 	ln         net.Listener
@@ -302,6 +313,11 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.shutdownEngine()
 		return nil, err
 	}
+	if err := s.startPruner(ctx); err != nil {
+		s.ln.Close()
+		s.shutdownEngine()
+		return nil, err
+	}
 	s.api = api.New(api.Config{
 		Store: s.store, Runner: s.engine, Executions: live.New(s.store, h), LogWakeups: s.logWakeups, APIKey: cfg.APIKey,
 		LoopbackHostsOnly: cfg.APIKey == "" && loopback(cfg.Addr),
@@ -354,6 +370,31 @@ func (s *Server) startWebhooks(ctx context.Context) error {
 		return err
 	}
 	s.webhooks.Start(ctx)
+	return nil
+}
+
+// startPruner starts deleting what expires, in the background: final
+// executions older than the retention, when one is set.
+func (s *Server) startPruner(ctx context.Context) error {
+	var tasks []retention.Task
+	if keep := s.cfg.Retention; keep > 0 {
+		tasks = append(tasks, retention.Task{
+			Name: metrics.RetentionExecutions,
+			PruneFunc: func(ctx context.Context, now time.Time, limit int) (int, error) {
+				return s.store.PruneExecutions(ctx, now.Add(-keep), limit)
+			},
+		})
+	}
+	if len(tasks) == 0 {
+		return nil
+	}
+	var err error
+	s.pruner, err = retention.New(retention.Config{Tasks: tasks, DeletedFunc: s.metrics.RetentionDeleted, Logger: s.cfg.Logger})
+	if err != nil {
+		return err
+	}
+	s.cfg.Logger.Info("deleting final executions older than the retention", "retention", s.cfg.Retention)
+	s.pruner.Start(ctx)
 	return nil
 }
 
@@ -483,6 +524,10 @@ func (s *Server) shutdownEngine() {
 }
 
 func (s *Server) closeStorage() {
+	if s.pruner != nil {
+		s.pruner.Stop() // a batch cut short goes again at the next start
+		s.pruner = nil
+	}
 	if s.webhooks != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
 		s.webhooks.Stop(ctx) // a delivery cut short goes again after its claim expires

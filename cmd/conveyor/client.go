@@ -30,7 +30,7 @@ func clientCmds() []*cobra.Command {
 
 	cmds := []*cobra.Command{
 		runCmd(newClient), watchCmd(newClient), getCmd(newClient), lsCmd(newClient), cancelCmd(newClient),
-		retryCmd(newClient),
+		retryCmd(newClient), rmCmd(newClient),
 		logsCmd(newClient), eventsCmd(newClient), pipelinesCmd(newClient), batchCmd(newClient), batchesCmd(newClient),
 		webhooksCmd(newClient),
 	}

@@ -113,6 +113,7 @@ func serveCmd(extra ...goPipelines) *cobra.Command {
 	f.StringVar(&retries, "webhook-retries", webhook.FormatRetries(webhook.DefaultRetries), "delays before each retry of a failed webhook delivery, ±10 %; none: no retries [CONVEYOR_WEBHOOK_RETRIES]")
 	f.DurationVar(&cfg.WebhookTimeout, "webhook-timeout", webhook.DefaultTimeout, "how long a webhook receiver has to answer 2xx [CONVEYOR_WEBHOOK_TIMEOUT]")
 	f.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", false, "let webhooks reach loopback, private and link-local addresses [CONVEYOR_WEBHOOK_ALLOW_PRIVATE]")
+	f.Var(retentionValue{&cfg.Retention}, "retention", "delete final executions this long after they finished, e.g. 30d or 12h, with their events, logs and data; 0: keep forever [CONVEYOR_RETENTION]")
 	for i, x := range extra {
 		f.BoolVar(&enabled[i], x.flag, false, x.usage+" ["+envName(x.flag)+"]")
 	}

@@ -276,3 +276,38 @@ func explainList(ctx context.Context, db *DB, f conveyor.ListFilter) (string, er
 func BenchmarkCreateBatch10000(b *testing.B) {
 	storetest.BenchCreateBatch(b, setup(b))
 }
+
+// BenchmarkProgressWhilePruning1M measures the store writes of a running
+// execution's progress while the retention pruner deletes a million
+// finished executions (storetest.BenchProgressWhilePruning), on a
+// database of its own, after logging the plan of the pruner's query.
+// Set CONVEYOR_BENCH_1M=1 to run it:
+//
+//	CONVEYOR_BENCH_1M=1 CONVEYOR_TEST_DATABASE_URL=postgres://… go test ./store/postgres -run '^$' -bench ProgressWhilePruning1M -benchtime 1x -v
+func BenchmarkProgressWhilePruning1M(b *testing.B) {
+	storetest.Skip1M(b)
+	db := setup(b)
+	ctx := b.Context()
+	start := time.Now()
+	if err := storetest.FillFinished(ctx, db, storetest.Million, storetest.PrunedBefore()); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := db.pool.Exec(ctx, "ANALYZE"); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("store of %d finished executions, built and analyzed in %s", storetest.Million, time.Since(start).Round(time.Millisecond))
+	rows, err := db.pool.Query(ctx, "EXPLAIN "+sqlPrunable, time.Now(), 100)
+	if err != nil {
+		b.Fatal(err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		b.Fatal(err)
+	}
+	plan := strings.Join(lines, "\n")
+	b.Logf("the pruner's query:\n%s", plan)
+	if !strings.Contains(plan, "executions_finished") || strings.Contains(plan, "Sort") {
+		b.Error("the pruner's query does not walk executions_finished, or sorts")
+	}
+	storetest.BenchProgressWhilePruning(b, db)
+}

@@ -247,6 +247,12 @@ func explainList(ctx context.Context, db *DB, f conveyor.ListFilter) (string, er
 	if err != nil {
 		return "", err
 	}
+	return explain(ctx, db, query, args...)
+}
+
+// explain returns EXPLAIN QUERY PLAN of query with args, one line per
+// step, indented by depth.
+func explain(ctx context.Context, db *DB, query string, args ...any) (string, error) {
 	rows, err := db.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
 	if err != nil {
 		return "", err
@@ -270,4 +276,31 @@ func explainList(ctx context.Context, db *DB, f conveyor.ListFilter) (string, er
 // (storetest.BenchCreateBatch), the largest a batch may be.
 func BenchmarkCreateBatch10000(b *testing.B) {
 	storetest.BenchCreateBatch(b, open(b))
+}
+
+// BenchmarkProgressWhilePruning1M measures the store writes of a running
+// execution's progress while the retention pruner deletes a million
+// finished executions (storetest.BenchProgressWhilePruning), after
+// logging the plan of the pruner's query. Set CONVEYOR_BENCH_1M=1 to run
+// it:
+//
+//	CONVEYOR_BENCH_1M=1 go test ./store/sqlite -run '^$' -bench ProgressWhilePruning1M -benchtime 1x -v
+func BenchmarkProgressWhilePruning1M(b *testing.B) {
+	storetest.Skip1M(b)
+	db := open(b)
+	ctx := b.Context()
+	start := time.Now()
+	if err := storetest.FillFinished(ctx, db, storetest.Million, storetest.PrunedBefore()); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("store of %d finished executions, built in %s", storetest.Million, time.Since(start).Round(time.Millisecond))
+	plan, err := explain(ctx, db, sqlPrunable, time.Now().UnixNano(), 100)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("the pruner's query:\n%s", plan)
+	if !strings.Contains(plan, "executions_finished") || strings.Contains(plan, "TEMP B-TREE") {
+		b.Error("the pruner's query does not walk executions_finished, or sorts")
+	}
+	storetest.BenchProgressWhilePruning(b, db)
 }

@@ -26,7 +26,10 @@ func TestClaimPlan(t *testing.T) {
 		}},
 		{"next due", sqlNextDue, []any{now}, []string{"SEARCH executions USING INDEX executions_waiting (<expr>>?)"}},
 	} {
-		plan := explain(t, db, tc.query, tc.args...)
+		plan, err := explain(t.Context(), db, tc.query, tc.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, want := range tc.want {
 			if !strings.Contains(plan, want) {
 				t.Errorf("%s plan:\n%s\nwant %q", tc.name, plan, want)
@@ -36,27 +39,4 @@ func TestClaimPlan(t *testing.T) {
 			t.Errorf("%s plan:\n%s\nreads executions_status_num or sorts more than the claimed rows", tc.name, plan)
 		}
 	}
-}
-
-// explain returns the EXPLAIN QUERY PLAN of query, one step a line.
-func explain(t *testing.T, db *DB, query string, args ...any) string {
-	t.Helper()
-	rows, err := db.r.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+query, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan strings.Builder
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan.WriteString(detail + "\n")
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return plan.String()
 }

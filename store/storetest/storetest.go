@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) conveyor.Store) {
 		{"Logs", logsCases},
 		{"Data", dataCases},
 		{"Resume", resumeCases},
+		{"Retention", retentionCases},
 		{"Webhook", webhookCases},
 		{"IdempotencyKeys", keyCases},
 		{"Ping", pingCases},
