@@ -74,15 +74,15 @@ func (c *Client) Submit(ctx context.Context, pipeline string, input any) (*conve
 
 // SubmitWithTags is Submit with tags on the execution.
 func (c *Client) SubmitWithTags(ctx context.Context, pipeline string, input any, tags conveyor.Tags) (*conveyor.Execution, error) {
-	body := map[string]any{"pipeline": pipeline}
+	n := conveyor.NewExecution{Pipeline: pipeline, Tags: tags}
 	if input != nil {
-		body["input"] = input
+		b, err := json.Marshal(input)
+		if err != nil {
+			return nil, fmt.Errorf("encode input: %w", err)
+		}
+		n.Input = b
 	}
-	if tags != nil {
-		body["tags"] = tags
-	}
-	var ex conveyor.Execution
-	return &ex, c.submit(ctx, "/executions", body, &ex)
+	return c.SubmitExecution(ctx, n)
 }
 
 // submit posts a submission with the client's idempotency key, if any.
@@ -101,7 +101,7 @@ func (c *Client) submit(ctx context.Context, path string, in, out any) error {
 // conveyor.EINVALID naming the field.
 func (c *Client) SubmitExecution(ctx context.Context, n conveyor.NewExecution) (*conveyor.Execution, error) {
 	var ex conveyor.Execution
-	return &ex, c.do(ctx, http.MethodPost, "/executions", n, &ex)
+	return &ex, c.submit(ctx, "/executions", n, &ex)
 }
 
 // Get returns an execution. A missing one is a *conveyor.Error with code
