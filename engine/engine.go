@@ -51,11 +51,8 @@ type Config struct {
 	// at once. Zero writes every update, which subscribers on other nodes
 	// of a shared store need to see it promptly.
 	ProgressStoreInterval time.Duration
-	// UpkeepInterval is how often expired idempotency keys are deleted;
-	// default DefaultUpkeepInterval.
-	UpkeepInterval time.Duration
-	Logger         *slog.Logger
-	NowFunc        func() time.Time
+	Logger                *slog.Logger
+	NowFunc               func() time.Time
 	// RetryJitterFunc spreads the wait before each retry; default
 	// conveyor.Jitter, ±10 % at random. Tests make it exact.
 	RetryJitterFunc func(time.Duration) time.Duration
@@ -82,9 +79,6 @@ func (c *Config) validate() error {
 	}
 	if c.RescueInterval <= 0 {
 		c.RescueInterval = DefaultRescueInterval
-	}
-	if c.UpkeepInterval <= 0 {
-		c.UpkeepInterval = DefaultUpkeepInterval
 	}
 	if c.ProgressStoreInterval < 0 {
 		return fmt.Errorf("engine: progress store interval %s is negative", c.ProgressStoreInterval)
@@ -127,7 +121,6 @@ type Engine struct {
 	cancelRuns context.CancelCauseFunc
 	stopClaims context.CancelFunc
 	claimsDone chan struct{}
-	upkeepDone chan struct{}
 	leaseDone  chan struct{}
 	runsWG     sync.WaitGroup
 
@@ -177,9 +170,8 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.writer = newWriter(e.cfg.Store, e.cfg.Logger, e.cfg.LogsStoredFunc, e.cfg.Metrics)
 	e.runCtx, e.cancelRuns = context.WithCancelCause(context.WithoutCancel(ctx))
 	claimCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	e.stopClaims, e.claimsDone, e.upkeepDone, e.leaseDone = stop, make(chan struct{}), make(chan struct{}), make(chan struct{})
+	e.stopClaims, e.claimsDone, e.leaseDone = stop, make(chan struct{}), make(chan struct{})
 	go e.claimLoop(claimCtx)
-	go e.upkeepLoop(claimCtx)
 	if isShared {
 		go e.leaseLoop(e.runCtx, shared)
 	} else {
@@ -206,7 +198,6 @@ func (e *Engine) retryPolicy(pipeline string) conveyor.RetryPolicy {
 func (e *Engine) Stop(ctx context.Context) {
 	e.stopClaims()
 	<-e.claimsDone
-	<-e.upkeepDone
 	idle := make(chan struct{})
 	go func() { e.runsWG.Wait(); close(idle) }()
 	select {

@@ -52,7 +52,8 @@ const (
 // Kinds of records that retention deletes, the label of
 // conveyor_retention_deleted_total (package retention's task names).
 const (
-	RetentionExecutions = "executions" // final executions older than the retention
+	RetentionExecutions      = "executions"       // final executions older than the retention
+	RetentionIdempotencyKeys = "idempotency_keys" // keys first used more than conveyor.IdempotencyTTL ago
 )
 
 // Kinds of store commits, the label of conveyor_store_commit_seconds.
@@ -66,7 +67,7 @@ var (
 	limitNames = []string{LimitRate, LimitStreamsPerClient, LimitStreams, LimitPending, LimitConnections}
 	commits    = []string{CommitSubmit, CommitWrite}
 	webhooks   = []string{WebhookResultDelivered, WebhookResultRetry, WebhookResultFailed}
-	retained   = []string{RetentionExecutions}
+	retained   = []string{RetentionExecutions, RetentionIdempotencyKeys}
 	// finals are the statuses an execution ends in, in the order of
 	// pipelineMetrics' arrays.
 	finals = [...]conveyor.Status{conveyor.StatusCompleted, conveyor.StatusFailed, conveyor.StatusCancelled}

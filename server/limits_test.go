@@ -39,8 +39,14 @@ func (b *syncBuffer) String() string {
 // test ends.
 func open(t *testing.T, cfg server.Config) (*server.Server, *syncBuffer) {
 	t.Helper()
+	return openIn(t, t.TempDir(), cfg)
+}
+
+// openIn is open on the data folder dir.
+func openIn(t *testing.T, dir string, cfg server.Config) (*server.Server, *syncBuffer) {
+	t.Helper()
 	logs := &syncBuffer{}
-	cfg.Addr, cfg.DataDir = "127.0.0.1:0", t.TempDir()
+	cfg.Addr, cfg.DataDir = "127.0.0.1:0", dir
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	ctx, stop := context.WithCancel(context.Background())
 	srv, err := server.Open(ctx, cfg)

@@ -97,3 +97,40 @@ func TestRetentionConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestExpiredIdempotencyKeysAreDeleted: with no retention set, a node
+// still deletes idempotency keys first used more than
+// conveyor.IdempotencyTTL ago, and counts them; a younger key stays.
+func TestExpiredIdempotencyKeysAreDeleted(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db, err := sqlite.Open(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for id, age := range map[string]time.Duration{"00000000-0000-7000-8000-000000000001": 25 * time.Hour, "00000000-0000-7000-8000-000000000002": 23 * time.Hour} {
+		ex := &conveyor.Execution{ID: id, Pipeline: "p", Status: conveyor.StatusPending, CreatedAt: now.Add(-age),
+			Idempotency: &conveyor.Idempotency{Key: "key-" + id[len(id)-1:], Digest: "the first request's"}}
+		if err := db.CreateExecution(t.Context(), ex); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	srv, _ := openIn(t, dir, server.Config{APIKey: metricsKey, Pipelines: []*conveyor.Pipeline{{Name: "p", Steps: []conveyor.Step{{Name: "s", Kind: "noop",
+		Run: func(context.Context, *conveyor.Exec) error { return nil }}}}}})
+	base := "http://" + srv.Addr()
+	hc := httpClient(t)
+	eventually(t, hc, base+"/metrics", metricsKey, equals(1, "conveyor_retention_deleted_total", "kind", "idempotency_keys"))
+	c := client.New(base, hc).WithAPIKey(metricsKey)
+	// The expired key is free: a new submission takes it. The young one
+	// still names its execution, for another request too.
+	if _, err := c.WithIdempotencyKey("key-1").Submit(t.Context(), "p", nil); err != nil {
+		t.Errorf("submit with the expired key: %v", err)
+	}
+	if _, err := c.WithIdempotencyKey("key-2").Submit(t.Context(), "p", nil); conveyor.ErrorCode(err) != conveyor.EIDEMPOTENCYMISMATCH {
+		t.Errorf("submit with the young key: %v, want %s", err, conveyor.EIDEMPOTENCYMISMATCH)
+	}
+}

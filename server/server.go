@@ -373,10 +373,16 @@ func (s *Server) startWebhooks(ctx context.Context) error {
 	return nil
 }
 
-// startPruner starts deleting what expires, in the background: final
-// executions older than the retention, when one is set.
+// startPruner starts deleting what expires, in the background:
+// idempotency keys after conveyor.IdempotencyTTL, and final executions
+// older than the retention, when one is set.
 func (s *Server) startPruner(ctx context.Context) error {
-	var tasks []retention.Task
+	tasks := []retention.Task{{
+		Name: metrics.RetentionIdempotencyKeys,
+		PruneFunc: func(ctx context.Context, now time.Time, limit int) (int, error) {
+			return s.store.DeleteExpiredKeys(ctx, now.Add(-conveyor.IdempotencyTTL), limit)
+		},
+	}}
 	if keep := s.cfg.Retention; keep > 0 {
 		tasks = append(tasks, retention.Task{
 			Name: metrics.RetentionExecutions,
@@ -385,15 +391,14 @@ func (s *Server) startPruner(ctx context.Context) error {
 			},
 		})
 	}
-	if len(tasks) == 0 {
-		return nil
-	}
 	var err error
 	s.pruner, err = retention.New(retention.Config{Tasks: tasks, DeletedFunc: s.metrics.RetentionDeleted, Logger: s.cfg.Logger})
 	if err != nil {
 		return err
 	}
-	s.cfg.Logger.Info("deleting final executions older than the retention", "retention", s.cfg.Retention)
+	if s.cfg.Retention > 0 {
+		s.cfg.Logger.Info("deleting final executions older than the retention", "retention", s.cfg.Retention)
+	}
 	s.pruner.Start(ctx)
 	return nil
 }
