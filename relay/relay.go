@@ -216,7 +216,7 @@ func (r *Relay) runShard(ctx context.Context, s *shard) {
 			// node writes to it then (a rescue after this node lost its
 			// lease), and its subscribers should hear of that.
 			if after, ok := r.watched(s, n.ExecutionID); ok && after < n.Seq {
-				r.catchUp(ctx, s, n.ExecutionID, after)
+				r.deliver(ctx, s, n, after)
 			}
 		case <-tick.C:
 			r.catchUpAll(ctx, s)
@@ -239,6 +239,37 @@ func (r *Relay) watched(s *shard, id string) (after int64, ok bool) {
 	return max(last, held), true
 }
 
+// deliver brings a watched execution's subscribers, who have every event
+// up to after, the events up to the notice's. A notice that carries its
+// event is published as it is when nothing announced comes between: it
+// is the next seq, or its node announced Prev, which they have (the seqs
+// between were progress that node dropped, or never published).
+// Otherwise the store has what they miss: read it, then publish the
+// carried event if the store did not have it (unstored progress).
+func (r *Relay) deliver(ctx context.Context, s *shard, n conveyor.Notice, after int64) {
+	if n.Event != nil && (n.Seq == after+1 || n.Prev > 0 && n.Prev <= after) {
+		r.cfg.Hub.Publish(*n.Event)
+		r.published(s, n.ExecutionID, n.Seq)
+		return
+	}
+	after = r.catchUp(ctx, s, n.ExecutionID, after)
+	if n.Event != nil && n.Seq > after {
+		r.cfg.Hub.Publish(*n.Event)
+		r.published(s, n.ExecutionID, n.Seq)
+	}
+}
+
+// published raises a watched execution's held seq to seq: every event
+// up to it is published now, or was known stored before a later
+// subscriber read its snapshot.
+func (r *Relay) published(s *shard, id string, seq int64) {
+	s.mu.Lock()
+	if held, ok := s.held[id]; ok && held < seq {
+		s.held[id] = seq
+	}
+	s.mu.Unlock()
+}
+
 // catchUpAll catches up every watched execution of the shard that does
 // not run here.
 func (r *Relay) catchUpAll(ctx context.Context, s *shard) {
@@ -252,31 +283,26 @@ func (r *Relay) catchUpAll(ctx context.Context, s *shard) {
 	}
 }
 
-// catchUp publishes the stored events of id after seq, in order.
-func (r *Relay) catchUp(ctx context.Context, s *shard, id string, after int64) {
+// catchUp publishes the stored events of id after seq, in order, and
+// returns the seq of the last one published (after if none).
+func (r *Relay) catchUp(ctx context.Context, s *shard, id string, after int64) int64 {
 	for {
 		evs, err := r.cfg.Store.Events(ctx, id, after, page)
 		if err != nil {
 			if ctx.Err() == nil {
 				r.cfg.Logger.Warn("relay events", "execution", id, "err", err)
 			}
-			return
+			return after
 		}
 		for _, ev := range evs {
 			r.cfg.Hub.Publish(ev)
 			after = ev.Seq
 		}
 		if len(evs) > 0 {
-			// Every event up to after is now published, or was stored
-			// before a later subscriber read its snapshot.
-			s.mu.Lock()
-			if held, ok := s.held[id]; ok && held < after {
-				s.held[id] = after
-			}
-			s.mu.Unlock()
+			r.published(s, id, after)
 		}
 		if len(evs) < page {
-			return
+			return after
 		}
 	}
 }
