@@ -10,6 +10,24 @@ type Notifier interface {
 	// backoff when the connection drops. After every (re)connect it
 	// delivers a NoticeResync, since notices sent meanwhile are lost.
 	Listen(ctx context.Context, fn func(Notice)) error
+
+	// Announce tells the other nodes of events this node published, in
+	// the order given, each with the seq of the event announced before it
+	// for its execution (Announced.Prev). They arrive as NoticeEvents
+	// that carry the event, so that another node's subscribers get it
+	// without reading the store, whether it was stored or not. An event
+	// too large for a notification is announced without itself: its
+	// receivers read the store.
+	Announce(ctx context.Context, evs []Announced) error
+}
+
+// Announced is an event as Notifier.Announce sends it.
+type Announced struct {
+	Event Event
+	// Prev is the seq of the event of the same execution this node
+	// announced before, 0 if none: a receiver that has published Prev
+	// misses nothing between the two that was announced.
+	Prev int64
 }
 
 // NoticeKind says what a Notice is about.
@@ -30,4 +48,9 @@ type Notice struct {
 	Kind        NoticeKind
 	ExecutionID string
 	Seq         int64
+	// Event, on a NoticeEvents, is the event of seq Seq itself when the
+	// node that published it announced it (Notifier.Announce), and Prev
+	// the seq that node announced before it for the execution.
+	Event *Event
+	Prev  int64
 }

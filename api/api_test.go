@@ -69,7 +69,7 @@ func setupStore(t testing.TB, store conveyor.Store, configure func(*api.Config),
 	h, wakeups := hub.New(), hub.NewWakeups()
 	eng, err := engine.New(engine.Config{
 		Store: store, Pipelines: byName, PublishFunc: h.Publish, LogsStoredFunc: wakeups.Wake, Concurrency: concurrency,
-		ProgressStoreInterval: server.EmbeddedProgressStoreInterval,
+		ProgressStoreInterval: server.ProgressStoreInterval,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -47,9 +47,9 @@ type Config struct {
 	Lease          time.Duration
 	RescueInterval time.Duration
 	// ProgressStoreInterval is how often, at most, an execution's progress
-	// is written to the store; subscribers on this node get every update
-	// at once. Zero writes every update, which subscribers on other nodes
-	// of a shared store need to see it promptly.
+	// is written to the store; subscribers get every update at once (on
+	// other nodes of a shared store through PublishFunc's announcements).
+	// Zero writes every update.
 	ProgressStoreInterval time.Duration
 	Logger                *slog.Logger
 	NowFunc               func() time.Time

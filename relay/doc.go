@@ -6,7 +6,16 @@
 // closes that gap: a notice (conveyor.Notice) says that an execution has
 // new events up to some seq; if the execution has subscribers here, the
 // relay reads the stored events after the newest seq they may already
-// have and publishes them to the hub, in seq order. Notices are hints and
+// have and publishes them to the hub, in seq order.
+//
+// Most notices carry their event: the Announcer of the node that
+// published it sends every event, stored or not, with the seq it
+// announced before for the execution (Prev). The relay publishes such an
+// event as it comes when the subscribers have what comes before it (the
+// next seq, or Prev), and reads the store only when they may miss
+// something (an announcement lost). Status events are stored before they
+// are published, so what a subscriber's snapshot lacks is always in the
+// store or in a later announcement. Notices are hints and
 // can be lost, so the relay also re-reads every watched execution once a
 // poll interval (skipping those that run on this node), and all of them
 // after a NoticeResync.
@@ -24,7 +33,8 @@
 // execution, a held seq, and reads after the higher of that and the
 // newest seq the hub published for the execution:
 //
-//   - Every seq a notice carries is stored when the notice arrives. The
+//   - Every seq a notice carries is stored, or announced progress, when
+//     the notice arrives (status events are stored first). The
 //     relay remembers the newest per execution (bounded; forgetting one
 //     only costs a longer first read).
 //   - The hub calls the relay when a subscription is made, before the

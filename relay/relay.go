@@ -22,14 +22,17 @@ const (
 	// Each shard owns the executions whose id hashes to it, so one
 	// execution's events are still published in order.
 	shardCount = 8
-	// noticeQueue is how many notices a shard holds; more are dropped
-	// (the poll catches up).
-	noticeQueue = 1024
+	// noticeQueue is how many notices a shard holds; past it, notices
+	// that carry progress are dropped (conflated), others wait.
+	noticeQueue = 4096
 	// page is how many events one store read returns.
 	page = 500
 	// maxStored is how many executions one generation of Relay.stored
 	// holds; two generations bound its memory.
 	maxStored = 1 << 14
+	// maxSent is how many executions one generation of a shard's sent
+	// holds.
+	maxSent = 1 << 12
 )
 
 // Store is what the relay reads: the event log of a store that other nodes
@@ -104,6 +107,9 @@ type Relay struct {
 	// an event.
 	storedMu          sync.Mutex
 	stored, storedOld map[string]int64
+
+	// stopped is closed when Run returns: Notify waits for room no more.
+	stopped chan struct{}
 }
 
 // shard is the part of the relay that one goroutine serves.
@@ -115,6 +121,16 @@ type shard struct {
 	// subscriber holds the execution up to, from its snapshot or from
 	// what the relay published (see the package documentation).
 	held map[string]int64
+	// sent, then sentOld, hold the newest seq the relay published per
+	// execution, whoever watched it: a stream of many executions
+	// subscribes to no execution, so neither held nor the hub (which
+	// forgets an execution after a status event nobody subscribed to)
+	// says what it was sent. Two generations bound it.
+	sent, sentOld map[string]int64
+	// skipped maps an execution to the newest seq of a progress notice
+	// the shard dropped for want of room: a later notice that follows it
+	// misses only progress. Cleared once a notice past it is served.
+	skipped map[string]int64
 }
 
 // New returns a relay and makes cfg.Hub tell it of new subscriptions.
@@ -122,9 +138,10 @@ func New(cfg Config) (*Relay, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	r := &Relay{cfg: cfg, seed: maphash.MakeSeed(), stored: make(map[string]int64)}
+	r := &Relay{cfg: cfg, seed: maphash.MakeSeed(), stored: make(map[string]int64), stopped: make(chan struct{})}
 	for i := range r.shards {
-		r.shards[i] = shard{notices: make(chan conveyor.Notice, noticeQueue), held: make(map[string]int64)}
+		r.shards[i] = shard{notices: make(chan conveyor.Notice, noticeQueue),
+			held: make(map[string]int64), sent: make(map[string]int64), skipped: make(map[string]int64)}
 	}
 	cfg.Hub.OnSubscribe(r.subscribed)
 	return r, nil
@@ -134,16 +151,30 @@ func (r *Relay) shardOf(id string) *shard {
 	return &r.shards[maphash.String(r.seed, id)%shardCount]
 }
 
-// Notify hands the relay a notice from another node. It never blocks:
-// when a shard's queue is full the notice is dropped and the poll catches
-// up. Call it from the store's Listen callback.
+// Notify hands the relay a notice from another node. Call it from the
+// store's Listen callback. When a shard's queue is full, a notice that
+// carries progress is dropped (the next one supersedes it) and any other
+// waits for room: a status event must not be lost, and the wait slows
+// the listener, not the node that sent it.
 func (r *Relay) Notify(n conveyor.Notice) {
 	switch n.Kind {
 	case conveyor.NoticeEvents:
 		r.noteStored(n.ExecutionID, n.Seq)
+		s := r.shardOf(n.ExecutionID)
 		select {
-		case r.shardOf(n.ExecutionID).notices <- n:
+		case s.notices <- n:
+			return
 		default:
+		}
+		if n.Event != nil && n.Event.Type.Conflates() {
+			s.mu.Lock()
+			s.skipped[n.ExecutionID] = max(s.skipped[n.ExecutionID], n.Seq)
+			s.mu.Unlock()
+			return
+		}
+		select {
+		case s.notices <- n:
+		case <-r.stopped:
 		}
 	case conveyor.NoticeResync:
 		for i := range r.shards {
@@ -193,6 +224,7 @@ func (r *Relay) subscribed(id string) {
 
 // Run serves every shard until ctx ends. Call it once.
 func (r *Relay) Run(ctx context.Context) {
+	defer close(r.stopped)
 	var wg sync.WaitGroup
 	for i := range r.shards {
 		wg.Go(func() { r.runShard(ctx, &r.shards[i]) })
@@ -216,7 +248,7 @@ func (r *Relay) runShard(ctx context.Context, s *shard) {
 			// node writes to it then (a rescue after this node lost its
 			// lease), and its subscribers should hear of that.
 			if after, ok := r.watched(s, n.ExecutionID); ok && after < n.Seq {
-				r.catchUp(ctx, s, n.ExecutionID, after)
+				r.deliver(ctx, s, n, after)
 			}
 		case <-tick.C:
 			r.catchUpAll(ctx, s)
@@ -234,9 +266,50 @@ func (r *Relay) watched(s *shard, id string) (after int64, ok bool) {
 		return 0, false
 	}
 	s.mu.Lock()
-	held := s.held[id]
+	held := max(s.held[id], s.sent[id], s.sentOld[id])
 	s.mu.Unlock()
 	return max(last, held), true
+}
+
+// deliver brings a watched execution's subscribers, who have every event
+// up to after, the events up to the notice's. A notice that carries its
+// event is published as it is when nothing announced comes between: it
+// is the next seq, or its node announced Prev, which they have (the seqs
+// between were progress that node dropped, or never published).
+// Otherwise the store has what they miss: read it, then publish the
+// carried event if the store did not have it (unstored progress).
+func (r *Relay) deliver(ctx context.Context, s *shard, n conveyor.Notice, after int64) {
+	s.mu.Lock()
+	skipped, ok := s.skipped[n.ExecutionID]
+	if ok && skipped < n.Seq {
+		delete(s.skipped, n.ExecutionID)
+	}
+	s.mu.Unlock()
+	if n.Event != nil && (n.Seq == after+1 || n.Prev > 0 && n.Prev <= max(after, skipped)) {
+		r.cfg.Hub.Publish(*n.Event)
+		r.published(s, n.ExecutionID, n.Seq)
+		return
+	}
+	after = r.catchUp(ctx, s, n.ExecutionID, after)
+	if n.Event != nil && n.Seq > after {
+		r.cfg.Hub.Publish(*n.Event)
+		r.published(s, n.ExecutionID, n.Seq)
+	}
+}
+
+// published raises a watched execution's held seq to seq: every event
+// up to it is published now, or was known stored before a later
+// subscriber read its snapshot.
+func (r *Relay) published(s *shard, id string, seq int64) {
+	s.mu.Lock()
+	if held, ok := s.held[id]; ok && held < seq {
+		s.held[id] = seq
+	}
+	if _, ok := s.sent[id]; !ok && len(s.sent) >= maxSent {
+		s.sentOld, s.sent = s.sent, make(map[string]int64)
+	}
+	s.sent[id] = seq
+	s.mu.Unlock()
 }
 
 // catchUpAll catches up every watched execution of the shard that does
@@ -252,31 +325,26 @@ func (r *Relay) catchUpAll(ctx context.Context, s *shard) {
 	}
 }
 
-// catchUp publishes the stored events of id after seq, in order.
-func (r *Relay) catchUp(ctx context.Context, s *shard, id string, after int64) {
+// catchUp publishes the stored events of id after seq, in order, and
+// returns the seq of the last one published (after if none).
+func (r *Relay) catchUp(ctx context.Context, s *shard, id string, after int64) int64 {
 	for {
 		evs, err := r.cfg.Store.Events(ctx, id, after, page)
 		if err != nil {
 			if ctx.Err() == nil {
 				r.cfg.Logger.Warn("relay events", "execution", id, "err", err)
 			}
-			return
+			return after
 		}
 		for _, ev := range evs {
 			r.cfg.Hub.Publish(ev)
 			after = ev.Seq
 		}
 		if len(evs) > 0 {
-			// Every event up to after is now published, or was stored
-			// before a later subscriber read its snapshot.
-			s.mu.Lock()
-			if held, ok := s.held[id]; ok && held < after {
-				s.held[id] = after
-			}
-			s.mu.Unlock()
+			r.published(s, id, after)
 		}
 		if len(evs) < page {
-			return
+			return after
 		}
 	}
 }

@@ -427,6 +427,7 @@ func (fakeStore) Events(context.Context, string, int64, int) ([]conveyor.Event, 
 func TestStoredSeqsAreBounded(t *testing.T) {
 	t.Parallel()
 	c := setup(t)
+	c.run() // a full queue makes Notify wait
 	c.relay.Notify(notice("first", 7))
 	c.relay.Notify(notice("first", 5)) // an older notice
 	if seq, _ := c.relay.StoredSeq("first"); seq != 7 {

@@ -221,8 +221,10 @@ type Server struct {
 
 	numPipelines int
 
-	// On a shared store: the listener of other nodes' notices and the
-	// relay of their events, stopped by stopShared.
+	// On a shared store: the listener of other nodes' notices, the relay
+	// of their events and the announcer of this node's, stopped by
+	// stopShared.
+	announcer  *relay.Announcer
 	stopShared context.CancelFunc
 	sharedDone sync.WaitGroup
 }
@@ -257,18 +259,28 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	h := hub.New()
 	s.hub = h
 	s.logWakeups = hub.NewWakeups()
+	publish := h.Publish
+	if shared, ok := s.store.(conveyor.SharedStore); ok {
+		// Other nodes' subscribers get every event this node publishes
+		// from its announcement, not from the store.
+		s.announcer = relay.NewAnnouncer(shared.Announce, cfg.Logger)
+		publish = func(ev conveyor.Event) {
+			h.Publish(ev)
+			s.announcer.Publish(ev)
+		}
+	}
 	s.engine, err = engine.New(engine.Config{
 		Store:          s.store,
 		Pipelines:      pipelines,
-		PublishFunc:    h.Publish,
+		PublishFunc:    publish,
 		LogsStoredFunc: s.logWakeups.Wake,
 		Concurrency:    cfg.Concurrency,
 		Lease:          cfg.Lease,
 		Logger:         cfg.Logger,
-		// The embedded database serves this node only, whose subscribers
-		// get progress from memory: sample what is stored. Other nodes'
-		// subscribers read progress from PostgreSQL, so store all of it.
-		ProgressStoreInterval: s.progressStoreInterval(),
+		// Subscribers, here and on other nodes, get progress from memory
+		// and announcements: the store keeps a sample, for resumes and
+		// reads.
+		ProgressStoreInterval: ProgressStoreInterval,
 		Metrics:               s.metrics,
 	})
 	if err != nil {
@@ -426,16 +438,9 @@ func (s *Server) openStore(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) progressStoreInterval() time.Duration {
-	if _, shared := s.store.(conveyor.SharedStore); shared {
-		return 0
-	}
-	return EmbeddedProgressStoreInterval
-}
-
-// EmbeddedProgressStoreInterval is how often, at most, a running
-// execution's progress is written to the embedded database.
-const EmbeddedProgressStoreInterval = 500 * time.Millisecond
+// ProgressStoreInterval is how often, at most, a running execution's
+// progress is written to the store.
+const ProgressStoreInterval = 500 * time.Millisecond
 
 func (s *Server) storeName() string {
 	if s.cfg.DatabaseURL != "" {
@@ -456,6 +461,7 @@ func (s *Server) startShared() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopShared = cancel
 	s.sharedDone.Go(func() { s.relay.Run(ctx) })
+	s.sharedDone.Go(func() { s.announcer.Run(ctx) })
 	s.sharedDone.Go(func() {
 		err := shared.Listen(ctx, func(n conveyor.Notice) {
 			s.engine.HandleNotice(n)

@@ -23,6 +23,9 @@ const (
 	// maxPayload bounds one conveyor_events payload, well below
 	// PostgreSQL's 8000 bytes; a batch that needs more sends several.
 	maxPayload = 4000
+	// maxLivePayload bounds one conveyor_live payload: PostgreSQL takes
+	// payloads shorter than 8000 bytes.
+	maxLivePayload = 7900
 	// notifyTimeout bounds a NOTIFY sent after a commit, which runs even
 	// when the caller's context ended: the write is durable and the other
 	// nodes should hear of it.
@@ -116,11 +119,57 @@ func (db *DB) notify(ctx context.Context, channel string, payloads []string) {
 	}
 }
 
+// Announce implements conveyor.Notifier: conveyor_live payloads of
+// "prev event-JSON" lines, as many as fit in maxLivePayload bytes, all in
+// one statement. An event whose line does not fit is announced on
+// conveyor_events as "id:seq", a mark whose receivers read the store.
+// Unlike notify it returns the error: the caller decides what a lost
+// announcement costs.
+func (db *DB) Announce(ctx context.Context, evs []conveyor.Announced) error {
+	var (
+		payloads, marks []string
+		b               strings.Builder
+	)
+	for i := range evs {
+		line, err := conveyor.EncodeEvent(&evs[i].Event)
+		if err != nil {
+			return err
+		}
+		prev := strconv.FormatInt(evs[i].Prev, 10)
+		n := len(prev) + 1 + len(line)
+		if n > maxLivePayload {
+			ev := &evs[i].Event
+			marks = append(marks, ev.ExecutionID+":"+strconv.FormatInt(ev.Seq, 10))
+			continue
+		}
+		if b.Len() > 0 && b.Len()+1+n > maxLivePayload {
+			payloads = append(payloads, b.String())
+			b.Reset()
+		}
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(prev)
+		b.WriteByte(' ')
+		b.Write(line)
+	}
+	if b.Len() > 0 {
+		payloads = append(payloads, b.String())
+	}
+	if len(payloads) > 0 {
+		if _, err := db.pool.Exec(ctx, sqlNotify, channelLive, payloads); err != nil {
+			return fmt.Errorf("announce events: %w", err)
+		}
+	}
+	db.notify(ctx, channelEvents, joinPayloads(marks))
+	return nil
+}
+
 // Listen implements conveyor.Notifier. It holds a connection of its own,
 // outside the pool (LISTEN needs a session: it does not work through a
 // pooler in transaction mode), with application_name
 // ListenApplicationName, listens on conveyor_submitted, conveyor_events,
-// conveyor_cancel and conveyor_logs, and calls fn with a NoticeResync after every
+// conveyor_cancel, conveyor_logs and conveyor_live, and calls fn with a NoticeResync after every
 // (re)connect and then with each notice, one per "id:seq" pair of an
 // events payload. Notifications that this DB's own connections sent are
 // skipped: the node knows what it did itself. fn is called from Listen's
@@ -160,7 +209,7 @@ func (db *DB) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, fn func(conve
 		defer cancel()
 		conn.Close(closeCtx)
 	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+channelSubmitted+"; LISTEN "+channelEvents+"; LISTEN "+channelCancel+"; LISTEN "+channelLogs); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+channelSubmitted+"; LISTEN "+channelEvents+"; LISTEN "+channelCancel+"; LISTEN "+channelLogs+"; LISTEN "+channelLive); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	connected()
@@ -205,6 +254,22 @@ func deliver(n *pgconn.Notification, fn func(conveyor.Notice)) {
 			if id != "" {
 				fn(conveyor.Notice{Kind: conveyor.NoticeLogs, ExecutionID: id})
 			}
+		}
+	case channelLive:
+		for line := range strings.SplitSeq(n.Payload, "\n") {
+			prev, data, ok := strings.Cut(line, " ")
+			if !ok {
+				continue
+			}
+			p, err := strconv.ParseInt(prev, 10, 64)
+			if err != nil || p < 0 {
+				continue
+			}
+			ev, err := conveyor.DecodeEvent([]byte(data))
+			if err != nil || ev.ExecutionID == "" || ev.Seq <= 0 {
+				continue
+			}
+			fn(conveyor.Notice{Kind: conveyor.NoticeEvents, ExecutionID: ev.ExecutionID, Seq: ev.Seq, Event: &ev, Prev: p})
 		}
 	case channelEvents:
 		for pair := range strings.SplitSeq(n.Payload, ",") {

@@ -256,6 +256,9 @@ const (
 const (
 	channelSubmitted = "conveyor_submitted"
 	channelEvents    = "conveyor_events"
-	channelCancel    = "conveyor_cancel"
-	channelLogs      = "conveyor_logs"
+	// channelLive carries the events a node publishes, themselves
+	// (Announce): lines of "prev event-JSON".
+	channelLive   = "conveyor_live"
+	channelCancel = "conveyor_cancel"
+	channelLogs   = "conveyor_logs"
 )

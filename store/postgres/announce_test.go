@@ -1,0 +1,77 @@
+package postgres
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/conveyor-run/conveyor"
+)
+
+// next returns the next notice, failing after 10 s.
+func (n *notices) next() conveyor.Notice {
+	n.t.Helper()
+	select {
+	case got := <-n.ch:
+		return got
+	case <-time.After(10 * time.Second):
+		n.t.Fatal("no notice within 10s")
+		return conveyor.Notice{}
+	}
+}
+
+// TestAnnounce: announced events reach the other node in order, each
+// with itself and its Prev, in payloads PostgreSQL takes; one too large
+// for a payload comes as a mark, whose receivers read the store.
+func TestAnnounce(t *testing.T) {
+	t.Parallel()
+	a, b := twoNodes(t)
+	n := listen(t, b)
+	at := base.Add(1500 * time.Microsecond)
+	var evs []conveyor.Announced
+	for i := range 100 { // about 25 KiB of JSON: several payloads
+		pct := float64(i)
+		evs = append(evs, conveyor.Announced{Prev: int64(i), Event: conveyor.Event{
+			Type: conveyor.EventProgress, ExecutionID: "x", Seq: int64(i + 1), Time: at, Attempt: 1,
+			Progress: &conveyor.Progress{CurrentStep: 1, Percentage: &pct, CurrentStepName: "step", Message: strings.Repeat("m", 150)}}})
+	}
+	big := json.RawMessage(fmt.Sprintf(`{"blob": %q}`, strings.Repeat("b", maxLivePayload)))
+	evs = append(evs,
+		conveyor.Announced{Prev: 100, Event: conveyor.Event{Type: conveyor.EventData, ExecutionID: "x", Seq: 101, Time: at, Attempt: 1, Data: big}},
+		conveyor.Announced{Prev: 0, Event: conveyor.Event{Type: conveyor.EventStarted, ExecutionID: "y", Seq: 1, Time: at, Attempt: 1, Status: conveyor.StatusRunning}})
+	if err := a.Announce(t.Context(), evs); err != nil {
+		t.Fatal(err)
+	}
+	for _, an := range append(evs[:100:100], evs[101]) {
+		got := n.next()
+		if got.Kind != conveyor.NoticeEvents || got.ExecutionID != an.Event.ExecutionID || got.Seq != an.Event.Seq ||
+			got.Prev != an.Prev || got.Event == nil || !reflect.DeepEqual(*got.Event, an.Event) {
+			t.Fatalf("notice %+v (event %+v), want %s #%d prev %d carrying %+v", got, got.Event, an.Event.ExecutionID, an.Event.Seq, an.Prev, an.Event)
+		}
+	}
+	n.want(conveyor.Notice{Kind: conveyor.NoticeEvents, ExecutionID: "x", Seq: 101}) // the mark of the one too large
+}
+
+func TestDeliverLive(t *testing.T) {
+	ev := conveyor.Event{Type: conveyor.EventProgress, ExecutionID: "x", Seq: 7, Time: base, Attempt: 1}
+	line, err := conveyor.EncodeEvent(&ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []conveyor.Notice
+	payload := strings.Join([]string{"6 " + string(line), "", "no-space", "-1 " + string(line), "x " + string(line), "5 {bad", `3 {"type":"progress"}`, "6 " + string(line)}, "\n")
+	deliver(&pgconn.Notification{Channel: channelLive, Payload: payload}, func(n conveyor.Notice) { got = append(got, n) })
+	if len(got) != 2 {
+		t.Fatalf("%d notices from one payload with two good lines: %+v", len(got), got)
+	}
+	for _, n := range got {
+		if n.Kind != conveyor.NoticeEvents || n.ExecutionID != "x" || n.Seq != 7 || n.Prev != 6 || n.Event == nil || !reflect.DeepEqual(*n.Event, ev) {
+			t.Errorf("notice %+v, want x #7 prev 6 carrying the event", n)
+		}
+	}
+}
