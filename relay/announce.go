@@ -20,6 +20,8 @@ const (
 	// maxPrev bounds how many executions the announcer remembers the last
 	// announced seq of; forgetting one costs its receivers a store read.
 	maxPrev = 1 << 16
+	// announceGap is the least time between two announcements.
+	announceGap = 2 * time.Millisecond
 	// announceTimeout bounds one announcement.
 	announceTimeout = 5 * time.Second
 )
@@ -75,6 +77,10 @@ func (a *Announcer) Run(ctx context.Context) {
 		select {
 		case <-a.wake:
 			a.flush(ctx)
+			// Each announcement is a commit that PostgreSQL serializes
+			// with every other notifying one: under load, gather for a
+			// moment, so that many events share one.
+			time.Sleep(announceGap)
 		case <-ctx.Done():
 			a.flush(context.WithoutCancel(ctx))
 			return
