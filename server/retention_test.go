@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -55,22 +54,7 @@ func TestRetentionPrunesOldExecutions(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ctx, stop := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
-	srv, err := server.Open(ctx, server.Config{Addr: "127.0.0.1:0", DataDir: dir, APIKey: metricsKey, Retention: time.Hour,
-		Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	if err != nil {
-		stop()
-		t.Fatal(err)
-	}
-	ran := make(chan error, 1)
-	go func() { ran <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-ran; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
+	srv, logs := openIn(t, dir, server.Config{APIKey: metricsKey, Retention: time.Hour})
 
 	base := "http://" + srv.Addr()
 	hc := httpClient(t)

@@ -92,18 +92,7 @@ var keyCases = []testCase{
 	{"ConcurrentRepeats", func(f *fixture) {
 		// Every request of a burst with one key comes at once: exactly one
 		// creates, and the others learn which.
-		const n = 8
-		exs := make([]*conveyor.Execution, n)
-		for i := range exs {
-			exs[i] = f.keyed("burst", "d")
-		}
-		errs := make([]error, n)
-		var wg sync.WaitGroup
-		for i, ex := range exs {
-			wg.Go(func() { errs[i] = f.s.CreateExecution(f.ctx, ex) })
-		}
-		wg.Wait()
-		wantOneCreated(f, exs, errs)
+		f.burst([]conveyor.Store{f.s})
 	}},
 	{"DeleteExpired", func(f *fixture) {
 		var keyed []*conveyor.Execution
@@ -124,9 +113,28 @@ var keyCases = []testCase{
 	}},
 }
 
+// burst creates 8 executions with one key at once, spread over stores
+// (nodes of one database), and fails unless exactly one was created and
+// every other create failed naming it.
+func (f *fixture) burst(stores []conveyor.Store) {
+	f.t.Helper()
+	exs := make([]*conveyor.Execution, 8)
+	for i := range exs {
+		exs[i] = f.keyed("burst", "d")
+	}
+	errs := make([]error, len(exs))
+	var wg sync.WaitGroup
+	for i, ex := range exs {
+		s := stores[i%len(stores)]
+		wg.Go(func() { errs[i] = s.CreateExecution(f.ctx, ex) })
+	}
+	wg.Wait()
+	f.wantOneCreated(exs, errs)
+}
+
 // wantOneCreated fails unless exactly one of exs was created (its error
 // nil) and every other create failed naming it.
-func wantOneCreated(f *fixture, exs []*conveyor.Execution, errs []error) {
+func (f *fixture) wantOneCreated(exs []*conveyor.Execution, errs []error) {
 	f.t.Helper()
 	winner := ""
 	for i, err := range errs {
@@ -150,18 +158,6 @@ func wantOneCreated(f *fixture, exs []*conveyor.Execution, errs []error) {
 
 var sharedKeyCases = []sharedCase{
 	{"ConcurrentRepeatsOnTwoNodes", func(f *sharedFixture) {
-		const n = 8
-		exs := make([]*conveyor.Execution, n)
-		for i := range exs {
-			exs[i] = f.keyed("burst", "d")
-		}
-		errs := make([]error, n)
-		var wg sync.WaitGroup
-		for i, ex := range exs {
-			node := f.nodes()[i%2]
-			wg.Go(func() { errs[i] = node.CreateExecution(f.ctx, ex) })
-		}
-		wg.Wait()
-		wantOneCreated(f.fixture, exs, errs)
+		f.burst([]conveyor.Store{f.a, f.b})
 	}},
 }
