@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -59,9 +60,14 @@ func TestStatusReachesAnotherNodeUnderProgressLoad(t *testing.T) {
 			return nil
 		}},
 	}
-	a, _ := open(t, server.Config{DatabaseURL: dbURL, NodeID: "a", Concurrency: reporters + members, Pipelines: pipelines,
-		RateLimit: -1, MaxPending: -1})
-	b, _ := open(t, server.Config{DatabaseURL: dbURL, NodeID: "b", Concurrency: 1, Pipelines: pipelines})
+	// Leases long enough that no overload of this machine lets one lapse:
+	// a lapsed lease makes the other node rescue (and fail) executions
+	// whose events were never stored, which is right, but not what this
+	// test is about.
+	const lease = 10 * time.Minute
+	a, logsA := open(t, server.Config{DatabaseURL: dbURL, NodeID: "a", Concurrency: reporters + members, Pipelines: pipelines,
+		RateLimit: -1, MaxPending: -1, Lease: lease})
+	b, logsB := open(t, server.Config{DatabaseURL: dbURL, NodeID: "b", Concurrency: 1, Pipelines: pipelines, Lease: lease})
 	ctx := t.Context()
 	ca, cb := client.New("http://"+a.Addr(), nil), client.New("http://"+b.Addr(), nil)
 
@@ -129,6 +135,13 @@ func TestStatusReachesAnotherNodeUnderProgressLoad(t *testing.T) {
 				log = append(log, fmt.Sprintf("%s#%d", ev.Type, ev.Seq))
 			}
 			t.Errorf("member %s (%s on node %s): status messages %v, want %v; received %v; stored %v", ex.ID, ex.Status, ex.Node, types, want, seen[ex.ID], log)
+			for name, logs := range map[string]*syncBuffer{"a": logsA, "b": logsB} {
+				for line := range strings.SplitSeq(logs.String(), "\n") {
+					if strings.Contains(line, ex.ID) {
+						t.Logf("node %s: %s", name, line)
+					}
+				}
+			}
 		}
 		if ex.Node == "a" {
 			ranOnA++
