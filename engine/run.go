@@ -605,14 +605,15 @@ func (r *run) finish(err error) {
 // only when the next attempt resumes from it (conveyor.Execution.Resumable).
 func (r *run) failOrRetry(ev *conveyor.Event) {
 	ev.Type = conveyor.EventFailed
-	if r.p == nil || !conveyor.Retryable(r.ex.Attempt, r.p.Retries) {
+	policy := r.e.retryPolicy(r.ex.Pipeline) // none for a pipeline this node lacks
+	if !conveyor.Retryable(r.ex.Attempt, policy.Retries) {
 		return
 	}
 	ev.Type = conveyor.EventRetrying
 	if !r.recorded.Load() {
 		ev.Progress = nil // the next attempt starts over
 	}
-	at := r.e.retryPolicy(r.ex.Pipeline).RetryAt(ev.Time, r.ex.Attempt)
+	at := policy.RetryAt(ev.Time, r.ex.Attempt)
 	ev.RetryAt = &at
 }
 
