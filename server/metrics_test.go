@@ -321,15 +321,7 @@ func TestMetricsCountExecutions(t *testing.T) {
 // openSSE opens an SSE stream with the test's key and returns its body.
 func openSSE(t *testing.T, hc *http.Client, url string) io.ReadCloser {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+metricsKey)
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := get(t, hc, url, metricsKey)
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
 		t.Fatalf("GET %s: %s", url, resp.Status)
@@ -427,15 +419,7 @@ func TestMetricsCountLimitRefusals(t *testing.T) {
 	stream := base + "/executions/" + ex.ID + "/progress/sse"
 	first := openSSE(t, hc, stream)
 	defer first.Close()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, stream, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+metricsKey)
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := get(t, hc, stream, metricsKey)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("second stream: %s, want 429", resp.Status)
