@@ -49,7 +49,7 @@ func FillFinished(ctx context.Context, s conveyor.Store, n int, finished time.Ti
 const (
 	// progressEvery is how often the running execution writes progress:
 	// a node whose 50 running executions each store progress twice a
-	// second, as the engine does on SQLite (EmbeddedProgressStoreInterval).
+	// second, as the engine does (server.ProgressStoreInterval).
 	progressEvery = 10 * time.Millisecond
 	// idleWrites is how many writes the Idle sub-benchmark measures.
 	idleWrites = 1000
