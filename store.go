@@ -41,14 +41,16 @@ type Store interface {
 	ListExecutions(ctx context.Context, f ListFilter) (*ExecutionPage, error)
 
 	// ClaimPending moves up to limit pending executions to running:
-	// attempt+1, started_at = now, RetryAt cleared, and a started event
-	// appended. It returns each claimed execution (as it is after the
+	// attempt+1, started_at = now(), RetryAt cleared, and a started event
+	// appended. The store reads now() once it holds what the claim waits
+	// for (a connection, the write lock), so that time spent waiting does
+	// not date a start before the execution was even submitted. It returns each claimed execution (as it is after the
 	// claim) with that event, oldest first. An execution that waits (its
 	// RetryAt, else its RunAt, is set) is not claimed before that time;
 	// once due, it goes first, the earliest due first, before the
 	// others, oldest first. Neither kind costs a claim a scan of the
 	// executions still waiting.
-	ClaimPending(ctx context.Context, limit int, now time.Time) ([]Claim, error)
+	ClaimPending(ctx context.Context, limit int, now func() time.Time) ([]Claim, error)
 
 	// NextDue returns the earliest time after after at which a waiting
 	// pending execution becomes due (see ClaimPending); the zero time

@@ -547,7 +547,7 @@ func (e *Engine) claim(ctx context.Context) bool {
 	if free <= 0 || ctx.Err() != nil {
 		return false
 	}
-	claims, err := e.cfg.Store.ClaimPending(ctx, free, e.now())
+	claims, err := e.cfg.Store.ClaimPending(ctx, free, e.now)
 	if err != nil {
 		if ctx.Err() == nil {
 			e.cfg.Logger.Error("claim pending executions", "err", err)

@@ -90,7 +90,7 @@ func (s *faultStore) AppendLogs(ctx context.Context, lines []conveyor.LogLine) e
 	return s.Store.AppendLogs(ctx, lines)
 }
 
-func (s *faultStore) ClaimPending(ctx context.Context, limit int, now time.Time) ([]conveyor.Claim, error) {
+func (s *faultStore) ClaimPending(ctx context.Context, limit int, now func() time.Time) ([]conveyor.Claim, error) {
 	cs, err := s.Store.ClaimPending(ctx, limit, now)
 	if s.claimedFunc != nil {
 		s.claimedFunc(len(cs), err)
@@ -189,7 +189,7 @@ func runningExecutions(t *testing.T, s conveyor.Store, n int) []conveyor.Claim {
 	if err := s.CreateExecutions(t.Context(), es); err != nil {
 		t.Fatal(err)
 	}
-	cs, err := s.ClaimPending(t.Context(), n, time.Now())
+	cs, err := s.ClaimPending(t.Context(), n, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ func setup(t *testing.T) (*live.View[*hub.Subscription, *hub.Feed], *hub.Hub, co
 	if err := s.CreateExecution(t.Context(), ex); err != nil {
 		t.Fatal(err)
 	}
-	claims, err := s.ClaimPending(t.Context(), 1, now)
+	claims, err := s.ClaimPending(t.Context(), 1, func() time.Time { return now })
 	if err != nil || len(claims) != 1 {
 		t.Fatalf("claim: %v, %v", claims, err)
 	}

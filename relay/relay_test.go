@@ -94,7 +94,7 @@ func (c *cluster) start(id string) *conveyor.Execution {
 
 func (c *cluster) claim(id string) *conveyor.Execution {
 	c.t.Helper()
-	claims, err := c.store.ClaimPending(context.Background(), 1, c.now)
+	claims, err := c.store.ClaimPending(context.Background(), 1, func() time.Time { return c.now })
 	if err != nil || len(claims) != 1 || claims[0].Execution.ID != id {
 		c.t.Fatalf("claim %s: %v, %v", id, claims, err)
 	}

@@ -21,7 +21,7 @@ func finishedAt(t *testing.T, db *sqlite.DB, id string, end conveyor.EventType, 
 	if err := db.CreateExecution(ctx, ex); err != nil {
 		t.Fatal(err)
 	}
-	claims, err := db.ClaimPending(ctx, 1, at.Add(-time.Second))
+	claims, err := db.ClaimPending(ctx, 1, func() time.Time { return at.Add(-time.Second) })
 	if err != nil || len(claims) != 1 || claims[0].Execution.ID != id {
 		t.Fatalf("claim %s: %+v, %v", id, claims, err)
 	}

@@ -139,7 +139,7 @@ func (h *harness) start() *conveyor.Execution {
 	if err := h.store.CreateExecution(h.t.Context(), ex); err != nil {
 		h.t.Fatal(err)
 	}
-	if _, err := h.store.ClaimPending(h.t.Context(), 1, time.Now()); err != nil {
+	if _, err := h.store.ClaimPending(h.t.Context(), 1, time.Now); err != nil {
 		h.t.Fatal(err)
 	}
 	return ex

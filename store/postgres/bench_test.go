@@ -101,7 +101,7 @@ func BenchmarkClaimPending(b *testing.B) {
 			pending = 1000
 			b.StartTimer()
 		}
-		claims, err := db.ClaimPending(ctx, 1, base.Add(time.Duration(made)))
+		claims, err := db.ClaimPending(ctx, 1, func() time.Time { return base.Add(time.Duration(made)) })
 		if err != nil || len(claims) != 1 {
 			b.Fatalf("ClaimPending = %d claims, %v", len(claims), err)
 		}

@@ -238,27 +238,12 @@ func (db *DB) CountPending(ctx context.Context, upTo int) (int, error) {
 // nodes skip the rows this one is claiming (SKIP LOCKED) instead of
 // waiting for them. After the commit, and outside the claim's transaction,
 // it notifies conveyor_events of the started events.
-func (db *DB) ClaimPending(ctx context.Context, limit int, now time.Time) ([]conveyor.Claim, error) {
+func (db *DB) ClaimPending(ctx context.Context, limit int, now func() time.Time) ([]conveyor.Claim, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	now = storedTime(now)
-	rows, err := db.pool.Query(ctx, sqlClaimPending, limit, now, db.node, now.Add(db.lease), now.Format(time.RFC3339Nano),
-		conveyor.SeqReservation)
+	claims, err := db.claim(ctx, limit, now)
 	if err != nil {
-		return nil, fmt.Errorf("claim executions: %w", err)
-	}
-	defer rows.Close()
-	var claims []conveyor.Claim
-	for rows.Next() {
-		ex, _, err := scanExecution(rows)
-		if err != nil {
-			return nil, fmt.Errorf("claim executions: %w", err)
-		}
-		claims = append(claims, conveyor.Claim{Execution: ex, Started: conveyor.StartedEvent(ex, now)})
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("claim executions: %w", err)
 	}
 	if len(claims) > 0 {
@@ -269,6 +254,33 @@ func (db *DB) ClaimPending(ctx context.Context, limit int, now time.Time) ([]con
 		db.notifyEvents(ctx, marks)
 	}
 	return claims, nil
+}
+
+// claim runs the claim on a connection of its own, reading the time
+// once it has one: a busy pool can keep a claim waiting for longer than
+// it takes to submit an execution.
+func (db *DB) claim(ctx context.Context, limit int, now func() time.Time) ([]conveyor.Claim, error) {
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+	at := storedTime(now())
+	rows, err := conn.Query(ctx, sqlClaimPending, limit, at, db.node, at.Add(db.lease), at.Format(time.RFC3339Nano),
+		conveyor.SeqReservation)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var claims []conveyor.Claim
+	for rows.Next() {
+		ex, _, err := scanExecution(rows)
+		if err != nil {
+			return nil, err
+		}
+		claims = append(claims, conveyor.Claim{Execution: ex, Started: conveyor.StartedEvent(ex, at)})
+	}
+	return claims, rows.Err()
 }
 
 // NextDue implements conveyor.Store.

@@ -107,7 +107,7 @@ func create(t testing.TB, db *DB, id, pipeline string) *conveyor.Execution {
 
 func claim(t testing.TB, db *DB, limit int, now time.Time) []conveyor.Claim {
 	t.Helper()
-	claims, err := db.ClaimPending(context.Background(), limit, now)
+	claims, err := db.ClaimPending(context.Background(), limit, func() time.Time { return now })
 	if err != nil {
 		t.Fatalf("ClaimPending: %v", err)
 	}
@@ -499,5 +499,45 @@ func TestListenEndsWithContext(t *testing.T) {
 	}
 	if called {
 		t.Error("Listen to an unreachable server delivered a notice")
+	}
+}
+
+// TestClaimReadsTheClockOnceConnected pins that a claim dates its start
+// from when it has a connection, not from when it asked for one: a busy
+// pool can keep it waiting while executions are submitted, which must not
+// start before they were.
+func TestClaimReadsTheClockOnceConnected(t *testing.T) {
+	pgtest.AdminURL(t)
+	t.Parallel()
+	db := setup(t)
+	ctx := t.Context()
+	create(t, db, "x", "p")
+	var held []*pgxpool.Conn
+	for range db.pool.Stat().MaxConns() {
+		c, err := db.pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	claimed := make(chan []conveyor.Claim)
+	go func() {
+		claims, err := db.ClaimPending(ctx, 1, time.Now)
+		if err != nil {
+			t.Error(err)
+		}
+		claimed <- claims
+	}()
+	time.Sleep(20 * time.Millisecond) // let the claim ask for a connection
+	freed := time.Now().UTC()
+	for _, c := range held {
+		c.Release()
+	}
+	claims := <-claimed
+	if len(claims) != 1 {
+		t.Fatalf("claimed %d, want 1", len(claims))
+	}
+	if started := *claims[0].Execution.StartedAt; started.Before(freed.Truncate(time.Microsecond)) {
+		t.Errorf("started_at %v is before a connection was free (%v)", started, freed)
 	}
 }

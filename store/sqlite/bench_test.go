@@ -48,7 +48,7 @@ func benchCreate(b *testing.B, db *DB, prefix string, n int) []*conveyor.Executi
 func benchRunning(b *testing.B, db *DB, n int) []*conveyor.Execution {
 	b.Helper()
 	benchCreate(b, db, "run-", n)
-	claims, err := db.ClaimPending(context.Background(), n, time.Now())
+	claims, err := db.ClaimPending(context.Background(), n, time.Now)
 	if err != nil || len(claims) != n {
 		b.Fatalf("claimed %d of %d: %v", len(claims), n, err)
 	}
@@ -160,7 +160,7 @@ func BenchmarkClaimPending(b *testing.B) {
 			pending = refill
 			b.StartTimer()
 		}
-		claims, err := db.ClaimPending(ctx, 1, time.Now())
+		claims, err := db.ClaimPending(ctx, 1, time.Now)
 		if err != nil || len(claims) != 1 {
 			b.Fatalf("claimed %d: %v", len(claims), err)
 		}

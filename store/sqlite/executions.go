@@ -182,16 +182,16 @@ func (db *DB) CountPending(ctx context.Context, upTo int) (int, error) {
 }
 
 // ClaimPending implements conveyor.Store.
-func (db *DB) ClaimPending(ctx context.Context, limit int, now time.Time) ([]conveyor.Claim, error) {
+func (db *DB) ClaimPending(ctx context.Context, limit int, clock func() time.Time) ([]conveyor.Claim, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	now = now.UTC()
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("claim executions: %w", err)
 	}
 	defer tx.Rollback()
+	now := clock().UTC() // the single writer is ours: no more waiting
 
 	rows, err := tx.StmtContext(ctx, db.st.claimPending).QueryContext(ctx, now.UnixNano(), limit)
 	if err != nil {

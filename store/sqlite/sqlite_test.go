@@ -189,3 +189,40 @@ func TestListByTagPlan(t *testing.T) {
 		}
 	}
 }
+
+// TestClaimReadsTheClockOnceItWrites pins that a claim dates its start
+// from when it holds the writer, not from when it asked for it: another
+// write can create an execution meanwhile, which must not start before it
+// was created.
+func TestClaimReadsTheClockOnceItWrites(t *testing.T) {
+	db := open(t)
+	ctx := t.Context()
+	if err := db.CreateExecution(ctx, &conveyor.Execution{ID: "x", Pipeline: "p", Status: conveyor.StatusPending,
+		Input: []byte(`{}`), CreatedAt: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	busy, err := db.w.BeginTx(ctx, nil) // holds the one writer
+	if err != nil {
+		t.Fatal(err)
+	}
+	claimed := make(chan []conveyor.Claim)
+	go func() {
+		claims, err := db.ClaimPending(ctx, 1, time.Now)
+		if err != nil {
+			t.Error(err)
+		}
+		claimed <- claims
+	}()
+	time.Sleep(20 * time.Millisecond) // let the claim ask for the writer
+	freed := time.Now().UTC()
+	if err := busy.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	claims := <-claimed
+	if len(claims) != 1 {
+		t.Fatalf("claimed %d, want 1", len(claims))
+	}
+	if started := *claims[0].Execution.StartedAt; started.Before(freed) {
+		t.Errorf("started_at %v is before the writer was free (%v)", started, freed)
+	}
+}

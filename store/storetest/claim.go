@@ -3,6 +3,7 @@ package storetest
 import (
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/conveyor-run/conveyor"
 )
@@ -119,7 +120,7 @@ var claimCases = []testCase{
 		for range claimers {
 			wg.Go(func() {
 				for {
-					claims, err := f.s.ClaimPending(f.ctx, 3, at(500))
+					claims, err := f.s.ClaimPending(f.ctx, 3, func() time.Time { return at(500) })
 					if err != nil {
 						f.t.Errorf("ClaimPending: %v", err)
 						return

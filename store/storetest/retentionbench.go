@@ -24,7 +24,7 @@ func FillFinished(ctx context.Context, s conveyor.Store, n int, finished time.Ti
 		return err
 	}
 	for done := 0; done < n; {
-		claims, err := s.ClaimPending(ctx, claimBatch, finished.Add(-time.Second))
+		claims, err := s.ClaimPending(ctx, claimBatch, func() time.Time { return finished.Add(-time.Second) })
 		if err != nil {
 			return fmt.Errorf("fill: claim: %w", err)
 		}
@@ -80,7 +80,7 @@ func BenchProgressWhilePruning(b *testing.B, s conveyor.Store) {
 	if err := s.CreateExecution(ctx, ex); err != nil {
 		b.Fatal(err)
 	}
-	claims, err := s.ClaimPending(ctx, 1, time.Now())
+	claims, err := s.ClaimPending(ctx, 1, time.Now)
 	if err != nil || len(claims) != 1 {
 		b.Fatalf("claim the progress writer: %v, %v", claims, err)
 	}

@@ -99,7 +99,7 @@ func noJitter(d time.Duration) time.Duration { return d }
 
 func (f *sharedFixture) claimOn(s conveyor.SharedStore, limit int, now time.Time) []conveyor.Claim {
 	f.t.Helper()
-	claims, err := s.ClaimPending(f.ctx, limit, now)
+	claims, err := s.ClaimPending(f.ctx, limit, func() time.Time { return now })
 	if err != nil {
 		f.t.Fatalf("ClaimPending(%d): %v", limit, err)
 	}
@@ -216,7 +216,7 @@ var sharedClaimCases = []sharedCase{
 			for range claimersPerNode {
 				wg.Go(func() {
 					for {
-						claims, err := n.s.ClaimPending(f.ctx, 5, at(1000))
+						claims, err := n.s.ClaimPending(f.ctx, 5, func() time.Time { return at(1000) })
 						if err != nil {
 							f.t.Errorf("ClaimPending on %s: %v", n.node, err)
 							return

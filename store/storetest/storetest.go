@@ -136,7 +136,7 @@ func (f *fixture) createN(n int, pipeline string) []*conveyor.Execution {
 
 func (f *fixture) claim(limit int, now time.Time) []conveyor.Claim {
 	f.t.Helper()
-	claims, err := f.s.ClaimPending(f.ctx, limit, now)
+	claims, err := f.s.ClaimPending(f.ctx, limit, func() time.Time { return now })
 	if err != nil {
 		f.t.Fatalf("ClaimPending(%d): %v", limit, err)
 	}
