@@ -44,7 +44,9 @@ type Store interface {
 	// attempt+1, started_at = now(), RetryAt cleared, and a started event
 	// appended. The store reads now() once it holds what the claim waits
 	// for (a connection, the write lock), so that time spent waiting does
-	// not date a start before the execution was even submitted. It returns each claimed execution (as it is after the
+	// not date a start long before it happened; and as the statement can
+	// still see an execution committed after that read, an execution
+	// created later than now() starts at its created_at, never before. It returns each claimed execution (as it is after the
 	// claim) with that event, oldest first. An execution that waits (its
 	// RetryAt, else its RunAt, is set) is not claimed before that time;
 	// once due, it goes first, the earliest due first, before the

@@ -278,7 +278,7 @@ func (db *DB) claim(ctx context.Context, limit int, now func() time.Time) ([]con
 		if err != nil {
 			return nil, err
 		}
-		claims = append(claims, conveyor.Claim{Execution: ex, Started: conveyor.StartedEvent(ex, at)})
+		claims = append(claims, conveyor.Claim{Execution: ex, Started: conveyor.StartedEvent(ex, *ex.StartedAt)})
 	}
 	return claims, rows.Err()
 }

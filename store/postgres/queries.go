@@ -63,7 +63,9 @@ const (
 	// (now) first, earliest due first (the partial index
 	// executions_waiting), then the oldest that may start at once
 	// (executions_ready), $1 in all; start them under this node's lease
-	// and append their started events, built here as conveyor.Event JSON.
+	// and append their started events, built here as conveyor.Event JSON
+	// (the timestamp in RFC 3339 with microseconds when it is created_at,
+	// later than $2: see conveyor.Store.ClaimPending).
 	sqlClaimPending = `WITH due AS MATERIALIZED (
 			SELECT num FROM executions
 			WHERE status = 'pending' AND coalesce(retry_at, run_at) IS NOT NULL AND coalesce(retry_at, run_at) <= $2
@@ -78,7 +80,7 @@ const (
 			SELECT num FROM due UNION ALL SELECT num FROM ready
 		), started AS (
 			UPDATE executions e
-			SET status = 'running', attempt = e.attempt + 1, started_at = $2,
+			SET status = 'running', attempt = e.attempt + 1, started_at = greatest($2, e.created_at),
 				last_seq = e.last_seq + 1, node = $3, lease_until = $4, seq_reserved = e.last_seq + 1 + $6, retry_at = NULL
 			FROM claimed WHERE e.num = claimed.num
 			RETURNING e.*
@@ -86,7 +88,9 @@ const (
 			INSERT INTO events (execution_id, seq, type, data)
 			SELECT id, last_seq, 'started', json_build_object(
 				'type', 'started', 'execution_id', id, 'seq', last_seq,
-				'timestamp', $5::text, 'attempt', attempt, 'status', 'running')
+				'timestamp', CASE WHEN started_at = $2 THEN $5::text
+					ELSE to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END,
+				'attempt', attempt, 'status', 'running')
 			FROM started
 		)
 		SELECT ` + executionColumns + ` FROM started ORDER BY num`

@@ -223,7 +223,7 @@ func (db *DB) ClaimPending(ctx context.Context, limit int, clock func() time.Tim
 	insert := tx.StmtContext(ctx, db.st.insertEvent)
 	claims := make([]conveyor.Claim, len(cs))
 	for i, c := range cs {
-		ev := conveyor.StartedEvent(c.ex, now)
+		ev := conveyor.StartedEvent(c.ex, *c.ex.StartedAt)
 		if err := insertEvent(ctx, insert, &ev); err != nil {
 			return nil, fmt.Errorf("claim executions: %w", err)
 		}

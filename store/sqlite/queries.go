@@ -41,7 +41,7 @@ const (
 	// statistics SQLite prefers executions_status_num, whose pending
 	// entries include every waiting execution.
 	sqlClaimPending = `UPDATE executions
-		SET status = 'running', attempt = attempt + 1, started_at = ?1, last_seq = last_seq + 1, retry_at = NULL
+		SET status = 'running', attempt = attempt + 1, started_at = max(?1, created_at), last_seq = last_seq + 1, retry_at = NULL
 		WHERE num IN (SELECT num FROM (
 				SELECT num, 0 AS waited FROM (SELECT num FROM executions INDEXED BY executions_waiting
 					WHERE status = 'pending' AND coalesce(retry_at, run_at) IS NOT NULL AND coalesce(retry_at, run_at) <= ?1

@@ -42,6 +42,31 @@ var claimCases = []testCase{
 		}
 	}},
 
+	{"NeverBeforeCreated", func(f *fixture) {
+		// A claim reads its clock before its statement runs, so it can
+		// take an execution committed after that read: the start is then
+		// when the execution was created, not before.
+		early, late := f.create("alpha"), f.newExecution("alpha")
+		late.CreatedAt = at(90)
+		if err := f.s.CreateExecution(f.ctx, late); err != nil {
+			f.t.Fatal(err)
+		}
+		claims := f.claim(2, at(60))
+		if got := claimIDs(claims); !slices.Equal(got, []string{early.ID, late.ID}) {
+			f.t.Fatalf("claims = %v, want %s and %s", got, early.ID, late.ID)
+		}
+		for i, want := range []*conveyor.Execution{early, late} {
+			w := *want
+			w.Status, w.Attempt, w.StartedAt, w.LastSeq = conveyor.StatusRunning, 1, ptr(at(60)), 1
+			if i == 1 {
+				w.StartedAt = ptr(at(90))
+			}
+			checkExecution(f.t, claims[i].Execution, &w)
+			checkEvent(f.t, claims[i].Started, startedEvent(&w))
+			checkEvents(f.t, f.events(w.ID), []conveyor.Event{startedEvent(&w)})
+		}
+	}},
+
 	{"LimitZero", func(f *fixture) {
 		ex := f.create("alpha")
 		if claims := f.claim(0, at(60)); len(claims) != 0 {
