@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -8,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/conveyor-run/conveyor"
+	"github.com/conveyor-run/conveyor/store/postgres/pgtest"
 )
 
 // next returns the next notice, failing after 10 s.
@@ -73,5 +76,68 @@ func TestDeliverLive(t *testing.T) {
 		if n.Kind != conveyor.NoticeEvents || n.ExecutionID != "x" || n.Seq != 7 || n.Prev != 6 || n.Event == nil || !reflect.DeepEqual(*n.Event, ev) {
 			t.Errorf("notice %+v, want x #7 prev 6 carrying the event", n)
 		}
+	}
+}
+
+// TestAloneNotifiesNoOne: a node that sees no other node listening on its
+// database sends neither announcements nor event marks, which only other
+// nodes read; once another node listens, it sends them again.
+func TestAloneNotifiesNoOne(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	_, dbURL := pgtest.NewDatabase(t)
+	a, b := open(t, dbURL, "a"), open(t, dbURL, "b")
+	watcher, err := pgx.Connect(ctx, dbURL) // not a node: its application_name is not ListenApplicationName
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close(context.Background())
+	if _, err := watcher.Exec(ctx, "LISTEN "+channelLive+"; LISTEN "+channelEvents); err != nil {
+		t.Fatal(err)
+	}
+	next := func() *pgconn.Notification {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		n, err := watcher.WaitForNotification(wctx)
+		if err != nil {
+			t.Fatalf("no notification: %v", err)
+		}
+		return n
+	}
+	waitAlone := func(want bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); a.alone.Load() != want; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("alone = %v after 10s, want %v", !want, want)
+			}
+		}
+	}
+	ev := conveyor.Event{Type: conveyor.EventProgress, ExecutionID: "x", Seq: 2, Time: base, Attempt: 1}
+
+	listen(t, a)
+	waitAlone(true)
+	if err := a.Announce(ctx, []conveyor.Announced{{Event: ev, Prev: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	a.notifyEvents(ctx, []eventMark{{"x", 2}})
+	if _, err := watcher.Exec(ctx, "NOTIFY "+channelLive+", 'after'"); err != nil {
+		t.Fatal(err)
+	}
+	if n := next(); n.Payload != "after" {
+		t.Fatalf("alone, node a notified %s %q", n.Channel, n.Payload)
+	}
+
+	listen(t, b)
+	waitAlone(false)
+	if err := a.Announce(ctx, []conveyor.Announced{{Event: ev, Prev: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := next(); n.Channel != channelLive || !strings.Contains(n.Payload, `"execution_id":"x"`) {
+		t.Fatalf("with node b listening, got %s %q, want the announcement", n.Channel, n.Payload)
+	}
+	a.notifyEvents(ctx, []eventMark{{"x", 2}})
+	if n := next(); n.Channel != channelEvents || n.Payload != "x:2" {
+		t.Fatalf("with node b listening, got %s %q, want the mark x:2", n.Channel, n.Payload)
 	}
 }

@@ -30,12 +30,12 @@ const (
 	// when the caller's context ended: the write is durable and the other
 	// nodes should hear of it.
 	notifyTimeout = 5 * time.Second
-	// listenPingInterval is how long Listen waits for a notification
-	// before it checks that its connection is still alive; a dead peer
-	// would otherwise go unnoticed as long as the operating system keeps
-	// the socket open.
-	listenPingInterval = 30 * time.Second
-	listenPingTimeout  = 10 * time.Second
+	// peersInterval is how often Listen looks for other nodes' listening
+	// connections (see DB.alone). The look is a query on its own
+	// connection, so it also finds a dead peer that the operating system
+	// would keep the socket of open.
+	peersInterval = time.Second
+	peersTimeout  = 10 * time.Second
 	// Reconnection backoff of Listen: doubling from the first to the last.
 	listenBackoffFirst = 100 * time.Millisecond
 	listenBackoffLast  = 5 * time.Second
@@ -53,7 +53,7 @@ type eventMark struct {
 // statement, so one transaction takes PostgreSQL's notification lock once
 // for the whole batch.
 func (db *DB) notifyEvents(ctx context.Context, marks []eventMark) {
-	if len(marks) == 0 {
+	if len(marks) == 0 || db.alone.Load() {
 		return
 	}
 	highest := make(map[string]int64, len(marks))
@@ -124,8 +124,11 @@ func (db *DB) notify(ctx context.Context, channel string, payloads []string) {
 // one statement. An event whose line does not fit is announced on
 // conveyor_events as "id:seq", a mark whose receivers read the store.
 // Unlike notify it returns the error: the caller decides what a lost
-// announcement costs.
+// announcement costs. Nothing is sent while no other node listens.
 func (db *DB) Announce(ctx context.Context, evs []conveyor.Announced) error {
+	if db.alone.Load() {
+		return nil
+	}
 	var (
 		payloads, marks []string
 		b               strings.Builder
@@ -172,7 +175,11 @@ func (db *DB) Announce(ctx context.Context, evs []conveyor.Announced) error {
 // conveyor_cancel, conveyor_logs and conveyor_live, and calls fn with a NoticeResync after every
 // (re)connect and then with each notice, one per "id:seq" pair of an
 // events payload. Notifications that this DB's own connections sent are
-// skipped: the node knows what it did itself. fn is called from Listen's
+// skipped: the node knows what it did itself. Every peersInterval it also
+// looks for other nodes' listening connections on the database: while
+// there are none, the notifications only other nodes need (events, live
+// events, logs) are not sent. A node says hello on conveyor_hello when it
+// starts listening, so that the others notify again at once. fn is called from Listen's
 // goroutine and must not block for long. When the connection drops,
 // Listen reconnects with backoff (100ms doubling to 5s) until ctx ends;
 // then it returns nil.
@@ -182,6 +189,7 @@ func (db *DB) Listen(ctx context.Context, fn func(conveyor.Notice)) error {
 	backoff := listenBackoffFirst
 	for {
 		err := db.listenOnce(ctx, cfg, fn, func() { backoff = listenBackoffFirst })
+		db.alone.Store(false) // unknown again: notify
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -209,13 +217,21 @@ func (db *DB) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, fn func(conve
 		defer cancel()
 		conn.Close(closeCtx)
 	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+channelSubmitted+"; LISTEN "+channelEvents+"; LISTEN "+channelCancel+"; LISTEN "+channelLogs+"; LISTEN "+channelLive); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+channelSubmitted+"; LISTEN "+channelEvents+"; LISTEN "+channelCancel+"; LISTEN "+channelLogs+"; LISTEN "+channelLive+"; LISTEN "+channelHello+"; NOTIFY "+channelHello); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	self := conn.PgConn().PID()
 	connected()
 	fn(conveyor.Notice{Kind: conveyor.NoticeResync})
+	var looked time.Time
 	for {
-		waitCtx, cancel := context.WithTimeout(ctx, listenPingInterval)
+		if time.Since(looked) >= peersInterval {
+			if err := db.lookForPeers(ctx, conn); err != nil {
+				return err
+			}
+			looked = time.Now()
+		}
+		waitCtx, cancel := context.WithTimeout(ctx, peersInterval)
 		n, err := conn.WaitForNotification(waitCtx)
 		cancel()
 		if err != nil {
@@ -225,20 +241,31 @@ func (db *DB) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, fn func(conve
 			if !errors.Is(err, context.DeadlineExceeded) && !pgconn.Timeout(err) {
 				return fmt.Errorf("wait for notification: %w", err)
 			}
-			// Quiet for a while: make sure the server is still there.
-			pingCtx, cancel := context.WithTimeout(ctx, listenPingTimeout)
-			err := conn.Ping(pingCtx)
-			cancel()
-			if err != nil {
-				return fmt.Errorf("ping: %w", err)
-			}
 			continue
 		}
-		if db.ownPID(n.PID) {
+		if n.PID == self || db.ownPID(n.PID) {
+			continue
+		}
+		if n.Channel == channelHello {
+			db.alone.Store(false)
 			continue
 		}
 		deliver(n, fn)
 	}
+}
+
+// lookForPeers sets db.alone from whether another session listens on the
+// database under ListenApplicationName, asking on conn, the listening
+// connection.
+func (db *DB) lookForPeers(ctx context.Context, conn *pgx.Conn) error {
+	ctx, cancel := context.WithTimeout(ctx, peersTimeout)
+	defer cancel()
+	var peers bool
+	if err := conn.QueryRow(ctx, sqlListeningPeers, ListenApplicationName).Scan(&peers); err != nil {
+		return fmt.Errorf("look for other nodes: %w", err)
+	}
+	db.alone.Store(!peers)
+	return nil
 }
 
 // deliver translates one notification into notices. Malformed payloads,

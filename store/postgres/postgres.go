@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -67,6 +68,11 @@ type DB struct {
 	// pids are the backend process ids of the pool's connections, so
 	// Listen can skip the notifications this node sent itself.
 	pids sync.Map // uint32 -> struct{}
+	// alone is set while Listen sees no other node listening on the
+	// database: then nobody needs the notifications that only tell other
+	// nodes what this one did. A node that just started is seen within
+	// Listen's peersInterval; its relay's poll covers that second.
+	alone atomic.Bool
 }
 
 // Open connects to the database at url (a postgres:// URL or a key=value
