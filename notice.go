@@ -19,6 +19,13 @@ type Notifier interface {
 	// too large for a notification is announced without itself: its
 	// receivers read the store.
 	Announce(ctx context.Context, evs []Announced) error
+
+	// Watching tells the other nodes whether this node has streams open.
+	// What only feeds other nodes' streams (announcements, notices of
+	// stored events and logs) is sent only while some node has: a node
+	// sending events that nobody on another node watches pays for them
+	// as much as for the work.
+	Watching(streams bool)
 }
 
 // Announced is an event as Notifier.Announce sends it.

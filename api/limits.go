@@ -168,7 +168,29 @@ func (s *Server) openStream(w http.ResponseWriter, r *http.Request) (release fun
 			m.StreamClosed(transport)
 		}
 	}
+	if s.cfg.WatchingFunc != nil {
+		s.countStream(1)
+		var once sync.Once
+		countedRelease := release
+		release = func() {
+			countedRelease()
+			once.Do(func() { s.countStream(-1) })
+		}
+	}
 	return release, true
+}
+
+// countStream adds d to the streams open and tells Config.WatchingFunc
+// when there come to be some, or none: under the lock, so that it hears
+// the changes in order.
+func (s *Server) countStream(d int) {
+	s.streamsMu.Lock()
+	defer s.streamsMu.Unlock()
+	before := s.streams
+	s.streams += d
+	if (before == 0) != (s.streams == 0) {
+		s.cfg.WatchingFunc(s.streams > 0)
+	}
 }
 
 // clientOf is the client r counts against: its API key, or its address.

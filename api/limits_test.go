@@ -358,3 +358,41 @@ func TestWebSocketRefusesDataMessages(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchingFunc: the node hears when it comes to have streams open and
+// when its last one closes, whatever their transports, and only then.
+func TestWatchingFunc(t *testing.T) {
+	t.Parallel()
+	told := make(chan bool, 10)
+	g := newGate()
+	h := setupWith(t, func(cfg *api.Config) { cfg.WatchingFunc = func(streams bool) { told <- streams } }, 1, twoSteps("gated", g))
+	ex := h.submit("gated", nil)
+	recv(t, g.started)
+
+	ws := h.watch(ex.ID)
+	nextEvent(t, ws)
+	if got := recv(t, told); !got {
+		t.Fatal("told false at the first stream, want true")
+	}
+	ctx, closeSSE := context.WithCancel(t.Context())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.url+"/executions/progress/sse?pipeline=gated", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("SSE stream: %v %v", resp, err)
+	}
+	ws.Close()
+	closeSSE()
+	resp.Body.Close()
+	if got := recv(t, told); got {
+		t.Fatal("told true when the last stream closed, want false")
+	}
+	select {
+	case got := <-told:
+		t.Errorf("told %v more, want nothing", got)
+	default:
+	}
+	send(t, g.release, nil)
+}

@@ -100,6 +100,10 @@ type Config struct {
 	// WakeWebhooksFunc, if set, tells the webhook sender that a delivery
 	// is due now (a redelivery).
 	WakeWebhooksFunc func()
+	// WatchingFunc, if set, is told when the node comes to have streams
+	// open (true) and when its last one closes (false), in that order:
+	// conveyor.Notifier.Watching.
+	WatchingFunc func(streams bool)
 	// Metrics counts streams and refusals and serves GET /metrics; nil:
 	// none, and /metrics is 404.
 	Metrics Metrics
@@ -123,6 +127,10 @@ type Server struct {
 	detachedMu   sync.Mutex
 	detached     map[*detachedStream]struct{}
 	detachedGone chan struct{} // closed, and replaced, when one ends
+
+	// Streams open, for Config.WatchingFunc.
+	streamsMu sync.Mutex
+	streams   int
 }
 
 // CloseStreams makes every open stream send what it already holds and

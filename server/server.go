@@ -330,6 +330,10 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.shutdownEngine()
 		return nil, err
 	}
+	var watching func(bool)
+	if shared, ok := s.store.(conveyor.SharedStore); ok {
+		watching = shared.Watching
+	}
 	s.api = api.New(api.Config{
 		Store: s.store, Runner: s.engine, Executions: live.New(s.store, h), LogWakeups: s.logWakeups, APIKey: cfg.APIKey,
 		LoopbackHostsOnly: cfg.APIKey == "" && loopback(cfg.Addr),
@@ -340,6 +344,7 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return webhook.CheckURL(ctx, url, cfg.WebhookAllowPrivate)
 		},
 		WakeWebhooksFunc: s.webhooks.Wake,
+		WatchingFunc:     watching,
 		Metrics:          s.metrics,
 	})
 	s.http = &http.Server{

@@ -79,15 +79,16 @@ func TestDeliverLive(t *testing.T) {
 	}
 }
 
-// TestAloneNotifiesNoOne: a node that sees no other node listening on its
-// database sends neither announcements nor event marks, which only other
-// nodes read; once another node listens, it sends them again.
-func TestAloneNotifiesNoOne(t *testing.T) {
+// TestUnwatchedNotifiesNoOne: a node sends neither announcements nor
+// event marks, which only feed other nodes' streams, while no other node
+// has streams open; it does from the moment one says it has, and stops
+// when it says it has none.
+func TestUnwatchedNotifiesNoOne(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	_, dbURL := pgtest.NewDatabase(t)
 	a, b := open(t, dbURL, "a"), open(t, dbURL, "b")
-	watcher, err := pgx.Connect(ctx, dbURL) // not a node: its application_name is not ListenApplicationName
+	watcher, err := pgx.Connect(ctx, dbURL) // not a node: it never says hello
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,39 +106,53 @@ func TestAloneNotifiesNoOne(t *testing.T) {
 		}
 		return n
 	}
-	waitAlone := func(want bool) {
+	waitUnwatched := func(want bool) {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); a.alone.Load() != want; time.Sleep(10 * time.Millisecond) {
+		for deadline := time.Now().Add(10 * time.Second); a.unwatched.Load() != want; time.Sleep(10 * time.Millisecond) {
 			if time.Now().After(deadline) {
-				t.Fatalf("alone = %v after 10s, want %v", !want, want)
+				t.Fatalf("unwatched = %v after 10s, want %v", !want, want)
 			}
 		}
 	}
 	ev := conveyor.Event{Type: conveyor.EventProgress, ExecutionID: "x", Seq: 2, Time: base, Attempt: 1}
+	silent := func() {
+		t.Helper()
+		if err := a.Announce(ctx, []conveyor.Announced{{Event: ev, Prev: 1}}); err != nil {
+			t.Fatal(err)
+		}
+		a.notifyEvents(ctx, []eventMark{{"x", 2}})
+		// What a sent would come before what the watcher sends after it.
+		if _, err := watcher.Exec(ctx, "NOTIFY "+channelLive+", 'after'"); err != nil {
+			t.Fatal(err)
+		}
+		if n := next(); n.Payload != "after" {
+			t.Fatalf("unwatched, node a notified %s %q", n.Channel, n.Payload)
+		}
+	}
+	heard := func() {
+		t.Helper()
+		if err := a.Announce(ctx, []conveyor.Announced{{Event: ev, Prev: 1}}); err != nil {
+			t.Fatal(err)
+		}
+		if n := next(); n.Channel != channelLive || !strings.Contains(n.Payload, `"execution_id":"x"`) {
+			t.Fatalf("watched, got %s %q, want the announcement", n.Channel, n.Payload)
+		}
+		a.notifyEvents(ctx, []eventMark{{"x", 2}})
+		if n := next(); n.Channel != channelEvents || n.Payload != "x:2" {
+			t.Fatalf("watched, got %s %q, want the mark x:2", n.Channel, n.Payload)
+		}
+	}
 
 	listen(t, a)
-	waitAlone(true)
-	if err := a.Announce(ctx, []conveyor.Announced{{Event: ev, Prev: 1}}); err != nil {
-		t.Fatal(err)
-	}
-	a.notifyEvents(ctx, []eventMark{{"x", 2}})
-	if _, err := watcher.Exec(ctx, "NOTIFY "+channelLive+", 'after'"); err != nil {
-		t.Fatal(err)
-	}
-	if n := next(); n.Payload != "after" {
-		t.Fatalf("alone, node a notified %s %q", n.Channel, n.Payload)
-	}
+	listen(t, b) // with no streams open
+	waitUnwatched(true)
+	silent()
 
-	listen(t, b)
-	waitAlone(false)
-	if err := a.Announce(ctx, []conveyor.Announced{{Event: ev, Prev: 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if n := next(); n.Channel != channelLive || !strings.Contains(n.Payload, `"execution_id":"x"`) {
-		t.Fatalf("with node b listening, got %s %q, want the announcement", n.Channel, n.Payload)
-	}
-	a.notifyEvents(ctx, []eventMark{{"x", 2}})
-	if n := next(); n.Channel != channelEvents || n.Payload != "x:2" {
-		t.Fatalf("with node b listening, got %s %q, want the mark x:2", n.Channel, n.Payload)
-	}
+	b.Watching(true)
+	waitUnwatched(false)
+	heard()
+
+	b.Watching(false)
+	waitUnwatched(true)
+	silent()
 }

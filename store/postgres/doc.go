@@ -51,7 +51,13 @@
 //	conveyor_events     "id:seq,id:seq,…"        Append, ClaimPending, Cancel of a pending
 //	                                             execution, RecoverInterrupted, RescueExpired
 //	conveyor_cancel     the execution id         Cancel of a running execution
+//	conveyor_logs       execution ids            AppendLogs
+//	conveyor_live       "prev event-JSON" lines  Announce
+//	conveyor_hello      "1" or "0"               Listen, every second and on Watching
 //
+// conveyor_events, conveyor_logs and conveyor_live only feed other nodes'
+// streams: they are sent only while another node's hellos say it has
+// streams open (peers.go).
 // An events payload carries, for each execution the call wrote to, the
 // highest seq it wrote; one call sends one NOTIFY statement, split into
 // several payloads of at most 4000 bytes when needed (PostgreSQL refuses
@@ -64,7 +70,7 @@
 // so it does not work through PgBouncer in transaction mode. It delivers a
 // NoticeResync after every (re)connect, since notifications sent while it
 // was away are lost, then one Notice per id (per id:seq pair for events),
-// skipping those that this DB's own pool sent. It reconnects with backoff
+// skipping those that this DB's own connections sent. It reconnects with backoff
 // from 100ms to 5s until its context ends. Notices are hints: receivers
 // re-read the store, and keep polling as a fallback.
 //

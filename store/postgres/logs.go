@@ -45,7 +45,7 @@ func (db *DB) AppendLogs(ctx context.Context, lines []conveyor.LogLine) error {
 	b := &pgx.Batch{}
 	b.Queue(sqlInsertLogs, ids, times, tries, steps, streams, texts)
 	b.Queue(sqlTrimLogs, batch, conveyor.MaxLogLines)
-	if payloads := joinPayloads(batch); len(payloads) > 0 && !db.alone.Load() {
+	if payloads := joinPayloads(batch); len(payloads) > 0 && !db.unwatched.Load() {
 		b.Queue(sqlNotify, channelLogs, payloads)
 	}
 	if err := db.pool.SendBatch(ctx, b).Close(); err != nil {

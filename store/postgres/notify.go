@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -30,12 +29,6 @@ const (
 	// when the caller's context ended: the write is durable and the other
 	// nodes should hear of it.
 	notifyTimeout = 5 * time.Second
-	// peersInterval is how often Listen looks for other nodes' listening
-	// connections (see DB.alone). The look is a query on its own
-	// connection, so it also finds a dead peer that the operating system
-	// would keep the socket of open.
-	peersInterval = time.Second
-	peersTimeout  = 10 * time.Second
 	// Reconnection backoff of Listen: doubling from the first to the last.
 	listenBackoffFirst = 100 * time.Millisecond
 	listenBackoffLast  = 5 * time.Second
@@ -53,7 +46,7 @@ type eventMark struct {
 // statement, so one transaction takes PostgreSQL's notification lock once
 // for the whole batch.
 func (db *DB) notifyEvents(ctx context.Context, marks []eventMark) {
-	if len(marks) == 0 || db.alone.Load() {
+	if len(marks) == 0 || db.unwatched.Load() {
 		return
 	}
 	highest := make(map[string]int64, len(marks))
@@ -124,9 +117,10 @@ func (db *DB) notify(ctx context.Context, channel string, payloads []string) {
 // one statement. An event whose line does not fit is announced on
 // conveyor_events as "id:seq", a mark whose receivers read the store.
 // Unlike notify it returns the error: the caller decides what a lost
-// announcement costs. Nothing is sent while no other node listens.
+// announcement costs. Nothing is sent while no other node has streams
+// open (see peers.go).
 func (db *DB) Announce(ctx context.Context, evs []conveyor.Announced) error {
-	if db.alone.Load() {
+	if db.unwatched.Load() {
 		return nil
 	}
 	var (
@@ -175,11 +169,11 @@ func (db *DB) Announce(ctx context.Context, evs []conveyor.Announced) error {
 // conveyor_cancel, conveyor_logs and conveyor_live, and calls fn with a NoticeResync after every
 // (re)connect and then with each notice, one per "id:seq" pair of an
 // events payload. Notifications that this DB's own connections sent are
-// skipped: the node knows what it did itself. Every peersInterval it also
-// looks for other nodes' listening connections on the database: while
-// there are none, the notifications only other nodes need (events, live
-// events, logs) are not sent. A node says hello on conveyor_hello when it
-// starts listening, so that the others notify again at once. fn is called from Listen's
+// skipped: the node knows what it did itself. It also says hello on
+// conveyor_hello every helloInterval, and at once when Watching changes,
+// and hears the other nodes' hellos: while no other node has streams
+// open, the notifications that only feed other nodes' streams (events,
+// live events, logs) are not sent (peers.go). fn is called from Listen's
 // goroutine and must not block for long. When the connection drops,
 // Listen reconnects with backoff (100ms doubling to 5s) until ctx ends;
 // then it returns nil.
@@ -189,7 +183,7 @@ func (db *DB) Listen(ctx context.Context, fn func(conveyor.Notice)) error {
 	backoff := listenBackoffFirst
 	for {
 		err := db.listenOnce(ctx, cfg, fn, func() { backoff = listenBackoffFirst })
-		db.alone.Store(false) // unknown again: notify
+		db.unwatched.Store(false) // unknown again: notify
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -217,55 +211,52 @@ func (db *DB) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, fn func(conve
 		defer cancel()
 		conn.Close(closeCtx)
 	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+channelSubmitted+"; LISTEN "+channelEvents+"; LISTEN "+channelCancel+"; LISTEN "+channelLogs+"; LISTEN "+channelLive+"; LISTEN "+channelHello+"; NOTIFY "+channelHello); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+channelSubmitted+"; LISTEN "+channelEvents+"; LISTEN "+channelCancel+"; LISTEN "+channelLogs+"; LISTEN "+channelLive+"; LISTEN "+channelHello); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	self := conn.PgConn().PID()
 	connected()
 	fn(conveyor.Notice{Kind: conveyor.NoticeResync})
-	var looked time.Time
+	var (
+		heard   = newPeers(time.Now())
+		said    time.Time // when this node last said hello
+		saidHad bool      // what it said: streams open or not
+	)
 	for {
-		if time.Since(looked) >= peersInterval {
-			if err := db.lookForPeers(ctx, conn); err != nil {
+		if streams := db.streams.Load(); time.Since(said) >= helloInterval || streams != saidHad {
+			if err := sayHello(ctx, conn, streams); err != nil {
 				return err
 			}
-			looked = time.Now()
+			said, saidHad = time.Now(), streams
+			db.unwatched.Store(heard.unwatched(said))
 		}
-		waitCtx, cancel := context.WithTimeout(ctx, peersInterval)
+		waitCtx, cancel := context.WithTimeout(ctx, helloInterval-time.Since(said))
+		db.setStopWait(cancel)
 		n, err := conn.WaitForNotification(waitCtx)
+		db.setStopWait(nil)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if !errors.Is(err, context.DeadlineExceeded) && !pgconn.Timeout(err) {
+			if waitCtx.Err() == nil && !pgconn.Timeout(err) {
 				return fmt.Errorf("wait for notification: %w", err)
 			}
-			continue
+			continue // time to say hello, or Watching changed
 		}
 		if n.PID == self || db.ownPID(n.PID) {
 			continue
 		}
 		if n.Channel == channelHello {
-			db.alone.Store(false)
+			now := time.Now()
+			if heard.hello(n.PID, n.Payload, now) {
+				said = time.Time{} // a node that just started: tell it at once
+			}
+			db.unwatched.Store(heard.unwatched(now))
 			continue
 		}
 		deliver(n, fn)
 	}
-}
-
-// lookForPeers sets db.alone from whether another session listens on the
-// database under ListenApplicationName, asking on conn, the listening
-// connection.
-func (db *DB) lookForPeers(ctx context.Context, conn *pgx.Conn) error {
-	ctx, cancel := context.WithTimeout(ctx, peersTimeout)
-	defer cancel()
-	var peers bool
-	if err := conn.QueryRow(ctx, sqlListeningPeers, ListenApplicationName).Scan(&peers); err != nil {
-		return fmt.Errorf("look for other nodes: %w", err)
-	}
-	db.alone.Store(!peers)
-	return nil
 }
 
 // deliver translates one notification into notices. Malformed payloads,

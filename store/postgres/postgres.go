@@ -68,11 +68,14 @@ type DB struct {
 	// pids are the backend process ids of the pool's connections, so
 	// Listen can skip the notifications this node sent itself.
 	pids sync.Map // uint32 -> struct{}
-	// alone is set while Listen sees no other node listening on the
-	// database: then nobody needs the notifications that only tell other
-	// nodes what this one did. A node that just started is seen within
-	// Listen's peersInterval; its relay's poll covers that second.
-	alone atomic.Bool
+	// streams is whether this node has streams open (Watching), and
+	// unwatched whether no other node has (Listen hears it): then the
+	// notifications that only feed other nodes' streams are not sent.
+	streams, unwatched atomic.Bool
+	// stopWait interrupts Listen's wait for a notification, to say
+	// hello at once when streams changes.
+	waitMu   sync.Mutex
+	stopWait context.CancelFunc
 }
 
 // Open connects to the database at url (a postgres:// URL or a key=value

@@ -254,10 +254,6 @@ const (
 	sqlLogs = `SELECT id, time, attempt, step, stream, line FROM logs WHERE execution_id = $1 AND id > $2 ORDER BY id`
 
 	sqlNotify = `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`
-
-	// Run on a listening connection: is another one listening here?
-	sqlListeningPeers = `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-		WHERE datname = current_database() AND application_name = $1 AND pid <> pg_backend_pid())`
 )
 
 // The notification channels.
@@ -269,7 +265,7 @@ const (
 	channelLive   = "conveyor_live"
 	channelCancel = "conveyor_cancel"
 	channelLogs   = "conveyor_logs"
-	// channelHello is where a node says it has started listening, so
-	// that the others stop being alone at once (DB.alone).
+	// channelHello carries each listening node's hello: "1" when it has
+	// streams open, "0" when not (peers.go).
 	channelHello = "conveyor_hello"
 )

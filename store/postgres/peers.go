@@ -1,0 +1,99 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Hellos: every listening node tells the others, on conveyor_hello,
+// whether it has streams open, so that a node sends the notifications
+// that only feed other nodes' streams (events, live events, logs) only
+// while some other node has a stream to feed.
+const (
+	// helloInterval is how often a listening node says hello.
+	helloInterval = time.Second
+	// helloTimeout is how long a node not heard from counts as there;
+	// also how long a node listens before it trusts what it heard.
+	helloTimeout = 3 * helloInterval
+	// helloSendTimeout bounds saying hello, which also checks that the
+	// listening connection is alive.
+	helloSendTimeout = 10 * time.Second
+)
+
+// Watching implements conveyor.Notifier: this node has streams open, or
+// none. Listen says so at once.
+func (db *DB) Watching(streams bool) {
+	if db.streams.Swap(streams) == streams {
+		return
+	}
+	db.waitMu.Lock()
+	defer db.waitMu.Unlock()
+	if db.stopWait != nil {
+		db.stopWait()
+	}
+}
+
+// setStopWait records how to interrupt Listen's wait for a notification.
+func (db *DB) setStopWait(stop context.CancelFunc) {
+	db.waitMu.Lock()
+	db.stopWait = stop
+	db.waitMu.Unlock()
+}
+
+// peers is what a listening connection heard from the other nodes' ones:
+// when each last said hello, and whether it had streams open.
+type peers struct {
+	since time.Time // listening since
+	heard map[uint32]peer
+}
+
+type peer struct {
+	at      time.Time
+	streams bool
+}
+
+func newPeers(now time.Time) *peers {
+	return &peers{since: now, heard: make(map[uint32]peer)}
+}
+
+// hello records a hello from the listening backend pid, reporting
+// whether it is the first from it.
+func (p *peers) hello(pid uint32, payload string, now time.Time) (first bool) {
+	_, known := p.heard[pid]
+	p.heard[pid] = peer{at: now, streams: payload == "1"}
+	return !known
+}
+
+// unwatched reports whether no other node has streams open, forgetting
+// the nodes not heard from for helloTimeout. Until it has listened for
+// that long it cannot tell, and reports false.
+func (p *peers) unwatched(now time.Time) bool {
+	watched := now.Sub(p.since) < helloTimeout
+	for pid, h := range p.heard {
+		switch {
+		case now.Sub(h.at) >= helloTimeout:
+			delete(p.heard, pid)
+		case h.streams:
+			watched = true
+		}
+	}
+	return !watched
+}
+
+// sayHello tells the other nodes, on conn, whether this one has streams
+// open.
+func sayHello(ctx context.Context, conn *pgx.Conn, streams bool) error {
+	ctx, cancel := context.WithTimeout(ctx, helloSendTimeout)
+	defer cancel()
+	payload := "0"
+	if streams {
+		payload = "1"
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_notify($1, $2)", channelHello, payload); err != nil {
+		return fmt.Errorf("say hello: %w", err)
+	}
+	return nil
+}
