@@ -228,9 +228,13 @@ func (db *DB) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, fn func(conve
 				return err
 			}
 			said, saidHad = time.Now(), streams
-			db.unwatched.Store(heard.unwatched(said))
 		}
-		waitCtx, cancel := context.WithTimeout(ctx, helloInterval-time.Since(said))
+		db.unwatched.Store(heard.unwatched(time.Now()))
+		wake := said.Add(helloInterval)
+		if settled := heard.since.Add(helloSettle); settled.After(time.Now()) {
+			wake = settled
+		}
+		waitCtx, cancel := context.WithDeadline(ctx, wake)
 		db.setStopWait(cancel)
 		n, err := conn.WaitForNotification(waitCtx)
 		db.setStopWait(nil)
@@ -248,11 +252,9 @@ func (db *DB) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, fn func(conve
 			continue
 		}
 		if n.Channel == channelHello {
-			now := time.Now()
-			if heard.hello(n.PID, n.Payload, now) {
+			if heard.hello(n.PID, n.Payload, time.Now()) {
 				said = time.Time{} // a node that just started: tell it at once
 			}
-			db.unwatched.Store(heard.unwatched(now))
 			continue
 		}
 		deliver(n, fn)

@@ -15,9 +15,11 @@ import (
 const (
 	// helloInterval is how often a listening node says hello.
 	helloInterval = time.Second
-	// helloTimeout is how long a node not heard from counts as there;
-	// also how long a node listens before it trusts what it heard.
+	// helloTimeout is how long a node not heard from counts as there.
 	helloTimeout = 3 * helloInterval
+	// helloSettle is how long a node listens before it trusts what it
+	// heard: the others answer its first hello at once.
+	helloSettle = 250 * time.Millisecond
 	// helloSendTimeout bounds saying hello, which also checks that the
 	// listening connection is alive.
 	helloSendTimeout = 10 * time.Second
@@ -69,9 +71,9 @@ func (p *peers) hello(pid uint32, payload string, now time.Time) (first bool) {
 
 // unwatched reports whether no other node has streams open, forgetting
 // the nodes not heard from for helloTimeout. Until it has listened for
-// that long it cannot tell, and reports false.
+// helloSettle it cannot tell, and reports false.
 func (p *peers) unwatched(now time.Time) bool {
-	watched := now.Sub(p.since) < helloTimeout
+	watched := now.Sub(p.since) < helloSettle
 	for pid, h := range p.heard {
 		switch {
 		case now.Sub(h.at) >= helloTimeout:

@@ -8,10 +8,10 @@ import (
 func TestPeers(t *testing.T) {
 	start := base
 	p := newPeers(start)
-	if p.unwatched(start.Add(helloTimeout - time.Millisecond)) {
-		t.Error("unwatched before listening for helloTimeout: it cannot tell yet")
+	if p.unwatched(start.Add(helloSettle - time.Millisecond)) {
+		t.Error("unwatched before listening for helloSettle: it cannot tell yet")
 	}
-	if !p.unwatched(start.Add(helloTimeout)) {
+	if !p.unwatched(start.Add(helloSettle)) {
 		t.Error("watched with no node heard")
 	}
 	at := start.Add(5 * time.Second)
