@@ -25,6 +25,7 @@ const (
 	Fanout          = "fanout"
 	CrossNode       = "cross-node"
 	SubmitFlood     = "submit-flood"
+	BatchStream     = "batch-stream"
 	All             = "all"
 )
 
@@ -33,7 +34,7 @@ const (
 var Scenarios = []string{Throughput, ProgressLatency, Fanout}
 
 // scenarioNames are all the scenarios --scenario accepts besides All.
-var scenarioNames = append(slices.Clone(Scenarios), CrossNode, SubmitFlood)
+var scenarioNames = append(slices.Clone(Scenarios), CrossNode, SubmitFlood, BatchStream)
 
 // Config says what to measure and against what. Zero fields take the
 // defaults of `conveyor bench`.
@@ -54,6 +55,9 @@ type Config struct {
 
 	// Progress latency: ExecutionsRunning executions reporting Rate
 	// updates a second each for Duration, one subscriber each.
+	//
+	// Batch stream: the same executions submitted as one batch, and one
+	// SSE stream of the batch.
 	//
 	// Submit flood: Concurrency clients each submitting one execution of
 	// bench.noop after another for Duration (default
@@ -415,6 +419,8 @@ func runScenario(ctx context.Context, cfg Config, name string) (res Result, err 
 		err = runFanout(ctx, cfg, t, &res)
 	case SubmitFlood:
 		err = runSubmitFlood(ctx, cfg, t, &res)
+	case BatchStream:
+		err = runBatchStream(ctx, cfg, t, &res)
 	}
 	res.ElapsedSeconds = round3(time.Since(start).Seconds())
 	return res, err
@@ -497,7 +503,7 @@ func openTarget(ctx context.Context, cfg Config, scenario string) (_ *target, er
 	}
 
 	workers := cfg.Workers
-	if scenario == ProgressLatency || scenario == CrossNode {
+	if scenario == ProgressLatency || scenario == CrossNode || scenario == BatchStream {
 		workers = max(workers, cfg.ExecutionsRunning)
 	}
 	for i := range cfg.Nodes {

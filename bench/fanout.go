@@ -203,7 +203,7 @@ func waitStarted(ctx context.Context, c *client.Client, id string) (*conveyor.Ex
 // the node of client i mod N.
 func (t *target) watch(ctx context.Context, transport string, i int, id string) (subscription, error) {
 	if transport == SSE {
-		return watchSSE(ctx, t.hc, t.urls[i%len(t.urls)], t.apiKey, id)
+		return watchSSE(ctx, t.hc, t.urls[i%len(t.urls)], t.apiKey, "/executions/"+id+"/progress/sse")
 	}
 	return t.clientFor(i).Watch(ctx, id)
 }

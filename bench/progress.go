@@ -175,12 +175,43 @@ type progressSubscriber struct {
 	id     string
 	stream *client.Stream
 	ready  time.Time // when the status message arrived
-	first  int64     // the update number in the status message
+	progressTally
+	err error
+}
 
+// progressTally is what a stream carried of one bench.progress execution.
+type progressTally struct {
+	first          int64 // the update number in the status message
 	latencies      []time.Duration
-	sent, received int64
+	sent, received int64 // updates after the status message
 	completed      bool
-	err            error
+}
+
+// take counts ev, received at now, and reports whether it ended the
+// execution: completed, or an error for any other end.
+func (t *progressTally) take(ev conveyor.Event, now time.Time) (final bool, err error) {
+	switch {
+	case ev.Type == conveyor.EventStatus:
+		if ev.Progress != nil {
+			t.first = int64(ev.Progress.Metrics[countMetric])
+		}
+	case ev.Type == conveyor.EventProgress && ev.Progress != nil:
+		if sentNS, ok := ev.Progress.Metrics[progressMetric]; ok && int64(ev.Progress.Metrics[countMetric]) > t.first {
+			t.latencies = append(t.latencies, now.Sub(time.Unix(0, int64(sentNS))))
+			t.received++
+		}
+	case ev.Type == conveyor.EventCompleted:
+		if ev.Progress != nil {
+			t.sent = int64(ev.Progress.Metrics[countMetric]) - t.first
+		}
+		t.completed = true
+		return true, nil
+	case ev.Type.Final():
+		// ev.Error is nil unless the execution failed: %w would put a
+		// nil *conveyor.Error in the chain for errors.As to find.
+		return true, fmt.Errorf("execution ended %s: %v", ev.Type, ev.Error) //nolint:errorlint // see above
+	}
+	return false, nil
 }
 
 // subscribe opens the stream and reads its status message.
@@ -195,14 +226,12 @@ func subscribe(ctx context.Context, c *client.Client, id string) (*progressSubsc
 		return nil, fmt.Errorf("status message of %s: %w", id, err)
 	}
 	sub := &progressSubscriber{id: id, stream: s, ready: time.Now()}
-	if ev.Progress != nil {
-		sub.first = int64(ev.Progress.Metrics[countMetric])
-	}
-	return sub, nil
+	_, sub.err = sub.take(ev, sub.ready)
+	return sub, sub.err
 }
 
-// read reads progress until the execution completes. It counts the
-// updates sent after the status message from the final update number.
+// read reads progress until the execution ends. It counts the updates
+// sent after the status message from the final update number.
 func (s *progressSubscriber) read(ctx context.Context) {
 	for {
 		ev, err := s.stream.Next(ctx)
@@ -215,22 +244,8 @@ func (s *progressSubscriber) read(ctx context.Context) {
 			s.err = err
 			return
 		}
-		switch {
-		case ev.Type == conveyor.EventProgress && ev.Progress != nil:
-			if sentNS, ok := ev.Progress.Metrics[progressMetric]; ok && int64(ev.Progress.Metrics[countMetric]) > s.first {
-				s.latencies = append(s.latencies, now.Sub(time.Unix(0, int64(sentNS))))
-				s.received++
-			}
-		case ev.Type == conveyor.EventCompleted:
-			if ev.Progress != nil {
-				s.sent = int64(ev.Progress.Metrics[countMetric]) - s.first
-			}
-			s.completed = true
-			return
-		case ev.Type.Final():
-			// ev.Error is nil unless the execution failed: %w would put a
-			// nil *conveyor.Error in the chain for errors.As to find.
-			s.err = fmt.Errorf("execution ended %s: %v", ev.Type, ev.Error) //nolint:errorlint // see above
+		if final, err := s.take(ev, now); final {
+			s.err = err
 			return
 		}
 	}

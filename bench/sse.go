@@ -26,8 +26,8 @@ type subscription interface {
 	Close() error
 }
 
-// sseStream reads an execution's Server-Sent Events stream; the Go
-// client speaks WebSocket only. It does not reconnect: a subscriber whose
+// sseStream reads a Server-Sent Events stream; the Go client speaks
+// WebSocket only. It does not reconnect: a subscriber whose
 // stream breaks is an error of the run.
 type sseStream struct {
 	body   io.ReadCloser
@@ -36,13 +36,13 @@ type sseStream struct {
 	once   sync.Once
 }
 
-// watchSSE opens the SSE stream of execution id at baseURL. The stream
-// outlives ctx, which bounds only the opening; Close ends it.
-func watchSSE(ctx context.Context, hc *http.Client, baseURL, apiKey, id string) (*sseStream, error) {
+// watchSSE opens the SSE stream at baseURL+path. The stream outlives ctx,
+// which bounds only the opening; Close ends it.
+func watchSSE(ctx context.Context, hc *http.Client, baseURL, apiKey, path string) (*sseStream, error) {
 	streamCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, cancel) // until the answer's head is in
 	defer stop()
-	req, err := http.NewRequestWithContext(streamCtx, http.MethodGet, baseURL+"/executions/"+id+"/progress/sse", nil)
+	req, err := http.NewRequestWithContext(streamCtx, http.MethodGet, baseURL+path, nil)
 	if err != nil {
 		cancel()
 		return nil, err

@@ -51,6 +51,9 @@ Scenarios (--scenario, default all):
   fanout            idle WebSocket (or --transport sse) subscribers over a few executions:
                     RSS per subscriber, time for the final message to reach them all
   cross-node        progress latency across nodes (PostgreSQL, --nodes 2+): runner and subscriber on different nodes
+  batch-stream      --executions-running executions reporting progress at --rate, submitted as one
+                    batch and watched by one SSE stream of the batch: delay from x.Progress to
+                    receipt, messages sent/received, CPU and RSS; not part of all
   submit-flood      --concurrency clients (default 64) submitting noop executions one after
                     another for --duration (default 60s) while the workers run them: submit
                     latency, submits/s, failed submits by kind, executions/s, backlog at the end;
@@ -108,14 +111,14 @@ Results and how to read them: docs/benchmarks.md.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Scenario, "scenario", bench.All, "throughput, progress-latency, fanout, cross-node, submit-flood or all")
+	f.StringVar(&cfg.Scenario, "scenario", bench.All, "throughput, progress-latency, fanout, cross-node, submit-flood, batch-stream or all")
 	f.IntVar(&cfg.Executions, "executions", bench.DefaultExecutions, "throughput: executions to submit")
 	f.IntVar(&cfg.Concurrency, "concurrency", 0, fmt.Sprintf("concurrent submitting clients (default %d; submit-flood: %d)", bench.DefaultConcurrency, bench.DefaultFloodConcurrency))
 	f.IntVar(&cfg.Batch, "batch", 0, "throughput: submit through POST /batches of this many executions (1 to 10000) instead of one POST /executions each")
 	f.IntVar(&cfg.IdleSamples, "idle-samples", bench.DefaultIdleSamples, "throughput: executions submitted one at a time to idle workers")
-	f.IntVar(&cfg.ExecutionsRunning, "executions-running", bench.DefaultExecutionsRunning, "progress-latency: executions running at once")
-	f.Float64Var(&cfg.Rate, "rate", bench.DefaultRate, "progress-latency: progress updates per second per execution")
-	f.DurationVar(&cfg.Duration, "duration", 0, fmt.Sprintf("progress-latency: how long each execution reports (default %s); submit-flood: how long to flood (default %s)", bench.DefaultDuration, bench.DefaultFloodDuration))
+	f.IntVar(&cfg.ExecutionsRunning, "executions-running", bench.DefaultExecutionsRunning, "progress-latency, batch-stream: executions running at once")
+	f.Float64Var(&cfg.Rate, "rate", bench.DefaultRate, "progress-latency, batch-stream: progress updates per second per execution")
+	f.DurationVar(&cfg.Duration, "duration", 0, fmt.Sprintf("progress-latency, batch-stream: how long each execution reports (default %s); submit-flood: how long to flood (default %s)", bench.DefaultDuration, bench.DefaultFloodDuration))
 	f.IntVar(&cfg.Subscribers, "subscribers", bench.DefaultSubscribers, "fanout: subscribers")
 	f.StringVar(&cfg.Transport, "transport", bench.WebSocket, "fanout: the subscribers' streams, websocket or sse")
 	f.IntVar(&cfg.FanoutExecutions, "fanout-executions", bench.DefaultFanoutExecutions, "fanout: executions the subscribers are spread over")

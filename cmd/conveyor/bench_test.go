@@ -376,3 +376,25 @@ func TestBenchSubmitFloodRateLimited(t *testing.T) {
 		t.Errorf("notes %s do not say how to lift the limit", notes)
 	}
 }
+
+// TestBenchBatchStream watches one batch of bench.progress members over
+// one SSE stream to its end: updates are received and timed, and the
+// server's CPU and RSS are recorded.
+func TestBenchBatchStream(t *testing.T) {
+	t.Parallel()
+	results, took := runBench(t, "--scenario", "batch-stream", "--executions-running", "20", "--rate", "20", "--duration", "1s")
+	r := results["batch-stream"]
+	if r == nil {
+		t.Fatalf("no batch-stream result: %v", results)
+	}
+	checkLatency(t, r, "progress_latency_ms", took)
+	sent, received := number(t, r, "messages_sent"), number(t, r, "messages_received")
+	// A slow client's progress is conflated: how many arrive depends on
+	// the machine's load, so only "some, and each timed" is pinned.
+	if received <= 0 || received > sent || number(t, r, "progress_latency_ms.n") != received {
+		t.Errorf("batch-stream: %v messages received, %v sent, %v timed; want some, at most those sent, each timed", received, sent, number(t, r, "progress_latency_ms.n"))
+	}
+	if number(t, r, "rss_after_kib") <= 0 || number(t, r, "server_cpu.seconds") <= 0 {
+		t.Errorf("batch-stream: rss_after_kib %v, server_cpu %v; want both measured", r["rss_after_kib"], r["server_cpu"])
+	}
+}
