@@ -61,6 +61,10 @@ const (
 	// Walks executions_status_num, and no further than ?1 rows of it.
 	sqlCountPending = `SELECT count(*) FROM (SELECT 1 FROM executions WHERE status = 'pending' LIMIT ?1)`
 
+	// Walks execution_tags' primary key, and no further than ?3 rows of
+	// the tag.
+	sqlCountTag = `SELECT count(*) FROM (SELECT 1 FROM execution_tags WHERE key = ?1 AND value = ?2 LIMIT ?3)`
+
 	sqlRunning = `SELECT ` + executionColumns + ` FROM executions WHERE status = 'running' ORDER BY num`
 
 	// The fenced writes of Append. Each applies only to the current

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -224,5 +225,49 @@ func TestClaimReadsTheClockOnceItWrites(t *testing.T) {
 	}
 	if started := *claims[0].Execution.StartedAt; started.Before(freed) {
 		t.Errorf("started_at %v is before the writer was free (%v)", started, freed)
+	}
+}
+
+// TestRarestTagFirst: a filter of several tags is driven from the one
+// with the fewest executions, whichever order it was given in, and lists
+// the same executions either way.
+func TestRarestTagFirst(t *testing.T) {
+	db := open(t)
+	ctx := t.Context()
+	common, rare, other := conveyor.Tag{Key: "tenant", Value: "acme"}, conveyor.Tag{Key: "customer", Value: "c1"}, conveyor.Tag{Key: "kind", Value: "k"}
+	for i := range 5 {
+		tags := conveyor.Tags{common.Key: common.Value, other.Key: other.Value}
+		if i == 3 {
+			tags[rare.Key] = rare.Value
+		}
+		ex := &conveyor.Execution{ID: fmt.Sprintf("x%d", i), Pipeline: "p", Status: conveyor.StatusPending,
+			Input: []byte(`{}`), Tags: tags, CreatedAt: time.Now().UTC()}
+		if err := db.CreateExecution(ctx, ex); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		given, want []conveyor.Tag
+		listed      int
+	}{
+		{[]conveyor.Tag{common, rare}, []conveyor.Tag{rare, common}, 1},
+		{[]conveyor.Tag{rare, common}, []conveyor.Tag{rare, common}, 1},
+		{[]conveyor.Tag{other, common}, []conveyor.Tag{other, common}, 5}, // as many: as given
+		{[]conveyor.Tag{common, other}, []conveyor.Tag{common, other}, 5},
+	} {
+		got, err := db.rarestFirst(ctx, tc.given)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("rarestFirst(%v) = %v, want %v", tc.given, got, tc.want)
+		}
+		page, err := db.ListExecutions(ctx, conveyor.ListFilter{Tags: tc.given})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Executions) != tc.listed {
+			t.Errorf("list by %v: %d executions, want %d", tc.given, len(page.Executions), tc.listed)
+		}
 	}
 }
