@@ -26,6 +26,11 @@ type Notifier interface {
 	// sending events that nobody on another node watches pays for them
 	// as much as for the work.
 	Watching(streams bool)
+
+	// NotifyPending tells the other nodes that pending executions may be
+	// waiting for a worker: they claim (NoticeSubmitted). A node calls it
+	// when it cannot start at once what was submitted to it.
+	NotifyPending(ctx context.Context)
 }
 
 // Announced is an event as Notifier.Announce sends it.

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -172,5 +173,68 @@ func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
 	case <-ch:
 	case <-time.After(30 * time.Second):
 		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// sharingStore is a store that counts the engine's calls of
+// NotifyPending.
+type sharingStore struct {
+	conveyor.Store
+	asked atomic.Int64
+}
+
+func (s *sharingStore) NotifyPending(context.Context) { s.asked.Add(1) }
+
+// TestSharesOnlyWhatItCannotStart: a node asks the other nodes to claim
+// only when it may not start what was submitted to it at once, so that
+// a fleet with room does not race to claim every submission.
+func TestSharesOnlyWhatItCannotStart(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	pipelines := map[string]*conveyor.Pipeline{
+		"noop": {Name: "noop", Handler: func(context.Context, *conveyor.Exec) error { return nil }},
+		"held": {Name: "held", Handler: func(ctx context.Context, _ *conveyor.Exec) error {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return nil
+		}},
+	}
+	s := &sharingStore{Store: openStore(t)}
+	e, pub := startEngine(t, Config{Store: s, Pipelines: pipelines, Concurrency: 2, PollInterval: time.Hour})
+	ctx := t.Context()
+
+	// Room for it: kept.
+	ex, err := e.Submit(ctx, "noop", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub.waitFinal(t, ex.ID)
+	if n := s.asked.Load(); n != 0 {
+		t.Fatalf("asked the others %d times for one execution with room for it, want 0", n)
+	}
+
+	// More than it runs at a time: shared at once.
+	b, _, err := e.SubmitBatch(ctx, conveyor.NewBatch{Executions: []conveyor.NewExecution{{Pipeline: "held"}, {Pipeline: "held"}, {Pipeline: "held"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "a request to share the batch", func() bool { return s.asked.Load() > 0 })
+
+	// Full, with one left pending: what comes next is shared too.
+	waitUntil(t, "both workers busy", func() bool { return e.Running() == 2 })
+	asked := s.asked.Load()
+	if _, err := e.Submit(ctx, "noop", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "a request to share a submission to a full node", func() bool { return s.asked.Load() > asked })
+	close(release)
+	page, err := s.ListExecutions(ctx, conveyor.ListFilter{Batch: b.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ex := range page.Executions {
+		pub.waitFinal(t, ex.ID)
 	}
 }

@@ -18,7 +18,8 @@ import (
 // own answer waits.
 type creator struct {
 	store   conveyor.Store
-	metrics Metrics // nil: none
+	metrics Metrics     // nil: none
+	stored  func(n int) // nil: none; told of every commit of n executions
 
 	mu      sync.Mutex
 	queue   []*createReq
@@ -91,9 +92,16 @@ func (c *creator) commit(batch []*createReq) {
 	if err != nil && len(batch) > 1 && conveyor.ErrorCode(err) != conveyor.EINTERNAL {
 		// One bad execution must not fail the others: find it.
 		for _, r := range batch {
-			r.done <- c.store.CreateExecutions(ctx, []*conveyor.Execution{r.ex})
+			err := c.store.CreateExecutions(ctx, []*conveyor.Execution{r.ex})
+			if err == nil && c.stored != nil {
+				c.stored(1)
+			}
+			r.done <- err
 		}
 		return
+	}
+	if err == nil && c.stored != nil {
+		c.stored(len(batch))
 	}
 	for _, r := range batch {
 		r.done <- err

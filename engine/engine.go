@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -128,6 +129,12 @@ type Engine struct {
 	// so Cancel finds every execution that is running here.
 	mu   sync.Mutex
 	runs map[string]*run
+	// backlog is set while the last claim took all it had room for:
+	// more may be pending than this node can start.
+	backlog atomic.Bool
+	// others is the store's way to ask the other nodes to claim what
+	// this one cannot start (nil on a store of its own).
+	others pendingNotifier
 
 	// history is each pipeline's recent step durations, for ETAs. Its
 	// keys are fixed at New, so runs read it without a lock.
@@ -145,8 +152,16 @@ func New(cfg Config) (*Engine, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: cfg, creator: creator{store: cfg.Store, metrics: cfg.Metrics}, wake: make(chan struct{}, 1), runs: make(map[string]*run),
-		history: newHistories(cfg.Pipelines)}, nil
+	e := &Engine{cfg: cfg, wake: make(chan struct{}, 1), runs: make(map[string]*run), history: newHistories(cfg.Pipelines)}
+	e.others, _ = cfg.Store.(pendingNotifier)
+	e.creator = creator{store: cfg.Store, metrics: cfg.Metrics, stored: e.submitted}
+	return e, nil
+}
+
+// pendingNotifier is the part of conveyor.Notifier the engine uses to
+// share work.
+type pendingNotifier interface {
+	NotifyPending(ctx context.Context)
 }
 
 // Start makes the engine claim and run work. On a store of its own it
@@ -287,7 +302,6 @@ func (e *Engine) SubmitExecution(ctx context.Context, n conveyor.NewExecution) (
 	}
 	e.cfg.Metrics.Submitted(ex.Pipeline)
 	e.wakeAt(ex.RunAt)
-	e.nudge()
 	return ex, true, nil
 }
 
@@ -380,7 +394,7 @@ func (e *Engine) SubmitBatch(ctx context.Context, nb conveyor.NewBatch) (b *conv
 		e.cfg.Metrics.Submitted(ex.Pipeline)
 		e.wakeAt(ex.RunAt)
 	}
-	e.nudge()
+	e.submitted(len(es))
 	b.Total, b.Counts.Pending = len(es), len(es)
 	b.Settle(0)
 	return b, true, nil
@@ -444,6 +458,19 @@ func (e *Engine) Cancel(ctx context.Context, id string) (*conveyor.Execution, er
 func (e *Engine) now() time.Time { return e.cfg.NowFunc().UTC() }
 
 // nudge wakes the claim loop without blocking.
+// submitted has the claim loop start n executions just stored, and asks
+// the other nodes to claim too when this one may not start them all at
+// once: n is more than it runs at a time, or its last claim left work
+// pending. Otherwise it keeps them to itself, so that nodes with room do
+// not all race to claim every submission; should its claim fill it, the
+// claim asks the others then.
+func (e *Engine) submitted(n int) {
+	e.nudge()
+	if e.others != nil && (e.backlog.Load() || n > e.cfg.Concurrency) {
+		e.others.NotifyPending(context.Background())
+	}
+}
+
 func (e *Engine) nudge() {
 	select {
 	case e.wake <- struct{}{}:
@@ -541,6 +568,12 @@ func (d *dueTimer) stop()               { d.t.Stop() }
 // claim claims as many executions as there is room for and starts them. It
 // reports whether it got all it asked for.
 func (e *Engine) claim(ctx context.Context) bool {
+	var share bool
+	defer func() { // after the unlock below
+		if share {
+			e.others.NotifyPending(ctx)
+		}
+	}()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	free := e.cfg.Concurrency - len(e.runs)
@@ -565,7 +598,12 @@ func (e *Engine) claim(ctx context.Context) bool {
 		e.runsWG.Add(1)
 		go r.run()
 	}
-	return len(claims) == free
+	full := len(claims) == free
+	// Full for the first time: what is left may wait for a worker here
+	// while another node has room.
+	was := e.backlog.Swap(full)
+	share = full && !was && e.others != nil
+	return full
 }
 
 // finished unregisters a run and makes room for more work.

@@ -82,7 +82,6 @@ func (db *DB) CreateBatch(ctx context.Context, b *conveyor.Batch, es []*conveyor
 	if err := db.createError(ctx, "create batch", es, err); err != nil {
 		return err
 	}
-	db.notify(ctx, channelSubmitted, []string{es[0].ID})
 	return nil
 }
 

@@ -47,7 +47,7 @@
 // other nodes:
 //
 //	channel             payload                  sent by
-//	conveyor_submitted  the execution id         CreateExecution
+//	conveyor_submitted  empty                    NotifyPending
 //	conveyor_events     "id:seq,id:seq,…"        Append, ClaimPending, Cancel of a pending
 //	                                             execution, RecoverInterrupted, RescueExpired
 //	conveyor_cancel     the execution id         Cancel of a running execution

@@ -58,7 +58,6 @@ func (db *DB) CreateExecutions(ctx context.Context, es []*conveyor.Execution) er
 	if err := db.createError(ctx, "create executions", es, err); err != nil {
 		return err
 	}
-	db.notify(ctx, channelSubmitted, []string{es[0].ID})
 	return nil
 }
 

@@ -162,6 +162,12 @@ func (db *DB) Announce(ctx context.Context, evs []conveyor.Announced) error {
 	return nil
 }
 
+// NotifyPending implements conveyor.Notifier: a conveyor_submitted
+// notification with an empty payload.
+func (db *DB) NotifyPending(ctx context.Context) {
+	db.notify(ctx, channelSubmitted, []string{""})
+}
+
 // Listen implements conveyor.Notifier. It holds a connection of its own,
 // outside the pool (LISTEN needs a session: it does not work through a
 // pooler in transaction mode), with application_name

@@ -193,15 +193,17 @@ func TestListen(t *testing.T) {
 	ctx := t.Context()
 	n := listen(t, b)
 
+	// A submission is not notified (its node claims it, or asks the
+	// others with NotifyPending): the next notice is NotifyPending's.
 	create(t, a, "x", "p")
-	n.want(conveyor.Notice{Kind: conveyor.NoticeSubmitted, ExecutionID: "x"})
+	a.NotifyPending(ctx)
+	n.want(conveyor.Notice{Kind: conveyor.NoticeSubmitted})
 
 	x := claim(t, a, 1, base)[0].Execution
 	n.want(conveyor.Notice{Kind: conveyor.NoticeEvents, ExecutionID: "x", Seq: 1})
 
 	// One notice per execution per batch, with its newest seq.
 	create(t, a, "y", "p")
-	n.want(conveyor.Notice{Kind: conveyor.NoticeSubmitted, ExecutionID: "y"})
 	y := claim(t, a, 1, base)[0].Execution
 	n.want(conveyor.Notice{Kind: conveyor.NoticeEvents, ExecutionID: "y", Seq: 1})
 	if err := a.Append(ctx, []conveyor.Event{progressEvent(x, 2), progressEvent(y, 2), progressEvent(x, 3)}); err != nil {
@@ -226,18 +228,17 @@ func TestListen(t *testing.T) {
 	n.want(conveyor.Notice{Kind: conveyor.NoticeEvents, ExecutionID: "x", Seq: 4})
 
 	create(t, a, "z", "p")
-	n.want(conveyor.Notice{Kind: conveyor.NoticeSubmitted, ExecutionID: "z"})
 	if _, _, err := a.Cancel(ctx, "z", base); err != nil {
 		t.Fatal(err)
 	}
 	n.want(conveyor.Notice{Kind: conveyor.NoticeEvents, ExecutionID: "z", Seq: 1})
 
 	// What b does itself, b is not told; what a does next, it is.
-	create(t, b, "own", "p")
-	create(t, a, "other", "p")
-	n.want(conveyor.Notice{Kind: conveyor.NoticeSubmitted, ExecutionID: "other"})
+	b.NotifyPending(ctx)
+	a.NotifyPending(ctx)
+	n.want(conveyor.Notice{Kind: conveyor.NoticeSubmitted})
 
-	// A batch is one notice, with its first id; a refused batch is none.
+	// Submissions, in batches or refused, are no notice.
 	batch := func(ids ...string) []*conveyor.Execution {
 		exs := make([]*conveyor.Execution, len(ids))
 		for i, id := range ids {
@@ -248,12 +249,12 @@ func TestListen(t *testing.T) {
 	if err := a.CreateExecutions(ctx, batch("b1", "b2", "b3")); err != nil {
 		t.Fatal(err)
 	}
-	n.want(conveyor.Notice{Kind: conveyor.NoticeSubmitted, ExecutionID: "b1"})
 	if err := a.CreateExecutions(ctx, batch("b4", "b1")); conveyor.ErrorCode(err) != conveyor.ECONFLICT {
 		t.Fatalf("CreateExecutions of an existing id = %v, want a conflict", err)
 	}
 	create(t, a, "after", "p")
-	n.want(conveyor.Notice{Kind: conveyor.NoticeSubmitted, ExecutionID: "after"})
+	a.NotifyPending(ctx)
+	n.want(conveyor.Notice{Kind: conveyor.NoticeSubmitted})
 
 	// Stored log lines are announced once per execution of the batch.
 	logLine := func(id string) conveyor.LogLine {
@@ -467,8 +468,8 @@ func TestListenReconnects(t *testing.T) {
 			ListenApplicationName, name)
 		n.want(conveyor.Notice{Kind: conveyor.NoticeResync})
 	}
-	create(t, a, "x", "p")
-	n.want(conveyor.Notice{Kind: conveyor.NoticeSubmitted, ExecutionID: "x"})
+	a.NotifyPending(t.Context())
+	n.want(conveyor.Notice{Kind: conveyor.NoticeSubmitted})
 }
 
 func TestListenEndsWithContext(t *testing.T) {
