@@ -22,15 +22,12 @@ import (
 // The stream ends after the batch's final message; the server's CPU over
 // the run and its RSS before and after are recorded.
 func runBatchStream(ctx context.Context, cfg Config, t *target, res *Result) error {
-	m := cfg.ExecutionsRunning
-	count := int(cfg.Rate * cfg.Duration.Seconds())
-	res.ExecutionsRunning, res.Rate, res.DurationSeconds = m, cfg.Rate, cfg.Duration.Seconds()
-	if !t.embedded {
-		res.note("send and receive times come from the server's clock and this process's: valid only if the server runs on this machine")
-	}
-	if err := waitIdle(ctx, t.client, ProgressPipeline); err != nil {
+	// Room to submit the batch, claim its members and open the stream.
+	plan, err := planProgress(ctx, cfg, t, res, 500*time.Millisecond+time.Duration(cfg.ExecutionsRunning)*time.Millisecond)
+	if err != nil {
 		return err
 	}
+	m := plan.m
 	var (
 		rssBefore int64
 		rssErr    error
@@ -38,12 +35,9 @@ func runBatchStream(ctx context.Context, cfg Config, t *target, res *Result) err
 	if t.pid != 0 {
 		rssBefore, rssErr = rssKiB(t.pid)
 	}
-
-	interval := time.Duration(float64(time.Second) / cfg.Rate)
-	start := time.Now().Add(500*time.Millisecond + time.Duration(m)*time.Millisecond)
 	items := make([]conveyor.NewExecution, m)
 	for i := range items {
-		in, err := json.Marshal(ProgressInput{Rate: cfg.Rate, Count: count, StartNS: start.Add(time.Duration(i) * interval / time.Duration(m)).UnixNano()})
+		in, err := json.Marshal(plan.input(i))
 		if err != nil {
 			return err
 		}
@@ -61,7 +55,7 @@ func runBatchStream(ctx context.Context, cfg Config, t *target, res *Result) err
 	cpu0, cpuErr := cpuTime(t.pid)
 	wall0 := time.Now()
 
-	readCtx, cancel := context.WithDeadline(ctx, start.Add(cfg.Duration+interval+30*time.Second))
+	readCtx, cancel := context.WithDeadline(ctx, plan.start.Add(cfg.Duration+plan.interval+30*time.Second))
 	defer cancel()
 	members, err := readBatchStream(readCtx, stream, m)
 	if err != nil {

@@ -29,24 +29,16 @@ const dialers = 64
 // With several nodes each subscriber is on the node that runs its
 // execution, or, for the cross-node scenario, on another one.
 func runProgressLatency(ctx context.Context, cfg Config, t *target, res *Result, crossNode bool) error {
-	m := cfg.ExecutionsRunning
-	count := int(cfg.Rate * cfg.Duration.Seconds())
-	res.ExecutionsRunning, res.Rate, res.DurationSeconds = m, cfg.Rate, cfg.Duration.Seconds()
-	if !t.embedded {
-		res.note("send and receive times come from the server's clock and this process's: valid only if the server runs on this machine")
-	}
-	if err := waitIdle(ctx, t.client, ProgressPipeline); err != nil {
-		return err
-	}
-
 	// Room to submit, claim and subscribe to every execution before the
 	// first update; an execution that starts later shifts its schedule.
-	interval := time.Duration(float64(time.Second) / cfg.Rate)
-	start := time.Now().Add(300*time.Millisecond + time.Duration(m)*3*time.Millisecond)
+	plan, err := planProgress(ctx, cfg, t, res, 300*time.Millisecond+time.Duration(cfg.ExecutionsRunning)*3*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	m, start, interval := plan.m, plan.start, plan.interval
 	ids := make([]string, m)
-	err := parallel(ctx, m, cfg.Concurrency, func(ctx context.Context, i int) error {
-		in := ProgressInput{Rate: cfg.Rate, Count: count, StartNS: start.Add(time.Duration(i) * interval / time.Duration(m)).UnixNano()}
-		ex, err := t.clientFor(i).Submit(ctx, ProgressPipeline, in)
+	err = parallel(ctx, m, cfg.Concurrency, func(ctx context.Context, i int) error {
+		ex, err := t.clientFor(i).Submit(ctx, ProgressPipeline, plan.input(i))
 		if err != nil {
 			return fmt.Errorf("submit: %w", err)
 		}
@@ -114,6 +106,38 @@ func runProgressLatency(ctx context.Context, cfg Config, t *target, res *Result,
 	}
 	res.ServerCPU = serverCPU(t, cpu1-cpu0, cpuErr, wall, fmt.Sprintf("%d WebSocket clients", m))
 	return nil
+}
+
+// progressPlan is when the executions of a progress scenario report: m
+// executions of bench.progress, each count updates, interval apart, the
+// i-th from start + i × interval / m, so that their phases spread evenly
+// over one interval.
+type progressPlan struct {
+	m, count int
+	rate     float64
+	interval time.Duration
+	start    time.Time
+}
+
+// planProgress records what a progress scenario was asked, waits for the
+// target to be idle, and plans the first update room from now.
+func planProgress(ctx context.Context, cfg Config, t *target, res *Result, room time.Duration) (progressPlan, error) {
+	p := progressPlan{m: cfg.ExecutionsRunning, count: int(cfg.Rate * cfg.Duration.Seconds()), rate: cfg.Rate,
+		interval: time.Duration(float64(time.Second) / cfg.Rate)}
+	res.ExecutionsRunning, res.Rate, res.DurationSeconds = p.m, cfg.Rate, cfg.Duration.Seconds()
+	if !t.embedded {
+		res.note("send and receive times come from the server's clock and this process's: valid only if the server runs on this machine")
+	}
+	if err := waitIdle(ctx, t.client, ProgressPipeline); err != nil {
+		return p, err
+	}
+	p.start = time.Now().Add(room)
+	return p, nil
+}
+
+// input is the input of the plan's i-th execution.
+func (p progressPlan) input(i int) ProgressInput {
+	return ProgressInput{Rate: p.rate, Count: p.count, StartNS: p.start.Add(time.Duration(i) * p.interval / time.Duration(p.m)).UnixNano()}
 }
 
 // tallyProgress records what the subscribers of the progress scenario

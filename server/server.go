@@ -260,7 +260,9 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.hub = h
 	s.logWakeups = hub.NewWakeups()
 	publish := h.Publish
+	var watching func(bool) // tells the other nodes whether this one has streams
 	if shared, ok := s.store.(conveyor.SharedStore); ok {
+		watching = shared.Watching
 		// Other nodes' subscribers get every event this node publishes
 		// from its announcement, not from the store.
 		s.announcer = relay.NewAnnouncer(shared.Announce, cfg.Logger)
@@ -329,10 +331,6 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.ln.Close()
 		s.shutdownEngine()
 		return nil, err
-	}
-	var watching func(bool)
-	if shared, ok := s.store.(conveyor.SharedStore); ok {
-		watching = shared.Watching
 	}
 	s.api = api.New(api.Config{
 		Store: s.store, Runner: s.engine, Executions: live.New(s.store, h), LogWakeups: s.logWakeups, APIKey: cfg.APIKey,
