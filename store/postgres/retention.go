@@ -10,9 +10,10 @@ import (
 	"github.com/conveyor-run/conveyor"
 )
 
-// Deleting an execution deletes its events, log lines, tags and webhook
+// Deleting an execution deletes its events, log lines and webhook
 // deliveries by their foreign keys (ON DELETE CASCADE), each indexed by
-// the execution.
+// the execution; its tags, which have no foreign key (migration
+// 0014_tags_no_fk), deleteExecutions deletes first.
 
 // pruneLockKey is the pg_try_advisory_xact_lock key that each pruning
 // transaction takes, so that one node prunes at a time: the others find
@@ -38,6 +39,7 @@ const (
 	// one batch then take turns, and the second sees the batch empty.
 	sqlLockBatches = `SELECT 1 FROM batches WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`
 
+	sqlDeleteTags       = `DELETE FROM execution_tags WHERE num = ANY($1::bigint[])`
 	sqlDeleteExecutions = `DELETE FROM executions WHERE num = ANY($1::bigint[])`
 
 	// The batches of $1 that have no member left, found by the index
@@ -135,6 +137,9 @@ func deleteExecutions(ctx context.Context, tx pgx.Tx, exs []*conveyor.Execution,
 		if _, err := tx.Exec(ctx, sqlLockBatches, batches); err != nil {
 			return err
 		}
+	}
+	if _, err := tx.Exec(ctx, sqlDeleteTags, nums); err != nil {
+		return err
 	}
 	if _, err := tx.Exec(ctx, sqlDeleteExecutions, nums); err != nil {
 		return err
