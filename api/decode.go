@@ -78,40 +78,56 @@ func decodeBodyUpTo(w http.ResponseWriter, r *http.Request, v any, allowEmpty bo
 // exactFieldNames refuses a JSON object whose field names match the
 // fields of t only when case is ignored, as encoding/json matches them:
 // {"Pipeline": …} would otherwise be read as {"pipeline": …}. It looks
-// into nested objects and arrays of objects of struct fields.
+// into nested objects and arrays of objects of struct fields, in one
+// pass over data, which decoded into t already.
 func exactFieldNames(data []byte, t reflect.Type) error {
-	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
-		if t.Kind() == reflect.Slice {
-			var items []json.RawMessage
-			if json.Unmarshal(data, &items) != nil {
-				return nil
-			}
-			for _, it := range items {
-				if err := exactFieldNames(it, t.Elem()); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
+	return checkFieldNames(json.NewDecoder(bytes.NewReader(data)), t)
+}
+
+// rawMessage is the type of values kept as they are, never looked into.
+var rawMessage = reflect.TypeFor[json.RawMessage]()
+
+// checkFieldNames reads the next value from dec, which decodes into t,
+// checking the field names of the objects in it that decode into structs.
+func checkFieldNames(dec *json.Decoder, t reflect.Type) error {
+	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if t.Kind() != reflect.Struct {
-		return nil
+	var open json.Delim
+	switch {
+	case t.Kind() == reflect.Struct:
+		open = '{'
+	case t.Kind() == reflect.Slice && t != rawMessage && t.Elem().Kind() != reflect.Uint8:
+		open = '['
+	default:
+		return dec.Decode(new(json.RawMessage)) // skipped
 	}
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(data, &obj) != nil {
-		return nil
+	tok, err := dec.Token()
+	if err != nil || tok != open {
+		return err // null, or nothing else: the decoding has taken it
 	}
-	for name, value := range obj {
-		f, ok := fieldByJSONName(t, name)
-		if !ok {
-			return conveyor.Errorf(conveyor.EBADREQUEST, "malformed JSON body: unknown field %q (field names are case-sensitive)", name)
+	for dec.More() {
+		var elem reflect.Type
+		if open == '{' {
+			tok, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			name, _ := tok.(string)
+			f, ok := fieldByJSONName(t, name)
+			if !ok {
+				return conveyor.Errorf(conveyor.EBADREQUEST, "malformed JSON body: unknown field %q (field names are case-sensitive)", name)
+			}
+			elem = f.Type
+		} else {
+			elem = t.Elem()
 		}
-		if err := exactFieldNames(value, f.Type); err != nil {
+		if err := checkFieldNames(dec, elem); err != nil {
 			return err
 		}
 	}
-	return nil
+	_, err = dec.Token() // the closing delimiter
+	return err
 }
 
 // fieldByJSONName is the field of struct t that encoding/json writes as
