@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/conveyor-run/conveyor"
@@ -75,28 +76,31 @@ func (db *DB) create(ctx context.Context, what string, es []*conveyor.Execution,
 			return err
 		}
 	}
-	insert := tx.StmtContext(ctx, db.st.insertExecution)
 	var first int64 // the num of es[0]
 	tagged := false
-	for i, e := range es {
-		res, err := insert.ExecContext(ctx, args[i*insertArgs:(i+1)*insertArgs]...)
+	for start := 0; start < len(es); start += insertRows {
+		chunk := es[start:min(start+insertRows, len(es))]
+		res, err := db.insertExecutions(ctx, tx, len(chunk), args[start*insertArgs:(start+len(chunk))*insertArgs])
 		if err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		if n, err := res.RowsAffected(); err != nil {
 			return fmt.Errorf("%s: %w", what, err)
-		} else if n == 0 {
-			if slices.ContainsFunc(es[:i], func(x *conveyor.Execution) bool { return x.ID == e.ID }) {
-				return conveyor.Errorf(conveyor.ECONFLICT, "execution %q appears more than once in the batch", e.ID)
-			}
-			return conveyor.Errorf(conveyor.ECONFLICT, "execution %q already exists", e.ID)
+		} else if n < int64(len(chunk)) {
+			return db.conflict(ctx, tx, es)
 		}
-		if i == 0 {
-			if first, err = res.LastInsertId(); err != nil {
+		if start == 0 {
+			// One statement's rows take consecutive nums (AUTOINCREMENT,
+			// and the transaction holds the write lock).
+			last, err := res.LastInsertId()
+			if err != nil {
 				return fmt.Errorf("%s: %w", what, err)
 			}
+			first = last - int64(len(chunk)) + 1
 		}
-		tagged = tagged || len(e.Tags) > 0
+		for _, e := range chunk {
+			tagged = tagged || len(e.Tags) > 0
+		}
 	}
 	if tagged {
 		if _, err := tx.StmtContext(ctx, db.st.insertTagsSince).ExecContext(ctx, first); err != nil {
@@ -110,6 +114,53 @@ func (db *DB) create(ctx context.Context, what string, es []*conveyor.Execution,
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
+}
+
+// insertRows is how many executions one INSERT statement takes: one
+// statement per execution cost a bind and a step each.
+const insertRows = 200
+
+// insertExecutions inserts n executions of args in one statement, a
+// prepared one for 1 or insertRows of them.
+func (db *DB) insertExecutions(ctx context.Context, tx *sql.Tx, n int, args []any) (sql.Result, error) {
+	switch n {
+	case 1:
+		return tx.StmtContext(ctx, db.st.insertExecution).ExecContext(ctx, args...)
+	case insertRows:
+		return tx.StmtContext(ctx, db.st.insertExecutions).ExecContext(ctx, args...)
+	}
+	return tx.ExecContext(ctx, insertExecutionsSQL(n), args...)
+}
+
+// insertExecutionsSQL is the INSERT of n executions.
+func insertExecutionsSQL(n int) string {
+	return sqlInsertExecution + strings.Repeat(", "+sqlInsertExecutionRow, n-1) + sqlInsertExecutionEnd
+}
+
+// conflict is the error of inserting es in tx when one of them was not
+// inserted: its id is twice in es, or was taken before tx, which it rolls
+// back to find out.
+func (db *DB) conflict(ctx context.Context, tx *sql.Tx, es []*conveyor.Execution) error {
+	seen := make(map[string]bool, len(es))
+	for _, e := range es {
+		if seen[e.ID] {
+			return conveyor.Errorf(conveyor.ECONFLICT, "execution %q appears more than once in the batch", e.ID)
+		}
+		seen[e.ID] = true
+	}
+	if err := tx.Rollback(); err != nil {
+		return err
+	}
+	for _, e := range es {
+		var n int
+		if err := db.r.QueryRowContext(ctx, sqlIDTaken, e.ID).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return conveyor.Errorf(conveyor.ECONFLICT, "execution %q already exists", e.ID)
+		}
+	}
+	return errors.New("an execution was not inserted, and none conflicts")
 }
 
 // insertTags inserts a tag row (key, value, num) per tag with insert.

@@ -16,11 +16,17 @@ const executionColumns = `num, id, pipeline, status, input, progress, result, er
 	retry_of, resume_step, checkpoint, run_at, retry_at`
 
 const (
+	// An INSERT of executions: sqlInsertExecution, then a
+	// sqlInsertExecutionRow for each row after the first, then
+	// sqlInsertExecutionEnd (insertExecutionsSQL).
 	sqlInsertExecution = `INSERT INTO executions
 		(id, pipeline, status, input, progress, result, error_code, error_message,
 		 attempt, created_at, started_at, finished_at, last_seq, cancel_requested, tags, batch_id, webhook, retry_of, run_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO NOTHING`
+		VALUES ` + sqlInsertExecutionRow
+	sqlInsertExecutionRow = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlInsertExecutionEnd = ` ON CONFLICT (id) DO NOTHING`
+
+	sqlIDTaken = `SELECT count(*) FROM executions WHERE id = ?`
 
 	// sqlInsertTagsSince makes the execution_tags rows of every execution
 	// numbered ?1 or later from its tags column. CreateExecutions runs it
@@ -127,17 +133,18 @@ const (
 type statements struct {
 	list []*sql.Stmt // everything prepared, for close
 
-	insertExecution *sql.Stmt
-	insertTagsSince *sql.Stmt
-	claimPending    *sql.Stmt
-	appendProgress  *sql.Stmt
-	appendFinal     *sql.Stmt
-	appendCompleted *sql.Stmt
-	appendRetrying  *sql.Stmt
-	saveCheckpoint  *sql.Stmt
-	insertEvent     *sql.Stmt
-	insertLog       *sql.Stmt
-	trimLogs        *sql.Stmt
+	insertTagsSince  *sql.Stmt
+	insertExecution  *sql.Stmt // one row
+	insertExecutions *sql.Stmt // insertRows rows
+	claimPending     *sql.Stmt
+	appendProgress   *sql.Stmt
+	appendFinal      *sql.Stmt
+	appendCompleted  *sql.Stmt
+	appendRetrying   *sql.Stmt
+	saveCheckpoint   *sql.Stmt
+	insertEvent      *sql.Stmt
+	insertLog        *sql.Stmt
+	trimLogs         *sql.Stmt
 
 	getExecution *sql.Stmt // readers
 	events       *sql.Stmt // readers
@@ -149,7 +156,8 @@ func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
 		dst   **sql.Stmt
 		query string
 	}{
-		{w, &st.insertExecution, sqlInsertExecution},
+		{w, &st.insertExecution, insertExecutionsSQL(1)},
+		{w, &st.insertExecutions, insertExecutionsSQL(insertRows)},
 		{w, &st.insertTagsSince, sqlInsertTagsSince},
 		{w, &st.claimPending, sqlClaimPending},
 		{w, &st.appendProgress, sqlAppendProgress},
