@@ -40,9 +40,12 @@ func TestDataAndStallMessages(t *testing.T) {
 		Steps: []conveyor.Step{{Name: "load", Kind: "go", Run: step}}})
 	ex := h.submit("stalls", nil)
 	ws := h.watch(ex.ID)
+	// The stream's status message first: the server reads it after the
+	// handshake the client returns from, and data reported before that
+	// read would come in it rather than as a data message.
+	types := []conveyor.EventType{nextEvent(t, ws).Type}
 	close(begin)
 
-	var types []conveyor.EventType
 	var stalled, firstData conveyor.Event
 	// The stall after the data (a slow start may stall before it too).
 	for firstData.Seq == 0 || stalled.Seq <= firstData.Seq {

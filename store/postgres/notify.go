@@ -242,6 +242,9 @@ func (db *DB) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, fn func(conve
 		}
 		waitCtx, cancel := context.WithDeadline(ctx, wake)
 		db.setStopWait(cancel)
+		if db.streams.Load() != saidHad {
+			cancel() // Watching changed before it could stop this wait
+		}
 		n, err := conn.WaitForNotification(waitCtx)
 		db.setStopWait(nil)
 		cancel()
