@@ -46,8 +46,9 @@ type Store interface {
 	// for (a connection, the write lock), so that time spent waiting does
 	// not date a start long before it happened; and as the statement can
 	// still see an execution committed after that read, an execution
-	// created later than now() starts at its created_at, never before. It returns each claimed execution (as it is after the
-	// claim) with that event, oldest first. An execution that waits (its
+	// created later than now() starts at its created_at, never before.
+	// It returns each claimed execution (as it is after the claim) with
+	// that event, oldest first. An execution that waits (its
 	// RetryAt, else its RunAt, is set) is not claimed before that time;
 	// once due, it goes first, the earliest due first, before the
 	// others, oldest first. Neither kind costs a claim a scan of the

@@ -65,15 +65,8 @@ func runBatchStream(ctx context.Context, cfg Config, t *target, res *Result) err
 	cpu1, err := cpuTime(t.pid)
 	cpuErr = errors.Join(cpuErr, err)
 
-	var (
-		lat            []time.Duration
-		sent, received int64
-		late           int
-	)
+	late := 0
 	for _, s := range members {
-		lat = append(lat, s.latencies...)
-		sent += s.sent
-		received += s.received
 		if s.first > 0 {
 			late++
 		}
@@ -81,8 +74,7 @@ func runBatchStream(ctx context.Context, cfg Config, t *target, res *Result) err
 	if late > 0 {
 		res.note("%d of %d members had reported before their status message; those updates are not counted as sent", late, m)
 	}
-	res.ProgressLatencyMS = latencyOf(lat)
-	res.MessagesSent, res.MessagesReceived = &sent, &received
+	recordTallies(res, members)
 	res.ServerCPU = serverCPU(t, cpu1-cpu0, cpuErr, wall, "SSE client")
 	if t.pid != 0 && rssErr == nil {
 		if after, err := rssKiB(t.pid); err == nil {
@@ -95,7 +87,7 @@ func runBatchStream(ctx context.Context, cfg Config, t *target, res *Result) err
 // readBatchStream reads a batch's stream to its end and returns what it
 // carried for each of the batch's m members, failing unless every member
 // completed and the stream ended with a final batch message.
-func readBatchStream(ctx context.Context, stream *sseStream, m int) (map[string]*progressTally, error) {
+func readBatchStream(ctx context.Context, stream *sseStream, m int) ([]*progressTally, error) {
 	members := make(map[string]*progressTally, m)
 	var final bool
 	for {
@@ -123,16 +115,16 @@ func readBatchStream(ctx context.Context, stream *sseStream, m int) (map[string]
 	if !final {
 		return nil, errors.New("batch stream ended without a final batch message")
 	}
-	done := 0
+	tallies := make([]*progressTally, 0, len(members))
 	for _, s := range members {
 		if s.completed {
-			done++
+			tallies = append(tallies, s)
 		}
 	}
-	if done != m {
-		return nil, fmt.Errorf("batch stream carried the completion of %d of %d members", done, m)
+	if len(tallies) != m {
+		return nil, fmt.Errorf("batch stream carried the completion of %d of %d members", len(tallies), m)
 	}
-	return members, nil
+	return tallies, nil
 }
 
 // batchMessage is the type of a many-execution stream's batch messages.

@@ -144,29 +144,36 @@ func (p progressPlan) input(i int) ProgressInput {
 // received, failing if one of them failed or did not see its execution
 // complete.
 func tallyProgress(subs []*progressSubscriber, res *Result) error {
-	var (
-		lat            []time.Duration
-		sent, received int64
-		unfinished     int
-	)
+	tallies := make([]*progressTally, 0, len(subs))
 	for _, s := range subs {
 		if s.err != nil {
 			return fmt.Errorf("subscriber of %s: %w", s.id, s.err)
 		}
-		if !s.completed {
-			unfinished++
-			continue
+		if s.completed {
+			tallies = append(tallies, &s.progressTally)
 		}
-		lat = append(lat, s.latencies...)
-		sent += s.sent
-		received += s.received
 	}
-	if unfinished > 0 {
+	if unfinished := len(subs) - len(tallies); unfinished > 0 {
 		return fmt.Errorf("%d of %d executions did not complete within 30s of their last update", unfinished, len(subs))
+	}
+	recordTallies(res, tallies)
+	return nil
+}
+
+// recordTallies records in res the updates of tallies: their delays, and
+// how many were sent and received.
+func recordTallies(res *Result, tallies []*progressTally) {
+	var (
+		lat            []time.Duration
+		sent, received int64
+	)
+	for _, t := range tallies {
+		lat = append(lat, t.latencies...)
+		sent += t.sent
+		received += t.received
 	}
 	res.ProgressLatencyMS = latencyOf(lat)
 	res.MessagesSent, res.MessagesReceived = &sent, &received
-	return nil
 }
 
 // serverCPU reports the CPU time the server used over wall, as read from

@@ -457,7 +457,6 @@ func (e *Engine) Cancel(ctx context.Context, id string) (*conveyor.Execution, er
 
 func (e *Engine) now() time.Time { return e.cfg.NowFunc().UTC() }
 
-// nudge wakes the claim loop without blocking.
 // submitted has the claim loop start n executions just stored, and asks
 // the other nodes to claim too when this one may not start them all at
 // once: n is more than it runs at a time, or its last claim left work
@@ -471,6 +470,7 @@ func (e *Engine) submitted(n int) {
 	}
 }
 
+// nudge wakes the claim loop without blocking.
 func (e *Engine) nudge() {
 	select {
 	case e.wake <- struct{}{}:
