@@ -47,7 +47,7 @@ const (
 
 	sqlExistingIDs = `SELECT id FROM executions WHERE id = ANY($1::text[])`
 
-	// Walks the partial index executions_pending, and no further than $1
+	// Walks executions_status_num's pending entries, and no further than $1
 	// entries of it.
 	sqlCountPending = `SELECT count(*) FROM (SELECT 1 FROM executions WHERE status = 'pending' LIMIT $1) AS p`
 
@@ -65,7 +65,10 @@ const (
 	// (executions_ready), $1 in all; start them under this node's lease
 	// and append their started events, built here as conveyor.Event JSON
 	// (the timestamp in RFC 3339 with microseconds when it is created_at,
-	// later than $2: see conveyor.Store.ClaimPending).
+	// later than $2: see conveyor.Store.ClaimPending). The update finds
+	// the claimed rows by primary key (= ANY of an array): joined to the
+	// CTE, which may hold any number up to $1 as far as the planner knows,
+	// it was planned as a hash of the whole table with a backlog.
 	sqlClaimPending = `WITH due AS MATERIALIZED (
 			SELECT num FROM executions
 			WHERE status = 'pending' AND coalesce(retry_at, run_at) IS NOT NULL AND coalesce(retry_at, run_at) <= $2
@@ -82,7 +85,7 @@ const (
 			UPDATE executions e
 			SET status = 'running', attempt = e.attempt + 1, started_at = greatest($2, e.created_at),
 				last_seq = e.last_seq + 1, node = $3, lease_until = $4, seq_reserved = e.last_seq + 1 + $6, retry_at = NULL
-			FROM claimed WHERE e.num = claimed.num
+			WHERE e.num = ANY (ARRAY(SELECT num FROM claimed))
 			RETURNING e.*
 		), inserted AS (
 			INSERT INTO events (execution_id, seq, type, data)

@@ -10,10 +10,11 @@ import (
 	"github.com/conveyor-run/conveyor"
 )
 
-// Deleting an execution deletes its events, log lines and webhook
-// deliveries by their foreign keys (ON DELETE CASCADE), each indexed by
-// the execution; its tags, which have no foreign key (migration
-// 0014_tags_no_fk), deleteExecutions deletes first.
+// Deleting an execution deletes its log lines and webhook deliveries by
+// their foreign keys (ON DELETE CASCADE), each indexed by the execution;
+// its tags and events, which have no foreign key (migrations
+// 0014_tags_no_fk and 0015_lighter_writes), deleteExecutions deletes
+// first.
 
 // pruneLockKey is the pg_try_advisory_xact_lock key that each pruning
 // transaction takes, so that one node prunes at a time: the others find
@@ -40,6 +41,7 @@ const (
 	sqlLockBatches = `SELECT 1 FROM batches WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`
 
 	sqlDeleteTags       = `DELETE FROM execution_tags WHERE num = ANY($1::bigint[])`
+	sqlDeleteEvents     = `DELETE FROM events WHERE execution_id = ANY($1::text[])`
 	sqlDeleteExecutions = `DELETE FROM executions WHERE num = ANY($1::bigint[])`
 
 	// The batches of $1 that have no member left, found by the index
@@ -128,7 +130,9 @@ func (db *DB) PruneExecutions(ctx context.Context, cutoff time.Time, limit int) 
 // batches they leave empty.
 func deleteExecutions(ctx context.Context, tx pgx.Tx, exs []*conveyor.Execution, nums []int64) error {
 	var batches []string
-	for _, ex := range exs {
+	ids := make([]string, len(exs))
+	for i, ex := range exs {
+		ids[i] = ex.ID
 		if ex.BatchID != nil {
 			batches = append(batches, *ex.BatchID)
 		}
@@ -139,6 +143,9 @@ func deleteExecutions(ctx context.Context, tx pgx.Tx, exs []*conveyor.Execution,
 		}
 	}
 	if _, err := tx.Exec(ctx, sqlDeleteTags, nums); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, sqlDeleteEvents, ids); err != nil {
 		return err
 	}
 	if _, err := tx.Exec(ctx, sqlDeleteExecutions, nums); err != nil {
