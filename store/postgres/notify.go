@@ -223,26 +223,19 @@ func (db *DB) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, fn func(conve
 	self := conn.PgConn().PID()
 	connected()
 	fn(conveyor.Notice{Kind: conveyor.NoticeResync})
-	var (
-		heard   = newPeers(time.Now())
-		said    time.Time // when this node last said hello
-		saidHad bool      // what it said: streams open or not
-	)
+	g := &greeter{heard: newPeers(time.Now())}
 	for {
-		if streams := db.streams.Load(); time.Since(said) >= helloInterval || streams != saidHad {
-			if err := sayHello(ctx, conn, streams); err != nil {
-				return err
-			}
-			said, saidHad = time.Now(), streams
+		if err := g.greet(ctx, conn, db.streams.Load()); err != nil {
+			return err
 		}
-		db.unwatched.Store(heard.unwatched(time.Now()))
-		wake := said.Add(helloInterval)
-		if settled := heard.since.Add(helloSettle); settled.After(time.Now()) {
-			wake = settled
+		if g.resyncDue(time.Now()) {
+			fn(conveyor.Notice{Kind: conveyor.NoticeResync})
 		}
+		db.unwatched.Store(g.heard.unwatched(time.Now()))
+		wake := g.wake()
 		waitCtx, cancel := context.WithDeadline(ctx, wake)
 		db.setStopWait(cancel)
-		if db.streams.Load() != saidHad {
+		if db.streams.Load() != g.saidHad {
 			cancel() // Watching changed before it could stop this wait
 		}
 		n, err := conn.WaitForNotification(waitCtx)
@@ -261,9 +254,7 @@ func (db *DB) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, fn func(conve
 			continue
 		}
 		if n.Channel == channelHello {
-			if heard.hello(n.PID, n.Payload, time.Now()) {
-				said = time.Time{} // a node that just started: tell it at once
-			}
+			g.hello(n.PID, n.Payload)
 			continue
 		}
 		deliver(n, fn)

@@ -85,6 +85,64 @@ func (p *peers) unwatched(now time.Time) bool {
 	return !watched
 }
 
+// greeter is what a listening connection says and hears on
+// conveyor_hello.
+type greeter struct {
+	heard    *peers
+	said     time.Time // when this node last said hello
+	saidHad  bool      // what it said: streams open or not
+	resyncAt time.Time // when the streams here should read again; zero: no need
+}
+
+// greet says hello on conn when it is time to, or when whether this
+// node has streams open changed.
+func (g *greeter) greet(ctx context.Context, conn *pgx.Conn, streams bool) error {
+	if time.Since(g.said) < helloInterval && streams == g.saidHad {
+		return nil
+	}
+	if err := sayHello(ctx, conn, streams); err != nil {
+		return err
+	}
+	if streams && !g.saidHad {
+		// Until the others hear this, they notify nothing: what they
+		// store meanwhile, the streams here read again once they have
+		// had time to hear it.
+		g.resyncAt = time.Now().Add(helloSettle)
+	}
+	g.said, g.saidHad = time.Now(), streams
+	return nil
+}
+
+// hello records a hello from the listening backend pid; a node that just
+// started is told at once.
+func (g *greeter) hello(pid uint32, payload string) {
+	if g.heard.hello(pid, payload, time.Now()) {
+		g.said = time.Time{}
+	}
+}
+
+// resyncDue reports whether the streams here should read again now, once.
+func (g *greeter) resyncDue(now time.Time) bool {
+	if g.resyncAt.IsZero() || now.Before(g.resyncAt) {
+		return false
+	}
+	g.resyncAt = time.Time{}
+	return true
+}
+
+// wake is when the listening connection has something to do next if no
+// notification comes: say hello, trust what it heard, or resync.
+func (g *greeter) wake() time.Time {
+	wake := g.said.Add(helloInterval)
+	if settled := g.heard.since.Add(helloSettle); settled.After(time.Now()) {
+		wake = settled
+	}
+	if !g.resyncAt.IsZero() && g.resyncAt.Before(wake) {
+		wake = g.resyncAt
+	}
+	return wake
+}
+
 // sayHello tells the other nodes, on conn, whether this one has streams
 // open.
 func sayHello(ctx context.Context, conn *pgx.Conn, streams bool) error {
