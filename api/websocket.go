@@ -69,21 +69,27 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, id strin
 	// and holds nothing of the request's (see detach.go).
 	ctx := c.CloseRead(context.Background())
 
-	sent := false
+	sent, ws := false, newWSWriter(c)
+	defer func() {
+		if !detached {
+			ws.stop()
+		}
+	}()
 	follow, err := src(ctx, func(m message) error {
 		sent = true
-		return writeMessage(ctx, c, m.body)
+		return ws.write(ctx, m.body)
 	}, s.cfg.PingInterval, func() error {
 		go ping(ctx, c)
 		return nil
 	})
 	if err != nil {
-		s.endWebSocket(ctx, c, id, err, sent)
+		s.endWebSocket(ctx, ws, id, err, sent)
 		return
 	}
 	detached = true
 	s.detach(func() { c.CloseNow() }, follow, func(err error) {
-		s.endWebSocket(ctx, c, id, err, sent)
+		s.endWebSocket(ctx, ws, id, err, sent)
+		ws.stop()
 		c.CloseNow()
 		release()
 	})
@@ -92,7 +98,8 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, id strin
 // endWebSocket closes c as a stream that ended with err: normally after
 // the final message, going away on shutdown, and after an error message
 // when it could not open (nothing sent).
-func (s *Server) endWebSocket(ctx context.Context, c *websocket.Conn, id string, err error, sent bool) {
+func (s *Server) endWebSocket(ctx context.Context, w *wsWriter, id string, err error, sent bool) {
+	c := w.c
 	switch {
 	case errors.Is(err, errStreamEnded):
 		c.Close(websocket.StatusNormalClosure, "")
@@ -100,17 +107,45 @@ func (s *Server) endWebSocket(ctx context.Context, c *websocket.Conn, id string,
 		c.Close(websocket.StatusGoingAway, "server shutting down")
 	case !sent && ctx.Err() == nil:
 		msg := s.errorMessage(ctx, id, err)
-		if writeMessage(ctx, c, msg) == nil {
+		if w.write(ctx, msg) == nil {
 			c.Close(websocket.StatusNormalClosure, msg.Error.Code)
 		}
 	}
 }
 
-func writeMessage(ctx context.Context, c *websocket.Conn, v any) error {
-	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
-	defer cancel()
-	return wsjson.Write(ctx, c, v)
+// wsWriter writes a stream's messages, one at a time, each within
+// writeTimeout. A write with a context that ends registers a callback and,
+// with a timeout, a timer of its own: at ten messages a second on each of
+// a thousand streams, that was an eighth of what the server allocated.
+// So it writes without a context, and one timer per stream, reset for
+// each write, closes the connection when a write takes too long.
+type wsWriter struct {
+	c     *websocket.Conn
+	stuck *time.Timer
 }
+
+func newWSWriter(c *websocket.Conn) *wsWriter {
+	stuck := time.AfterFunc(time.Hour, func() { c.CloseNow() })
+	stuck.Stop()
+	return &wsWriter{c: c, stuck: stuck}
+}
+
+// write sends v as a JSON text message, unless ctx, the stream's, ended:
+// then the connection is closing, and that ends a write under way.
+func (w *wsWriter) write(ctx context.Context, v any) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	w.stuck.Reset(writeTimeout)
+	err := wsjson.Write(context.Background(), w.c, v)
+	if !w.stuck.Stop() && err == nil {
+		err = errors.New("write timed out")
+	}
+	return err
+}
+
+// stop disarms the timer for good.
+func (w *wsWriter) stop() { w.stuck.Stop() }
 
 // ping keeps an idle connection alive through proxies and closes it if
 // the peer does not answer. It waits for the pong, so it runs on a
