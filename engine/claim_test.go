@@ -238,3 +238,72 @@ func TestSharesOnlyWhatItCannotStart(t *testing.T) {
 		pub.waitFinal(t, ex.ID)
 	}
 }
+
+// TestEndingRunGivesUpItsPlace: a run whose handler returned gives up its
+// place of Concurrency before its end is stored, so the next execution
+// starts while that commit is under way; and no more than Concurrency
+// runs wait for the store, so the next one waits for a commit.
+func TestEndingRunGivesUpItsPlace(t *testing.T) {
+	t.Parallel()
+	hold := make(chan struct{})
+	held := make(chan string, 3) // the executions whose ends the store holds
+	s := &faultStore{Store: openStore(t), appendFunc: func(evs []conveyor.Event) error {
+		for _, ev := range evs {
+			if ev.Type.Final() {
+				held <- ev.ExecutionID
+				<-hold
+			}
+		}
+		return nil
+	}}
+	e, pub := startEngine(t, Config{Store: s, Concurrency: 1, Pipelines: noopPipeline()})
+	var ids []string
+	for range 3 {
+		ex, err := e.Submit(t.Context(), "noop", nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, ex.ID)
+	}
+	// The first end is held by the store; the second execution runs
+	// meanwhile and its end waits behind it.
+	recvHeld := func() string {
+		t.Helper()
+		select {
+		case id := <-held:
+			return id
+		case <-time.After(30 * time.Second):
+			t.Fatal("no end reached the store")
+			return ""
+		}
+	}
+	first := recvHeld()
+	secondStarted := func() bool {
+		pub.mu.Lock()
+		defer pub.mu.Unlock()
+		for _, ev := range pub.events {
+			if ev.ExecutionID != first && ev.Type == conveyor.EventStarted {
+				return true
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(30 * time.Second); !secondStarted(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the second execution did not start while the first one's end was held")
+		}
+	}
+	ex, err := s.GetExecution(t.Context(), ids[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Running() != 2 || ex.Status != conveyor.StatusPending {
+		t.Errorf("%d runs, the third execution %s; want 2 and pending while both ends wait", e.Running(), ex.Status)
+	}
+	close(hold)
+	for _, id := range ids {
+		if ev := pub.waitFinal(t, id); ev.Type != conveyor.EventCompleted {
+			t.Errorf("%s ended %s, want completed", id, ev.Type)
+		}
+	}
+}

@@ -36,7 +36,9 @@ type Config struct {
 	// execution may be told more than once per write.
 	LogsStoredFunc func(id string)
 	// Concurrency is how many executions run at once; default
-	// DefaultConcurrency.
+	// DefaultConcurrency. A run whose work is done gives up its place
+	// while its end is being stored, and up to Concurrency such runs may
+	// wait for the store besides those running.
 	Concurrency int
 	// PollInterval is how often the claim loop looks for pending work when
 	// nothing woke it; default DefaultPollInterval.
@@ -125,10 +127,13 @@ type Engine struct {
 	leaseDone  chan struct{}
 	runsWG     sync.WaitGroup
 
-	// mu guards runs. The claim loop holds it from claiming to registering,
-	// so Cancel finds every execution that is running here.
+	// mu guards runs and ending. The claim loop holds it from claiming to
+	// registering, so Cancel finds every execution that is running here.
 	mu   sync.Mutex
 	runs map[string]*run
+	// ending counts the runs whose work is done and whose end is being
+	// stored: they hold no place of Concurrency (see ended).
+	ending int
 	// backlog is set while the last claim took all it had room for:
 	// more may be pending than this node can start.
 	backlog atomic.Bool
@@ -576,7 +581,7 @@ func (e *Engine) claim(ctx context.Context) bool {
 	}()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	free := e.cfg.Concurrency - len(e.runs)
+	free := min(e.cfg.Concurrency-(len(e.runs)-e.ending), 2*e.cfg.Concurrency-len(e.runs))
 	if free <= 0 || ctx.Err() != nil {
 		return false
 	}
@@ -606,10 +611,27 @@ func (e *Engine) claim(ctx context.Context) bool {
 	return full
 }
 
+// ended gives up r's place once its handler or steps returned, before
+// its end is stored: the next claim need not wait for that commit, as a
+// worker of River need not wait for its completer. A run that is ending
+// still counts for its lease and for Cancel until finished; at most
+// Concurrency of them wait for the store, so that a slow store does not
+// let runs pile up.
+func (e *Engine) ended(r *run) {
+	e.mu.Lock()
+	e.ending++
+	r.ending = true
+	e.mu.Unlock()
+	e.nudge()
+}
+
 // finished unregisters a run and makes room for more work.
 func (e *Engine) finished(r *run) {
 	e.mu.Lock()
 	delete(e.runs, r.ex.ID)
+	if r.ending {
+		e.ending--
+	}
 	e.mu.Unlock()
 	e.cfg.Metrics.Ended(r.ex.Pipeline)
 	e.runsWG.Done()

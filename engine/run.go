@@ -22,6 +22,7 @@ type run struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	kick   chan struct{} // wakes the emitter: progress is waiting
+	ending bool          // counted in Engine.ending; guarded by Engine.mu
 
 	// emitMu orders events: it is held while an event gets its seq, is
 	// published and is queued for the store.
@@ -120,6 +121,7 @@ func (r *run) run() {
 	go r.emitProgressLoop(emitterDone)
 
 	err := r.execute()
+	r.e.ended(r)
 	r.finish(err)
 	close(emitterDone)
 }
