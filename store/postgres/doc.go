@@ -69,7 +69,9 @@
 // pool, with application_name "conveyor-listen": LISTEN needs a session,
 // so it does not work through PgBouncer in transaction mode. It delivers a
 // NoticeResync after every (re)connect, since notifications sent while it
-// was away are lost, then one Notice per id (per id:seq pair for events),
+// was away are lost, and helloSettle after it says it has streams open
+// when it had none, since the others notified nobody until they heard
+// it; then one Notice per id (per id:seq pair for events),
 // skipping those that this DB's own connections sent. It reconnects with backoff
 // from 100ms to 5s until its context ends. Notices are hints: receivers
 // re-read the store, and keep polling as a fallback.
@@ -83,7 +85,7 @@
 // cancel_requested, node, lease_until, run_at and retry_at. Partial indexes
 // on the pending executions serve claims, one for those that may start
 // at once (num order), one for those that wait (by due time);
-// (status, lease_until) serves rescues. events:
+// the leases of running executions serve rescues. events:
 // (execution_id, seq) primary key, type and the stored conveyor.Event as
 // json. logs: one row per line, the newest conveyor.MaxLogLines kept per
 // execution.

@@ -173,8 +173,10 @@ func (db *DB) NotifyPending(ctx context.Context) {
 // pooler in transaction mode), with application_name
 // ListenApplicationName, listens on conveyor_submitted, conveyor_events,
 // conveyor_cancel, conveyor_logs, conveyor_live and conveyor_hello, and
-// calls fn with a NoticeResync after every (re)connect and then with each
-// notice, one per "id:seq" pair of an events payload. Notifications that this DB's own connections sent are
+// calls fn with a NoticeResync after every (re)connect (and helloSettle
+// after this node says it has streams open when it had none: see
+// greeter) and then with each notice, one per "id:seq" pair of an
+// events payload. Notifications that this DB's own connections sent are
 // skipped: the node knows what it did itself. It also says hello on
 // conveyor_hello every helloInterval, and at once when Watching changes,
 // and hears the other nodes' hellos: while no other node has streams
