@@ -80,6 +80,17 @@ func runProgressLatency(ctx context.Context, cfg Config, t *target, res *Result,
 	}
 	cfg.Logger.Info("subscribed", "executions", m, "late", late)
 
+	// The readers start now and wait for the first update, so that
+	// starting a goroutine per subscriber is not part of what the first
+	// round of updates measures.
+	end := start.Add(cfg.Duration + interval)
+	readCtx, cancel := context.WithDeadline(ctx, end.Add(30*time.Second))
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, s := range subs {
+		wg.Go(func() { s.read(readCtx) })
+	}
+
 	// Measure CPU from the first update to the last receipt.
 	select {
 	case <-ctx.Done():
@@ -88,14 +99,6 @@ func runProgressLatency(ctx context.Context, cfg Config, t *target, res *Result,
 	}
 	cpu0, cpuErr := cpuTime(t.pid)
 	wall0 := time.Now()
-
-	end := start.Add(cfg.Duration + interval)
-	readCtx, cancel := context.WithDeadline(ctx, end.Add(30*time.Second))
-	defer cancel()
-	var wg sync.WaitGroup
-	for _, s := range subs {
-		wg.Go(func() { s.read(readCtx) })
-	}
 	wg.Wait()
 	wall := time.Since(wall0)
 	cpu1, err := cpuTime(t.pid)
