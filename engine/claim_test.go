@@ -267,32 +267,15 @@ func TestEndingRunGivesUpItsPlace(t *testing.T) {
 	}
 	// The first end is held by the store; the second execution runs
 	// meanwhile and its end waits behind it.
-	recvHeld := func() string {
-		t.Helper()
-		select {
-		case id := <-held:
-			return id
-		case <-time.After(30 * time.Second):
-			t.Fatal("no end reached the store")
-			return ""
-		}
+	var first string
+	select {
+	case first = <-held:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no end reached the store")
 	}
-	first := recvHeld()
-	secondStarted := func() bool {
-		pub.mu.Lock()
-		defer pub.mu.Unlock()
-		for _, ev := range pub.events {
-			if ev.ExecutionID != first && ev.Type == conveyor.EventStarted {
-				return true
-			}
-		}
-		return false
-	}
-	for deadline := time.Now().Add(30 * time.Second); !secondStarted(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the second execution did not start while the first one's end was held")
-		}
-	}
+	pub.waitFor(t, "the second execution to start while the first one's end is held", func(ev conveyor.Event) bool {
+		return ev.ExecutionID != first && ev.Type == conveyor.EventStarted
+	})
 	ex, err := s.GetExecution(t.Context(), ids[2])
 	if err != nil {
 		t.Fatal(err)

@@ -611,27 +611,24 @@ func (e *Engine) claim(ctx context.Context) bool {
 	return full
 }
 
-// ended gives up r's place once its handler or steps returned, before
+// ended gives up a run's place once its handler or steps returned, before
 // its end is stored: the next claim need not wait for that commit, as a
 // worker of River need not wait for its completer. A run that is ending
 // still counts for its lease and for Cancel until finished; at most
 // Concurrency of them wait for the store, so that a slow store does not
-// let runs pile up.
-func (e *Engine) ended(r *run) {
+// let runs pile up. Every run calls it once, before finished.
+func (e *Engine) ended() {
 	e.mu.Lock()
 	e.ending++
-	r.ending = true
 	e.mu.Unlock()
 	e.nudge()
 }
 
-// finished unregisters a run and makes room for more work.
+// finished unregisters a run that ended and makes room for more work.
 func (e *Engine) finished(r *run) {
 	e.mu.Lock()
 	delete(e.runs, r.ex.ID)
-	if r.ending {
-		e.ending--
-	}
+	e.ending--
 	e.mu.Unlock()
 	e.cfg.Metrics.Ended(r.ex.Pipeline)
 	e.runsWG.Done()

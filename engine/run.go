@@ -22,7 +22,6 @@ type run struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	kick   chan struct{} // wakes the emitter: progress is waiting
-	ending bool          // counted in Engine.ending; guarded by Engine.mu
 
 	// emitMu orders events: it is held while an event gets its seq, is
 	// published and is queued for the store.
@@ -121,7 +120,7 @@ func (r *run) run() {
 	go r.emitProgressLoop(emitterDone)
 
 	err := r.execute()
-	r.e.ended(r)
+	r.e.ended()
 	r.finish(err)
 	close(emitterDone)
 }
