@@ -540,7 +540,7 @@ func openTarget(ctx context.Context, cfg Config, scenario string) (_ *target, er
 // It asks every 100 ms: the figures come from stored times, not from when
 // it notices, and each ask costs the server a list of one status of
 // pipeline, which on PostgreSQL took 6 ms of a busy server's CPU (every
-// 20 ms, it was about a sixth of PostgreSQL's time in a throughput run).
+// 20 ms, about a fifth of PostgreSQL's time in a throughput run).
 func waitIdle(ctx context.Context, c *client.Client, pipeline string) error {
 	for {
 		busy := false
